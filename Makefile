@@ -1,0 +1,24 @@
+# One-command set-up: `make demo` runs the failed-post recovery demo, `make test` the tests.
+# Both create .venv on first use and reinstall only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+AIRFLOW_VERSION ?= 3.3.2
+STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
+PYTEST_ARGS ?=
+
+.PHONY: install test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	rm -f $(VENV)/.installed-airflow-*
+	touch $@
+
+test: install
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache *.egg-info

@@ -1,0 +1,38 @@
+"""Apache Airflow provider for Ayrshare: recover failed social-media posts as DAG steps.
+
+Only registration lives here; hooks and operators are imported where they are used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+PACKAGE_NAME = "airflow-provider-ayrshare"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """What Airflow's providers manager reads through the ``apache_airflow_provider`` entry point."""
+    from ayrshare_provider.connection_form import declarative_connection_type
+
+    integration = "Ayrshare"
+
+    def modules(kind: str) -> list[dict[str, Any]]:
+        return [{"integration-name": integration, "python-modules": [f"ayrshare_provider.{kind}.ayrshare"]}]
+
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "Ayrshare",
+        "description": "Retry failed Ayrshare social-media posts exactly once and wait for their outcome.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": integration, "external-doc-url": "https://www.ayrshare.com/docs", "tags": ["service"]}
+        ],
+        "hooks": modules("hooks"),
+        "operators": modules("operators"),
+        "sensors": modules("sensors"),
+        "triggers": modules("triggers"),
+        "connection-types": [declarative_connection_type()],
+        "extra-links": ["ayrshare_provider.operators.ayrshare.AyrsharePostLink"],
+    }

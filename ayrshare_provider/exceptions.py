@@ -1,0 +1,233 @@
+"""Errors raised by the Ayrshare provider, and the one place that turns a response into one.
+
+Every error says which call failed, for which post, with what HTTP status and Ayrshare code,
+and what Ayrshare said per network. None of them ever carries a credential: messages are
+built only from the structured fields below, never from request headers or raw bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+#: Ayrshare's code for "This post was already retried and cannot be retried again."
+ALREADY_RETRIED_CODE = 329
+
+# What a user can do about the codes Ayrshare documents; shown after the message.
+_HINTS: dict[int, str] = {
+    107: "the network rejected a duplicate post: change the text before posting again",
+    110: "the network rejected a duplicate post: change the text before posting again",
+    156: "the social network is not linked to this profile: link it in the Ayrshare dashboard",
+    161: "Facebook authorization expired: relink Facebook in the Ayrshare dashboard",
+    272: "X rejected the authorization: check the X consumer key/secret in the connection",
+    ALREADY_RETRIED_CODE: "already retried: cannot be retried again",
+    349: "the social account is locked: unlock it on the network, then relink",
+}
+
+
+class AyrshareError(AirflowException):
+    """
+    A call to Ayrshare failed, or a post did not end as asked.
+
+    :param message: what went wrong, in words (Ayrshare's own message where it gave one).
+    :param call: the call that failed, such as ``"PUT /api/post/retry"``.
+    :param post_id: the Ayrshare post concerned, if any.
+    :param status_code: the HTTP status Ayrshare answered with, if any.
+    :param code: Ayrshare's numeric error code, if any.
+    :param errors: per-network errors, each a dict with ``platform``, ``code`` and ``message``.
+    :param hint: what the user can do next, if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        call: str | None = None,
+        post_id: str | None = None,
+        status_code: int | None = None,
+        code: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.call = call
+        self.post_id = post_id
+        self.status_code = status_code  # type: ignore[assignment]  # AirflowException has a class default
+        self.code = code
+        self.errors = errors or []
+        self.hint = hint or _hint_for(code, self.errors)
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = " ".join(part for part in (self.call, f"for post {self.post_id!r}" if self.post_id else "") if part)
+        parts = [f"Ayrshare {where} failed" if where else ""]
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}")
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        head = ", ".join(part for part in parts if part)
+        text = f"{head}: {self.message}" if head else self.message
+        for error in self.errors:
+            text += f"; {error.get('platform') or 'network'}: code {error.get('code')} {error.get('message') or ''}".rstrip()
+        if self.hint and self.hint not in text:
+            text += f" ({self.hint})"
+        return text
+
+
+class AyrshareConfigError(AyrshareError, AirflowFailException):
+    """The connection or the arguments cannot work (no API key, bad host, plain HTTP to a remote host)."""
+
+
+class AyrshareInvalidPostIdError(AyrshareError, AirflowFailException, ValueError):
+    """A post id that is not an Ayrshare id (empty, blank, or with characters that could reach another URL)."""
+
+
+class AyrshareAuthError(AyrshareError, AirflowFailException):
+    """401 or 403: the API key, Profile Key or X credentials were refused. Never retried."""
+
+
+class AyrshareNotFoundError(AyrshareError):
+    """404: no such post for this profile."""
+
+
+class AyrshareRateLimitError(AyrshareError):
+    """
+    429: too many requests.
+
+    :param retry_after: seconds to wait, when the response said so.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class AyrshareAlreadyRetriedError(AyrshareError):
+    """Code 329: the post was retried before and can never be retried again."""
+
+
+class AyrshareServerError(AyrshareError):
+    """5xx, a dropped connection, a timeout, or a body that is not the JSON Ayrshare sends."""
+
+
+class AyrsharePostFailedError(AyrshareError):
+    """The post ended with status ``error`` (or was deleted) instead of being published."""
+
+
+class AyrshareNotRetryableError(AyrshareError, AirflowFailException):
+    """The post is not in a state that a retry can fix; the message says why."""
+
+
+class AyrshareWaitTimeoutError(AyrshareError):
+    """The post had not reached a final status when the wait's timeout ran out."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether repeating the same read may succeed: 5xx, transport errors and 429."""
+    return isinstance(error, (AyrshareServerError, AyrshareRateLimitError))
+
+
+def _hint_for(code: int | None, errors: list[dict[str, Any]]) -> str | None:
+    for candidate in [code, *(error.get("code") for error in errors)]:
+        if isinstance(candidate, int) and candidate in _HINTS:
+            return _HINTS[candidate]
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _network_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    items = body.get("errors")
+    if not isinstance(items, list):
+        return []
+    return [
+        {"platform": item.get("platform"), "code": _as_int(item.get("code")), "message": item.get("message")}
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+def _html_title(text: str) -> str:
+    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    return " ".join(match.group(1).split())[:120] if match else ""
+
+
+def _error_class(status_code: int, code: int | None) -> type[AyrshareError]:
+    if code == ALREADY_RETRIED_CODE:
+        return AyrshareAlreadyRetriedError
+    if status_code in (401, 403):
+        return AyrshareAuthError
+    if status_code == 404:
+        return AyrshareNotFoundError
+    if status_code == 429:
+        return AyrshareRateLimitError
+    if status_code >= 500:
+        return AyrshareServerError
+    return AyrshareError
+
+
+def parse_response(
+    status_code: int,
+    text: str,
+    *,
+    call: str,
+    post_id: str | None = None,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """
+    Return the JSON object of a successful Ayrshare response, or raise the matching error.
+
+    A call failed when the HTTP status is not 2xx, or when the body is Ayrshare's error
+    envelope (``"status": "error"``) rather than a post record: a failed *post* is also
+    ``"status": "error"``, but a record always has its ``id``, an envelope never does.
+
+    :param status_code: the HTTP status.
+    :param text: the body as text.
+    :param call: the call, such as ``"GET /api/post/{id}"``, for the error message.
+    :param post_id: the post concerned, for the error message.
+    :param retry_after: seconds to wait before another call, for a 429.
+    """
+    context: dict[str, Any] = {"call": call, "post_id": post_id, "status_code": status_code}
+    ok = 200 <= status_code < 300
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        title = _html_title(text)
+        kind = "an HTML page" if "<html" in text[:500].lower() or title else "a body that is not JSON"
+        message = f"Ayrshare answered with {kind} instead of JSON" + (f" ({title!r})" if title else "")
+        error_class = AyrshareServerError if ok else _error_class(status_code, None)
+        if error_class is AyrshareError:
+            error_class = AyrshareServerError
+        raise error_class(message + "; a proxy or gateway may be in the way", **context) from None
+
+    if not isinstance(body, dict):
+        shape = "an empty body" if body is None else f"JSON {type(body).__name__}"
+        if ok:
+            raise AyrshareServerError(f"expected a JSON object, got {shape}", **context)
+        raise _error_class(status_code, None)(f"error without details ({shape})", **context)
+
+    is_envelope = body.get("status") == "error" and "id" not in body
+    if ok and not is_envelope:
+        return body
+
+    errors = _network_errors(body)
+    code = _as_int(body.get("code"))
+    if code is None and len(errors) == 1:
+        code = errors[0]["code"]
+    message = body.get("message") if isinstance(body.get("message"), str) else None
+    if not message:
+        message = "; ".join(str(error["message"]) for error in errors if error.get("message")) or "no message"
+        if len(errors) == 1:
+            errors = []  # already said in the message
+    error_class = _error_class(status_code if not ok else 400, code)
+    if error_class is AyrshareRateLimitError:
+        raise AyrshareRateLimitError(message, retry_after=retry_after, code=code, errors=errors, **context)
+    raise error_class(message, code=code, errors=errors, **context)

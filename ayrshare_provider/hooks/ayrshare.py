@@ -1,0 +1,350 @@
+"""AyrshareHook: the only module that speaks HTTP to Ayrshare."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import requests
+import tenacity
+from airflow.providers.common.compat.sdk import mask_secret
+from airflow.providers.http.hooks.http import HttpHook
+
+from ayrshare_provider import PACKAGE_NAME, __version__, connection_form
+from ayrshare_provider.exceptions import (
+    AyrshareConfigError,
+    AyrshareError,
+    AyrshareRateLimitError,
+    AyrshareServerError,
+    is_transient,
+    parse_response,
+)
+from ayrshare_provider.posts import KNOWN_STATUSES, validate_post_id
+
+if TYPE_CHECKING:
+    import aiohttp
+
+USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
+    """
+    The API origin for a connection: host as given, or ``https://api.ayrshare.com``.
+
+    A bare host name gets ``https``. A trailing ``/api`` is dropped (users paste the documented
+    base URL). Plain ``http`` is refused unless the host is loopback: it would send the API key
+    in clear text.
+    """
+    host = (host or "").strip() or connection_form.DEFAULT_HOST
+    url = host if "://" in host else f"{(schema or 'https').strip()}://{host}"
+    if port:
+        url = f"{url}:{port}"
+    url = url.rstrip("/")
+    if url.endswith("/api"):
+        url = url[: -len("/api")]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise AyrshareConfigError(
+            f"connection {conn_id!r} points at http://{parts.hostname}: refusing to send the API key "
+            "over plain HTTP to a host other than loopback; use https://"
+        )
+    return url
+
+
+def auth_headers(conn_id: str, api_key: str | None, extra: dict[str, Any], profile_key: str | None) -> dict[str, str]:
+    """
+    The headers that carry the credentials, after registering each one with Airflow's masker.
+
+    :param conn_id: the connection, for the error message.
+    :param api_key: the connection's password.
+    :param extra: the connection's extra fields.
+    :param profile_key: a Profile Key passed to the hook, which wins over the connection's.
+    """
+    if not api_key or not api_key.strip():
+        raise AyrshareConfigError(f"connection {conn_id!r} has no API key: put it in the API Key (password) field")
+    headers = {"Authorization": f"Bearer {api_key.strip()}"}
+    optional = {
+        "Profile-Key": profile_key or extra.get(connection_form.PROFILE_KEY),
+        "X-Twitter-OAuth1-Api-Key": extra.get(connection_form.X_API_KEY),
+        "X-Twitter-OAuth1-Api-Secret": extra.get(connection_form.X_API_SECRET),
+    }
+    for name, value in optional.items():
+        if isinstance(value, str) and value.strip():
+            headers[name] = value.strip()
+    for value in headers.values():
+        mask_secret(value.removeprefix("Bearer "))
+    return headers
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait after a 429, from ``Retry-After`` or ``x-ratelimit-reset`` (milliseconds)."""
+    for name, scale in (("Retry-After", 1.0), ("x-ratelimit-reset", 0.001)):
+        try:
+            value = float(headers.get(name))
+        except (TypeError, ValueError):
+            continue
+        if name == "x-ratelimit-reset" and value > 1e12:  # an epoch in ms, not a duration
+            value = value - time.time() * 1000
+        return max(0.0, value * scale)
+    return None
+
+
+class AyrshareHook(HttpHook):
+    """
+    Calls the Ayrshare API with the credentials of an Ayrshare connection.
+
+    Reads are retried with exponential backoff (tenacity) on 5xx, transport errors and 429;
+    the one write, :meth:`retry_post`, is repeated only after a 429 (which Ayrshare did not
+    process), never after a 4xx or an ambiguous failure. One HTTP session is reused.
+
+    :param ayrshare_conn_id: the Ayrshare connection (API key in the password field).
+    :param profile_key: act on behalf of this User Profile instead of the connection's.
+    :param timeout: seconds to wait for a response (connect timeout is separate, 10 s).
+    :param max_attempts: attempts for a read before its error is raised.
+    :param backoff: first wait between read attempts, in seconds; it doubles up to ``max_backoff``.
+    :param max_backoff: longest wait between two attempts, in seconds.
+    """
+
+    conn_name_attr = "ayrshare_conn_id"
+    default_conn_name = "ayrshare_default"
+    conn_type = connection_form.CONN_TYPE
+    hook_name = "Ayrshare"
+    default_host = connection_form.DEFAULT_HOST
+
+    def __init__(
+        self,
+        ayrshare_conn_id: str = default_conn_name,
+        profile_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=ayrshare_conn_id, **kwargs)
+        self.ayrshare_conn_id = ayrshare_conn_id
+        self.profile_key = profile_key
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._session: requests.Session | None = None
+        self._async_session: aiohttp.ClientSession | None = None
+        self._async_base_url = ""
+
+    # -- connection form, for Airflow < 3.2 (3.2+ reads get_provider_info) -----------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabeled and placeholder fields of the connection form."""
+        return connection_form.legacy_ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the connection form."""
+        return connection_form.legacy_form_widgets()
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
+        """The hook's one ``requests.Session``, with base URL and credential headers set."""
+        if self._session is None:
+            conn = self.get_connection(self.ayrshare_conn_id)
+            session = super().get_conn(headers, extra_options)
+            session.auth = None  # login/password would override the bearer token
+            # HttpHook sends every extra key as a header; ours are credentials with their own names.
+            for field in connection_form.EXTRA_FIELDS:
+                session.headers.pop(field, None)
+            session.headers.update(auth_headers(self.ayrshare_conn_id, conn.password, conn.extra_dejson, self.profile_key))
+            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+            self.base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
+            self._session = session
+        return self._session
+
+    def _backoff(self, retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, AyrshareRateLimitError) and error.retry_after is not None:
+            return min(error.retry_after, self.max_backoff)
+        return tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff)(retry_state)
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        self.log.warning(
+            "Attempt %d of %d failed, retrying in %.1f s: %s",
+            retry_state.attempt_number,
+            self.max_attempts,
+            retry_state.next_action.sleep if retry_state.next_action else 0.0,
+            error,
+        )
+
+    def _retry_policy(self, write: bool) -> dict[str, Any]:
+        """Reads: every transient error, ``max_attempts`` times. The write: one more try after a 429 only."""
+        return {
+            "retry": tenacity.retry_if_exception_type(AyrshareRateLimitError)
+            if write
+            else tenacity.retry_if_exception(is_transient),
+            "stop": tenacity.stop_after_attempt(2 if write else self.max_attempts),
+            "wait": self._backoff,
+            "before_sleep": self._log_retry,
+            "reraise": True,
+        }
+
+    def _send(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
+        session = self.get_conn()
+        prepared = session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **request))
+        options = {**self.merged_extra, "check_response": False, "timeout": self.merged_extra.get("timeout") or (10.0, self.timeout)}
+        try:
+            response = self.run_and_check(session, prepared, options)
+        except requests.RequestException as err:
+            raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
+        return parse_response(
+            response.status_code, response.text, call=call, post_id=post_id, retry_after=_retry_after(response.headers)
+        )
+
+    def _call(self, method: str, path: str, *, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
+        retrying = tenacity.Retrying(**self._retry_policy(write=method != "GET"))
+        return retrying(self._send, method, path, call, post_id, **request)
+
+    def get_post(self, post_id: str) -> dict[str, Any]:
+        """
+        Read one post record (``GET /api/post/{id}``).
+
+        :param post_id: the top-level Ayrshare post id.
+        """
+        post_id = validate_post_id(post_id)
+        return self._call("GET", f"/api/post/{quote(post_id, safe='')}", call="GET /api/post/{id}", post_id=post_id)
+
+    def retry_post(self, post_id: str) -> dict[str, Any]:
+        """
+        Ask Ayrshare to retry a failed post (``PUT /api/post/retry``). A post can be retried once.
+
+        Raises :class:`~ayrshare_provider.exceptions.AyrshareAlreadyRetriedError` (code 329)
+        when it was retried before.
+
+        :param post_id: the top-level Ayrshare post id; its status must be ``error``.
+        """
+        post_id = validate_post_id(post_id)
+        return self._call("PUT", "/api/post/retry", call="PUT /api/post/retry", post_id=post_id, json={"id": post_id})
+
+    def get_history(
+        self,
+        status: str | None = None,
+        last_days: int | None = None,
+        limit: int | None = None,
+        platforms: list[str] | None = None,
+        post_type: str | None = None,
+        start_date: str | None = None,
+        end_date: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """
+        List post records, newest first (``GET /api/history``).
+
+        :param status: only posts with this status, such as ``"error"``.
+        :param last_days: only posts of the last N days; 0 means all (Ayrshare's default is 30).
+        :param limit: at most this many records, 1 to 1000 (Ayrshare's default is 25).
+        :param platforms: only posts to any of these networks.
+        :param post_type: ``"immediate"`` or ``"scheduled"``.
+        :param start_date: ISO 8601 start; with ``end_date`` it overrides ``last_days``.
+        :param end_date: ISO 8601 end.
+        """
+        if status is not None and status not in KNOWN_STATUSES:
+            raise AyrshareConfigError(f"status {status!r} is not one of {sorted(KNOWN_STATUSES)}")
+        if limit is not None and not 1 <= int(limit) <= 1000:
+            raise AyrshareConfigError(f"limit must be between 1 and 1000, got {limit}")
+        if last_days is not None and int(last_days) < 0:
+            raise AyrshareConfigError(f"last_days must be 0 (all) or more, got {last_days}")
+        params = {
+            "status": status,
+            "lastDays": last_days,
+            "limit": limit,
+            "platforms": list(platforms) if platforms else None,
+            "type": post_type,
+            "startDate": start_date,
+            "endDate": end_date,
+        }
+        body = self._call(
+            "GET", "/api/history", call="GET /api/history", params={k: v for k, v in params.items() if v is not None}
+        )
+        history = body.get("history")
+        if not isinstance(history, list):
+            raise AyrshareServerError("the answer has no 'history' list", call="GET /api/history")
+        return [record for record in history if isinstance(record, dict)]
+
+    def get_user(self) -> dict[str, Any]:
+        """Read the profile the credentials act as (``GET /api/user``)."""
+        return self._call("GET", "/api/user", call="GET /api/user")
+
+    def test_connection(self) -> tuple[bool, str]:
+        """What the UI's Test button runs: one ``GET /api/user``."""
+        try:
+            user = self.get_user()
+        except AyrshareError as err:
+            return False, str(err)
+        networks = user.get("activeSocialAccounts") or []
+        who = user.get("title") or user.get("refId") or "the profile"
+        return True, f"Connected to Ayrshare as {who}; linked networks: {', '.join(networks) or 'none'}"
+
+    # -- async (triggers) -----------------------------------------------------------------
+
+    async def _aget_session(self) -> aiohttp.ClientSession:
+        """The hook's one ``aiohttp`` session; the connection is read with the async-safe helpers."""
+        if self._async_session is None:
+            import aiohttp
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+            conn = await get_async_connection(self.ayrshare_conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+            headers = auth_headers(self.ayrshare_conn_id, conn.password, extra, self.profile_key)
+            self._async_base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
+            self._async_session = aiohttp.ClientSession(
+                headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=10.0),
+            )
+        return self._async_session
+
+    async def _asend(self, method: str, path: str, call: str, post_id: str | None) -> dict[str, Any]:
+        import asyncio
+
+        import aiohttp
+
+        session = await self._aget_session()
+        try:
+            async with session.request(method, self._async_base_url + path) as response:
+                status, text, headers = response.status, await response.text(), response.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
+        return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
+
+    async def aget_post(self, post_id: str) -> dict[str, Any]:
+        """
+        Read one post record without blocking the event loop (for triggers); retried like :meth:`get_post`.
+
+        :param post_id: the top-level Ayrshare post id.
+        """
+        post_id = validate_post_id(post_id)
+        path = f"/api/post/{quote(post_id, safe='')}"
+        async for attempt in tenacity.AsyncRetrying(**self._retry_policy(write=False)):
+            with attempt:
+                return await self._asend("GET", path, "GET /api/post/{id}", post_id)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def aclose(self) -> None:
+        """Close the async session, if one was opened."""
+        if self._async_session is not None:
+            await self._async_session.close()
+            self._async_session = None

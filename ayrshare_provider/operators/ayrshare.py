@@ -1,0 +1,221 @@
+"""RetryPostOperator: retry one failed post, at most once, and report how it ended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, conf
+
+from ayrshare_provider.exceptions import AyrshareAlreadyRetriedError, AyrshareNotRetryableError, AyrshareServerError
+from ayrshare_provider.posts import (
+    ERROR,
+    Action,
+    Plan,
+    WaitState,
+    plan_retry,
+    status_of,
+    summarize,
+    validate_post_id,
+    wait_state,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
+
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+
+#: XCom key of the first published post URL, read by the extra link.
+POST_URL_XCOM_KEY = "ayrshare_post_url"
+#: XCom key of the post summary, pushed even when the task then fails (the recovery DAG's report reads it).
+SUMMARY_XCOM_KEY = "ayrshare_summary"
+# How much longer Airflow's own deferral timeout is than the trigger's deadline, so that the
+# trigger's clear "not final by the deadline" event wins the race.
+_DEFERRAL_GRACE = timedelta(minutes=1)
+
+
+class AyrsharePostLink(BaseOperatorLink):
+    """Opens the published post on its network (the first post URL Ayrshare returned)."""
+
+    name = "Ayrshare post"
+
+    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.providers.common.compat.sdk import XCom
+
+        return XCom.get_value(key=POST_URL_XCOM_KEY, ti_key=ti_key) or ""
+
+
+def report_summary(context: Context, summary: dict[str, Any]) -> None:
+    """Push the summary and the post URL as XComs, for the extra link and the recovery report."""
+    ti = context["ti"]
+    ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
+    if summary.get("post_url"):
+        ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary["post_url"])
+
+
+def result_from_event(context: Context, event: dict[str, Any] | None, post_id: str) -> dict[str, Any]:
+    """Report a trigger event's summary (before any failure is raised), then return it or raise its error."""
+    from ayrshare_provider.triggers.ayrshare import summary_from_event
+
+    summary = event.get("summary") if isinstance(event, dict) else None
+    if isinstance(summary, dict):
+        report_summary(context, summary)
+    return summary_from_event(event, post_id)
+
+
+def default_deferrable() -> bool:
+    """The ``[operators] default_deferrable`` setting."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class RetryPostOperator(BaseOperator):
+    """
+    Retry one failed Ayrshare post exactly once, then wait for its final status.
+
+    The post is read first: a published post is not retried; a post already ``pending`` or
+    ``processing`` (say, after an earlier attempt of this task sent the retry) is only waited
+    for; any status but ``error`` fails the task. A post that was already retried (code 329)
+    is waited for if its retry is under way, else the task fails. The retry itself is never
+    repeated after a 4xx.
+
+    Returns a summary (id, final status, whether this task retried it, and per network:
+    status, post URL, error code and message). A post that fails again raises
+    :class:`~ayrshare_provider.exceptions.AyrsharePostFailedError` with the networks' errors.
+
+    :param post_id: the top-level Ayrshare post id (templated).
+    :param ayrshare_conn_id: the Ayrshare connection (templated).
+    :param profile_key: act for this User Profile instead of the connection's Profile Key.
+        Not templated, so that it never shows among rendered fields.
+    :param wait_for_completion: wait for the final status; otherwise return once the retry is sent.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between two reads of the post while waiting.
+    :param timeout: seconds to wait for a final status before failing.
+    :param check_retryable: refuse a post whose errors say a retry cannot help
+        (``retryAvailable: false``, a network to relink, a duplicate). Set False to retry anyway.
+    :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
+        (``timeout``, ``max_attempts``, ``backoff``, ``max_backoff``); also used while deferred.
+    """
+
+    template_fields: Sequence[str] = ("post_id", "ayrshare_conn_id")
+    operator_extra_links = (AyrsharePostLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        post_id: str,
+        ayrshare_conn_id: str = "ayrshare_default",
+        profile_key: str | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = default_deferrable(),
+        poll_interval: float = 15.0,
+        timeout: float = 1800.0,
+        check_retryable: bool = True,
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.post_id = post_id
+        self.ayrshare_conn_id = ayrshare_conn_id
+        self.profile_key = profile_key
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.check_retryable = check_retryable
+        self.hook_params = hook_params or {}
+
+    @cached_property
+    def hook(self) -> AyrshareHook:
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        post_id = validate_post_id(self.post_id)
+        record = self.hook.get_post(post_id)
+        plan, reason = plan_retry(record)
+        self.log.info("Post %s: %s (%s)", post_id, plan.value, reason)
+        if plan is Plan.ALREADY_PUBLISHED:
+            return self._finish(context, summarize(record, Action.ALREADY_PUBLISHED, post_id=post_id))
+        if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
+            raise AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
+        if plan is Plan.IN_FLIGHT:
+            action = Action.IN_FLIGHT
+        else:
+            action, record = self._retry_once(post_id)
+
+        if not self.wait_for_completion:
+            return self._finish(context, summarize(record, action, post_id=post_id))
+        trigger = self._trigger(post_id, action)
+        if self.deferrable:
+            self.defer(
+                trigger=trigger,
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout) + _DEFERRAL_GRACE,
+            )
+        return self.execute_complete(context, _run_inline(trigger))
+
+    def _retry_once(self, post_id: str) -> tuple[Action, dict[str, Any]]:
+        """Send the one retry; make sense of an answer that says it was sent before, or never came."""
+        try:
+            answer = self.hook.retry_post(post_id)
+        except AyrshareAlreadyRetriedError as err:
+            record = self.hook.get_post(post_id)
+            if wait_state(record) is WaitState.FAILED:
+                raise AyrshareNotRetryableError(
+                    f"already retried, and the post is {status_of(record)!r} again: it cannot be retried again",
+                    post_id=post_id,
+                    code=err.code,
+                ) from None
+            self.log.info("Post %s was already retried; it is %r, waiting for it", post_id, status_of(record))
+            return Action.ALREADY_RETRIED, record
+        except AyrshareServerError:
+            # The PUT may have landed before the answer was lost: the post's status tells.
+            record = self.hook.get_post(post_id)
+            if status_of(record) == ERROR:
+                raise
+            self.log.warning("The retry's answer was lost, but post %s is now %r", post_id, status_of(record))
+            return Action.RETRIED, record
+        self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
+        return Action.RETRIED, {"id": post_id, "status": answer.get("status") or "pending"}
+
+    def _trigger(self, post_id: str, action: Action) -> PostStatusTrigger:
+        from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+
+        return PostStatusTrigger(
+            post_id=post_id,
+            ayrshare_conn_id=self.ayrshare_conn_id,
+            end_time=time.time() + self.timeout,
+            poll_interval=self.poll_interval,
+            profile_key=self.profile_key,
+            action=action.value,
+            hook_params=self.hook_params,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Turn the trigger's event into the task's result (or its error)."""
+        return result_from_event(context, event, validate_post_id(self.post_id))
+
+    def _finish(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        report_summary(context, summary)
+        return summary
+
+
+def _run_inline(trigger: PostStatusTrigger) -> dict[str, Any]:
+    """Run the trigger in this process until its one event: the same wait, holding the worker slot."""
+    import asyncio
+
+    async def first_event() -> dict[str, Any]:
+        events = trigger.run()
+        try:
+            return (await anext(events)).payload
+        finally:
+            await events.aclose()  # closes the trigger's HTTP session
+
+    return asyncio.run(first_event())

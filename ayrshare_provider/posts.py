@@ -1,0 +1,264 @@
+"""What an Ayrshare post record means: the one owner of ``record["status"]``.
+
+Hook, operator, sensor, trigger and the example DAG ask this module whether a post is final,
+published, worth retrying, and what its XCom summary looks like. Records are read tolerantly:
+a missing field or an unknown status never crashes, it just means "not final yet".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from ayrshare_provider.exceptions import ALREADY_RETRIED_CODE, AyrshareInvalidPostIdError, AyrsharePostFailedError
+
+SUCCESS = "success"
+ERROR = "error"
+PENDING = "pending"
+PROCESSING = "processing"
+PAUSED = "paused"
+AWAITING_APPROVAL = "awaiting approval"
+DELETED = "deleted"
+KNOWN_STATUSES = frozenset({SUCCESS, ERROR, PENDING, PROCESSING, PAUSED, AWAITING_APPROVAL, DELETED})
+#: a retry (or a scheduled send) is under way: wait, never PUT again.
+IN_FLIGHT_STATUSES = frozenset({PENDING, PROCESSING})
+
+# Error codes after which a retry cannot help until a person acts (relink, edit, unlock).
+PERMANENT_ERROR_CODES = frozenset({107, 110, 156, 161, 272, ALREADY_RETRIED_CODE, 349})
+
+# Ayrshare ids are short alphanumeric strings; anything else could reach another URL.
+_POST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class WaitState(str, Enum):
+    """Where a post stands for someone waiting on it."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    WAITING = "waiting"
+
+
+class Plan(str, Enum):
+    """What a recovery should do with a post, decided before any write."""
+
+    RETRY = "retry"
+    ALREADY_PUBLISHED = "already_published"
+    IN_FLIGHT = "in_flight"
+    NOT_RETRYABLE = "not_retryable"
+    WRONG_STATUS = "wrong_status"
+
+
+class Action(str, Enum):
+    """What this task did to the post; part of the XCom summary."""
+
+    RETRIED = "retried"
+    IN_FLIGHT = "in_flight"
+    ALREADY_PUBLISHED = "already_published"
+    ALREADY_RETRIED = "already_retried"
+    WATCHED = "watched"
+    NOT_WAITED = "not_waited"
+
+
+def validate_post_id(post_id: Any) -> str:
+    """
+    Return ``post_id`` as a string that is safe to put in a URL path, or raise.
+
+    :param post_id: an Ayrshare post id; an int is accepted (templates sometimes render one).
+    """
+    if isinstance(post_id, int) and not isinstance(post_id, bool):
+        post_id = str(post_id)
+    if not isinstance(post_id, str):
+        raise AyrshareInvalidPostIdError(f"post_id must be a string, got {type(post_id).__name__}")
+    if not _POST_ID.fullmatch(post_id):
+        shown = post_id if len(post_id) <= 40 else f"{post_id[:40]}... ({len(post_id)} characters)"
+        raise AyrshareInvalidPostIdError(
+            f"post_id {shown!r} is not an Ayrshare post id (1 to 128 letters, digits, '_' or '-')"
+        )
+    return post_id
+
+
+def status_of(record: dict[str, Any]) -> str | None:
+    """The record's status, lower-cased, or None when the record has none."""
+    status = record.get("status")
+    return status.strip().lower() if isinstance(status, str) else None
+
+
+def _items(record: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = record.get(key)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def network_results(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """
+    One entry per network: ``platform``, ``status``, ``post_url``, ``code``, ``message``.
+
+    Merges ``postIds`` (what was published) with ``errors`` (what failed); a network that the
+    post targets but that appears in neither is reported with status ``None``.
+    """
+    results: dict[str, dict[str, Any]] = {}
+
+    def entry(platform: Any) -> dict[str, Any]:
+        name = str(platform) if platform else "unknown"
+        return results.setdefault(
+            name, {"platform": name, "status": None, "post_url": None, "code": None, "message": None}
+        )
+
+    platforms = record.get("platforms")
+    for platform in platforms if isinstance(platforms, list) else []:
+        entry(platform)
+    for item in _items(record, "postIds"):
+        result = entry(item.get("platform"))
+        result["status"] = item.get("status") or SUCCESS
+        result["post_url"] = item.get("postUrl")
+    for item in _items(record, "errors"):
+        result = entry(item.get("platform"))
+        if result["status"] != SUCCESS:
+            result["status"] = ERROR
+        result["code"] = item.get("code")
+        result["message"] = item.get("message")
+    return list(results.values())
+
+
+def is_published(record: dict[str, Any]) -> bool:
+    """Whether every targeted network has the post, even if Ayrshare calls the post failed."""
+    if status_of(record) == SUCCESS:
+        return True
+    results = network_results(record)
+    return bool(results) and all(result["status"] == SUCCESS for result in results)
+
+
+def retry_possible(record: dict[str, Any]) -> tuple[bool, str]:
+    """
+    Whether a retry can help a failed post, and why.
+
+    Ayrshare's ``retryAvailable`` decides wherever it appears (top level or in an ``errors``
+    item). Without it, a post whose every error is one that needs a person (relink, duplicate
+    text, locked account) is not worth the one retry it has.
+    """
+    top = record.get("retryAvailable")
+    if isinstance(top, bool):
+        return top, f"retryAvailable is {str(top).lower()}"
+    errors = _items(record, "errors")
+    flags = [item["retryAvailable"] for item in errors if isinstance(item.get("retryAvailable"), bool)]
+    if any(flags):
+        return True, "an error says retryAvailable"
+    if flags and len(flags) == len(errors):
+        return False, "every error says retryAvailable is false"
+    codes = [item.get("code") for item in errors]
+    if codes and all(code in PERMANENT_ERROR_CODES for code in codes):
+        details = ", ".join(f"{item.get('platform')}: {item.get('code')} {item.get('message')}" for item in errors)
+        return False, f"errors need a person, not a retry ({details})"
+    return True, "no error rules a retry out"
+
+
+def plan_retry(record: dict[str, Any]) -> tuple[Plan, str]:
+    """Decide, before any write, what a recovery does with this post, with the reason."""
+    status = status_of(record)
+    if is_published(record):
+        return Plan.ALREADY_PUBLISHED, "already published on every network"
+    if status in IN_FLIGHT_STATUSES:
+        return Plan.IN_FLIGHT, f"status is {status!r}: a retry or send is already under way"
+    if status != ERROR:
+        return Plan.WRONG_STATUS, f"status is {status!r}; only posts with status 'error' can be retried"
+    possible, reason = retry_possible(record)
+    return (Plan.RETRY if possible else Plan.NOT_RETRYABLE), reason
+
+
+def wait_state(record: dict[str, Any]) -> WaitState:
+    """The one decision every waiter uses: published, failed for good, or keep waiting."""
+    status = status_of(record)
+    if is_published(record):
+        return WaitState.SUCCESS
+    if status in (ERROR, DELETED):
+        return WaitState.FAILED
+    return WaitState.WAITING  # pending, processing, paused, awaiting approval, unknown
+
+
+class StatusWatch:
+    """
+    Applies :func:`wait_state` to successive reads of one post and logs what a person needs.
+
+    :param post_id: the post being watched, for the log lines.
+    :param log: where to log.
+    """
+
+    def __init__(self, post_id: str, log: logging.Logger | Any) -> None:
+        self.post_id = post_id
+        self.log = log
+        self._last_status: str | None = None
+        self._unknown_seen: set[str | None] = set()
+
+    def observe(self, record: dict[str, Any]) -> WaitState:
+        status = status_of(record)
+        if status not in KNOWN_STATUSES and status not in self._unknown_seen:
+            self._unknown_seen.add(status)
+            self.log.warning("Post %s has a status this provider does not know: %r; still waiting", self.post_id, status)
+        if status != self._last_status:
+            self._last_status = status
+            self.log.info("Post %s is %r", self.post_id, status)
+        return wait_state(record)
+
+
+def parse_date(value: Any) -> datetime | None:
+    """Read a date in either of Ayrshare's forms: ISO 8601, or ``{"_seconds", "_nanoseconds", "utc"}``."""
+    if isinstance(value, dict):
+        if isinstance(value.get("_seconds"), (int, float)):
+            seconds = value["_seconds"] + (value.get("_nanoseconds") or 0) / 1e9
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        value = value.get("utc")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def first_post_url(record_or_summary: dict[str, Any]) -> str | None:
+    """The first published post URL in a record or a summary, for links."""
+    if record_or_summary.get("post_url"):
+        return str(record_or_summary["post_url"])
+    for result in network_results(record_or_summary):
+        if result["post_url"]:
+            return str(result["post_url"])
+    return None
+
+
+def summarize(record: dict[str, Any], action: Action, *, post_id: str | None = None) -> dict[str, Any]:
+    """
+    The XCom summary of a post: small, JSON-friendly, and free of anything secret.
+
+    :param record: the post record as Ayrshare returned it.
+    :param action: what this task did to the post.
+    :param post_id: the id asked for, used when the record lacks one.
+    """
+    created = parse_date(record.get("created"))
+    scheduled = parse_date(record.get("scheduleDate"))
+    networks = network_results(record)
+    return {
+        "id": record.get("id") or post_id,
+        "status": status_of(record),
+        "published": is_published(record),
+        "action": action.value,
+        "retried": action is Action.RETRIED,
+        "post_url": next((result["post_url"] for result in networks if result["post_url"]), None),
+        "networks": networks,
+        "created": created.isoformat() if created else None,
+        "schedule_date": scheduled.isoformat() if scheduled else None,
+    }
+
+
+def post_failed_error(summary: dict[str, Any]) -> AyrsharePostFailedError:
+    """The error for a post that ended failed, listing each network's error from its summary."""
+    errors = [
+        {"platform": network["platform"], "code": network["code"], "message": network["message"]}
+        for network in summary.get("networks", [])
+        if network.get("status") == ERROR
+    ]
+    return AyrsharePostFailedError(
+        f"the post ended with status {summary.get('status')!r}", post_id=summary.get("id"), errors=errors
+    )

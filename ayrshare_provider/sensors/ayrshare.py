@@ -1,0 +1,116 @@
+"""PostStatusSensor: wait until a post is published (or fails)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
+
+from ayrshare_provider.exceptions import AyrshareError, is_transient
+from ayrshare_provider.operators.ayrshare import (
+    AyrsharePostLink,
+    default_deferrable,
+    report_summary,
+    result_from_event,
+)
+from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_error, summarize, validate_post_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+
+class PostStatusSensor(BaseSensorOperator):
+    """
+    Wait for a post's final status: succeed with its summary when published, fail when it failed.
+
+    Any other status (``pending``, ``processing``, ``paused``, ``awaiting approval``, or one
+    this provider does not know) keeps the sensor waiting. Works in ``poke``, ``reschedule``
+    and deferrable mode; ``poke_interval`` and ``timeout`` apply to all three.
+
+    :param post_id: the top-level Ayrshare post id (templated).
+    :param ayrshare_conn_id: the Ayrshare connection (templated).
+    :param profile_key: act for this User Profile instead of the connection's Profile Key.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
+        (``timeout``, ``max_attempts``, ``backoff``, ``max_backoff``); also used while deferred.
+    """
+
+    template_fields: Sequence[str] = ("post_id", "ayrshare_conn_id")
+    operator_extra_links = (AyrsharePostLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        post_id: str,
+        ayrshare_conn_id: str = "ayrshare_default",
+        profile_key: str | None = None,
+        deferrable: bool = default_deferrable(),
+        hook_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.post_id = post_id
+        self.ayrshare_conn_id = ayrshare_conn_id
+        self.profile_key = profile_key
+        self.deferrable = deferrable
+        self.hook_params = hook_params or {}
+
+    @cached_property
+    def hook(self) -> AyrshareHook:
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
+
+    @cached_property
+    def _watch(self) -> StatusWatch:
+        return StatusWatch(validate_post_id(self.post_id), self.log)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        post_id = validate_post_id(self.post_id)
+        try:
+            record = self.hook.get_post(post_id)
+        except AyrshareError as err:
+            if not is_transient(err):
+                raise
+            self.log.warning("Reading post %s failed for now, poking again later: %s", post_id, err)
+            return PokeReturnValue(is_done=False)
+        state = self._watch.observe(record)
+        if state is WaitState.WAITING:
+            return PokeReturnValue(is_done=False)
+        summary = summarize(record, Action.WATCHED, post_id=post_id)
+        report_summary(context, summary)
+        if state is WaitState.FAILED:
+            raise post_failed_error(summary)
+        return PokeReturnValue(is_done=True, xcom_value=summary)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)  # no deferral when the post is final already
+        if first.is_done:
+            return first.xcom_value
+        from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+
+        self.defer(
+            trigger=PostStatusTrigger(
+                post_id=validate_post_id(self.post_id),
+                ayrshare_conn_id=self.ayrshare_conn_id,
+                end_time=time.time() + float(self.timeout),
+                poll_interval=float(self.poke_interval),
+                profile_key=self.profile_key,
+                hook_params=self.hook_params,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)) + timedelta(minutes=1),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Turn the trigger's event into the sensor's result (or its error)."""
+        return result_from_event(context, event, validate_post_id(self.post_id))

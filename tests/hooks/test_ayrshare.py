@@ -1,0 +1,182 @@
+"""AyrshareHook against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ayrshare_provider.exceptions import (
+    AyrshareAuthError,
+    AyrshareConfigError,
+    AyrshareNotFoundError,
+    AyrshareRateLimitError,
+    AyrshareServerError,
+)
+from ayrshare_provider.hooks.ayrshare import AyrshareHook
+from tests.conftest import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
+from tests.fake_ayrshare import Fault, error_post
+
+HTML_502 = Fault(502, "<html><head><title>502 Bad Gateway</title></head></html>", content_type="text/html")
+OVERLOADED = Fault(503, json.dumps({"status": "error", "code": 503, "message": "Service unavailable"}))
+
+
+def fast_hook(**kwargs) -> AyrshareHook:
+    return AyrshareHook(backoff=0.01, max_backoff=0.05, **kwargs)
+
+
+def test_every_call_carries_the_four_credentials_as_ayrshare_headers(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    hook = fast_hook()
+    assert hook.get_post("p1")["status"] == "error"
+    sent = ayrshare_conn.headers_seen[-1]
+    assert sent["Authorization"] == f"Bearer {API_KEY}"
+    assert sent["Profile-Key"] == PROFILE_KEY
+    assert sent["X-Twitter-Oauth1-Api-Key"] == X_KEY
+    assert sent["X-Twitter-Oauth1-Api-Secret"] == X_SECRET
+    # HttpHook would send raw extra fields as headers; none of them leaves under its field name.
+    assert not {"profile_key", "x_twitter_api_key", "x_twitter_api_secret"} & {h.lower() for h in sent}
+
+
+def test_a_profile_key_given_to_the_hook_wins_over_the_connection(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    fast_hook(profile_key="OTHER-PROFILE-KEY").get_post("p1")
+    assert ayrshare_conn.headers_seen[-1]["Profile-Key"] == "OTHER-PROFILE-KEY"
+
+
+def test_one_session_serves_every_call(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    hook = fast_hook()
+    session = hook.get_conn()
+    hook.get_post("p1")
+    hook.get_user()
+    assert hook.get_conn() is session
+
+
+def test_reads_are_retried_through_5xx_and_html_pages(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next("GET /api/post", HTML_502, OVERLOADED)
+    assert fast_hook().get_post("p1")["id"] == "p1"
+    assert ayrshare_conn.calls["GET /api/post"] == 3
+
+
+def test_reads_give_up_after_max_attempts_with_a_typed_error(ayrshare_conn):
+    ayrshare_conn.fail_next("GET /api/post", *[HTML_502] * 3)
+    with pytest.raises(AyrshareServerError, match="502 Bad Gateway"):
+        fast_hook(max_attempts=3).get_post("p1")
+    assert ayrshare_conn.calls["GET /api/post"] == 3
+
+
+def test_a_429_read_waits_as_told_then_succeeds(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    limited = Fault(429, json.dumps({"status": "error", "code": 429, "message": "Too many"}), headers={"x-ratelimit-reset": "20"})
+    ayrshare_conn.fail_next("GET /api/post", limited)
+    assert fast_hook().get_post("p1")["id"] == "p1"
+    assert ayrshare_conn.calls["GET /api/post"] == 2
+
+
+def test_a_bad_api_key_fails_at_once_and_is_never_retried(fake, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(fake.url).replace(API_KEY, "wrong-key-123"))
+    with pytest.raises(AyrshareAuthError, match="HTTP 401.*API Key not valid"):
+        fast_hook().get_post("p1")
+    assert fake.calls["GET /api/post"] == 1
+
+
+def test_an_unknown_post_is_not_found(ayrshare_conn):
+    with pytest.raises(AyrshareNotFoundError, match="'nope'.*HTTP 404"):
+        fast_hook().get_post("nope")
+    assert ayrshare_conn.calls["GET /api/post"] == 1
+
+
+def test_the_retry_put_is_never_repeated_after_a_5xx(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next("PUT /api/post/retry", OVERLOADED)
+    with pytest.raises(AyrshareServerError):
+        fast_hook().retry_post("p1")
+    assert ayrshare_conn.calls["PUT /api/post/retry"] == 1
+
+
+def test_the_retry_put_is_repeated_once_after_a_429(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    limited = Fault(429, json.dumps({"status": "error", "code": 429, "message": "Too many"}))
+    ayrshare_conn.fail_next("PUT /api/post/retry", limited, limited, limited)
+    with pytest.raises(AyrshareRateLimitError):
+        fast_hook().retry_post("p1")
+    assert ayrshare_conn.calls["PUT /api/post/retry"] == 2
+
+
+def test_retry_post_sends_the_id_and_returns_pending(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    assert fast_hook().retry_post("p1") == {"status": "pending", "id": "p1"}
+    assert ayrshare_conn.posts["p1"]["status"] == "pending"
+
+
+def test_history_filters_and_validates(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.add_post({**error_post("p2"), "status": "success"})
+    hook = fast_hook()
+    assert [r["id"] for r in hook.get_history(status="error", last_days=7, limit=10, platforms=["twitter"])] == ["p1"]
+    with pytest.raises(AyrshareConfigError, match="limit"):
+        hook.get_history(limit=5000)
+    with pytest.raises(AyrshareConfigError, match="status"):
+        hook.get_history(status="failed")
+
+
+def test_test_connection_reports_the_profile_and_a_clear_failure(ayrshare_conn, monkeypatch):
+    ok, message = fast_hook().test_connection()
+    assert ok and "Test Profile" in message and "twitter" in message
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "wrong-key-123"))
+    ok, message = fast_hook().test_connection()
+    assert not ok and "401" in message
+    assert not any(secret in message for secret in SECRETS)
+
+
+def test_a_connection_without_api_key_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", '{"conn_type": "ayrshare"}')
+    with pytest.raises(AyrshareConfigError, match="no API key"):
+        fast_hook().get_post("p1")
+
+
+def test_plain_http_to_a_remote_host_is_refused_before_any_request(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json("http://api.example.test"))
+    with pytest.raises(AyrshareConfigError, match="api.example.test.*plain HTTP"):
+        fast_hook().get_post("p1")
+
+
+@pytest.mark.parametrize(
+    ("host", "base_url"),
+    [(None, "https://api.ayrshare.com"), ("api.ayrshare.com", "https://api.ayrshare.com"),
+     ("https://api.ayrshare.com/api/", "https://api.ayrshare.com"), ("http://127.0.0.1:8765", "http://127.0.0.1:8765")],
+)
+def test_host_is_optional_and_forgiving(monkeypatch, host, base_url):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(host))
+    hook = fast_hook()
+    hook.get_conn()
+    assert hook.base_url == base_url
+
+
+def test_aget_post_reads_through_transient_errors_with_the_same_headers(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next("GET /api/post", HTML_502)
+
+    async def read():
+        hook = fast_hook()
+        try:
+            return await hook.aget_post("p1")
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(read())["id"] == "p1"
+    assert ayrshare_conn.calls["GET /api/post"] == 2
+    sent = ayrshare_conn.headers_seen[-1]
+    assert sent["Authorization"] == f"Bearer {API_KEY}" and sent["Profile-Key"] == PROFILE_KEY
+
+
+def test_post_ids_are_validated_before_any_request(ayrshare_conn):
+    from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
+
+    for bad in ("../user", "a?b", "", "a/b"):
+        with pytest.raises(AyrshareInvalidPostIdError):
+            fast_hook().get_post(bad)
+    assert sum(ayrshare_conn.calls.values()) == 0

@@ -1,0 +1,122 @@
+"""What a post record means: the decisions every other module relies on."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import pytest
+
+from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
+from ayrshare_provider.posts import (
+    Action,
+    Plan,
+    StatusWatch,
+    WaitState,
+    is_published,
+    network_results,
+    parse_date,
+    plan_retry,
+    retry_possible,
+    summarize,
+    validate_post_id,
+    wait_state,
+)
+from tests.fake_ayrshare import error_post
+
+
+@pytest.mark.parametrize(
+    ("status", "plan"),
+    [("success", Plan.ALREADY_PUBLISHED), ("pending", Plan.IN_FLIGHT), ("processing", Plan.IN_FLIGHT),
+     ("error", Plan.RETRY), ("paused", Plan.WRONG_STATUS), ("awaiting approval", Plan.WRONG_STATUS),
+     ("deleted", Plan.WRONG_STATUS), ("brand-new-status", Plan.WRONG_STATUS)],
+)
+def test_plan_for_each_status(status, plan):
+    record = {**error_post("p1"), "status": status}
+    assert plan_retry(record)[0] is plan
+
+
+def test_an_error_post_that_every_network_published_is_not_retried():
+    record = error_post("p1", errors=[], postIds=[{"platform": "twitter", "status": "success", "postUrl": "https://x.test/1"}])
+    assert is_published(record)
+    assert plan_retry(record) == (Plan.ALREADY_PUBLISHED, "already published on every network")
+
+
+def test_a_half_published_post_is_retried():
+    record = error_post("p1", platform="twitter")
+    record["platforms"] = ["twitter", "linkedin"]
+    record["postIds"] = [{"platform": "linkedin", "status": "success", "postUrl": "https://li.test/1"}]
+    assert not is_published(record)
+    assert plan_retry(record)[0] is Plan.RETRY
+
+
+@pytest.mark.parametrize(
+    ("changes", "possible"),
+    [({"retryAvailable": False}, False), ({"retryAvailable": True}, True),
+     ({"errors": [{"code": 136, "platform": "twitter", "retryAvailable": False}]}, False),
+     ({"errors": [{"code": 136, "platform": "twitter", "retryAvailable": True}]}, True),
+     ({"errors": [{"code": 161, "platform": "facebook", "message": "relink"}]}, False),
+     ({"errors": [{"code": 136, "platform": "twitter"}]}, True), ({"errors": []}, True)],
+)
+def test_retry_possible_reads_retry_available_at_either_place_then_codes(changes, possible):
+    assert retry_possible(error_post("p1", **changes))[0] is possible
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [("success", WaitState.SUCCESS), ("error", WaitState.FAILED), ("deleted", WaitState.FAILED),
+     ("pending", WaitState.WAITING), ("processing", WaitState.WAITING), ("paused", WaitState.WAITING),
+     ("awaiting approval", WaitState.WAITING), ("something-new", WaitState.WAITING), (None, WaitState.WAITING)],
+)
+def test_wait_state_for_each_status(status, state):
+    assert wait_state({"id": "p1", "status": status}) is state
+
+
+def test_a_record_missing_fields_is_read_without_crashing():
+    assert wait_state({}) is WaitState.WAITING
+    assert network_results({"postIds": "nonsense", "errors": [None, 3]}) == []
+    summary = summarize({}, Action.WATCHED, post_id="p9")
+    assert summary["id"] == "p9" and summary["status"] is None and summary["networks"] == []
+
+
+def test_unknown_status_is_logged_once(caplog):
+    watch = StatusWatch("p1", logging.getLogger("test"))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert watch.observe({"status": "queued-somewhere"}) is WaitState.WAITING
+    assert sum("does not know" in record.message for record in caplog.records) == 1
+
+
+def test_dates_in_both_formats():
+    expected = datetime(2020, 11, 5, 12, 21, 29, tzinfo=timezone.utc)
+    assert parse_date("2020-11-05T12:21:29Z") == expected
+    assert parse_date({"_seconds": 1604578889, "_nanoseconds": 0, "utc": "2020-11-05T12:21:29Z"}) == expected
+    assert parse_date({"utc": "2020-11-05T12:21:29Z"}) == expected
+    assert parse_date("not a date") is None and parse_date(None) is None
+
+
+def test_summary_merges_published_and_failed_networks():
+    record = error_post("p1", platform="facebook", code=161)
+    record["platforms"] = ["facebook", "linkedin"]
+    record["postIds"] = [{"platform": "linkedin", "status": "success", "id": "7", "postUrl": "https://li.test/7"}]
+    summary = summarize(record, Action.RETRIED)
+    assert summary["retried"] is True and summary["published"] is False
+    assert summary["post_url"] == "https://li.test/7"
+    assert summary["networks"] == [
+        {"platform": "facebook", "status": "error", "post_url": None, "code": 161, "message": "Network hiccup."},
+        {"platform": "linkedin", "status": "success", "post_url": "https://li.test/7", "code": None, "message": None},
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, "", "   ", "a/b", "..", "../user", "a?b=1", "a#b", "a%2Fb", "pöst", "x" * 10_000, 3.5, True, ["p1"]],
+)
+def test_post_ids_that_could_reach_another_url_are_refused(bad):
+    with pytest.raises(AyrshareInvalidPostIdError):
+        validate_post_id(bad)
+
+
+def test_a_numeric_post_id_is_accepted_as_text():
+    assert validate_post_id(12345) == "12345"
+    assert validate_post_id("8tNTr73VV8Y66bHwC2322") == "8tNTr73VV8Y66bHwC2322"
