@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.pop("AIRFLOW_CONN_AYRSHARE_DEFAULT", None)
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns failures
 
 import pytest  # noqa: E402
 from airflow.models.connection import Connection  # noqa: E402

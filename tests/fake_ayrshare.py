@@ -109,7 +109,7 @@ class FakeAyrshare:
         if record is None:
             return self._json(404, {"status": "error", "code": 404, "message": f"Post {post_id} not found."})
         outcome, reads_left = self.outcomes[post_id]
-        if record["status"] == "pending" and post_id in self.retried:
+        if record["status"] in ("pending", "processing") and post_id in self.retried:
             if reads_left <= 0:
                 self._settle(record, outcome)
             self.outcomes[post_id] = (outcome, reads_left - 1)
