@@ -13,6 +13,13 @@ from pathlib import Path
 _HOME = Path(tempfile.mkdtemp(prefix="ayrshare-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+# The DAGs folder: the example DAGs users copy, and the DAGs of tests/dags, linked side by side.
+_REPO = Path(__file__).resolve().parent.parent
+_DAGS = _HOME / "dags"
+_DAGS.mkdir()
+for _dag_file in [*(_REPO / "example_dags").glob("*.py"), *(_REPO / "tests" / "dags").glob("*.py")]:
+    (_DAGS / _dag_file.name).symlink_to(_dag_file)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.pop("AIRFLOW_CONN_AYRSHARE_DEFAULT", None)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns failures
@@ -33,6 +40,15 @@ SECRETS = (API_KEY, PROFILE_KEY, X_KEY, X_SECRET)
 def connection_json(host: str, **extra: str) -> str:
     """An Ayrshare connection in the ``AIRFLOW_CONN_*`` JSON form."""
     return Connection(conn_type="ayrshare", host=host, password=API_KEY, extra=extra or None).as_json()
+
+
+def load_dag(dag_id: str):
+    """A DAG from the DAGs folder, parsed as Airflow parses it."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(_DAGS)).get_dag(dag_id)
+    assert dag is not None, f"no DAG {dag_id!r} in {_DAGS}"
+    return dag
 
 
 @pytest.fixture(scope="session")

@@ -180,3 +180,23 @@ def test_post_ids_are_validated_before_any_request(ayrshare_conn):
         with pytest.raises(AyrshareInvalidPostIdError):
             fast_hook().get_post(bad)
     assert sum(ayrshare_conn.calls.values()) == 0
+
+
+def test_no_credential_reaches_logs_or_errors_even_when_calls_fail(ayrshare_conn, caplog, capfd):
+    import logging
+
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next("GET /api/post", HTML_502, OVERLOADED)
+    ayrshare_conn.fail_next("PUT /api/post/retry", OVERLOADED)
+    messages = []
+    with caplog.at_level(logging.DEBUG):
+        hook = fast_hook()
+        hook.get_post("p1")
+        for call in (lambda: hook.retry_post("p1"), lambda: hook.get_post("ghost")):
+            try:
+                call()
+            except Exception as err:  # noqa: BLE001 - collecting every message
+                messages.append(repr(err) + str(err))
+    output = caplog.text + "".join(messages) + "".join(capfd.readouterr())
+    assert messages and "Attempt 1 of 5 failed" in output
+    assert not any(secret in output for secret in SECRETS)

@@ -1,0 +1,49 @@
+"""Real Airflow runs: dag.test() on a migrated throwaway AIRFLOW_HOME, sync and deferrable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SECRETS, load_dag
+from tests.fake_ayrshare import error_post
+
+pytestmark = pytest.mark.dag
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_dag_recovers_a_failed_post_with_one_retry(airflow_db, ayrshare_conn, deferrable, capfd):
+    ayrshare_conn.add_post(error_post("p1"), outcome="success", pending_reads=3)
+    dag = load_dag(f"test_recover_one_{'deferrable' if deferrable else 'sync'}")
+    dag_run = dag.test()
+    assert dag_run.state == "success", task_states(dag_run)
+    assert task_states(dag_run) == {"retry_post": "success", "post_is_published": "success"}
+    assert ayrshare_conn.retry_puts["p1"] == 1
+    assert ("Pausing task as DEFERRED" in capfd.readouterr().out) is deferrable
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        values = {
+            (row.task_id, row.key): row.value
+            for row in session.query(XComModel).filter(XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id)
+        }
+    summary = values[("retry_post", "return_value")]
+    summary = json.loads(summary) if isinstance(summary, str) else summary
+    assert summary["status"] == "success" and summary["retried"] is True
+    assert "https://example.test/twitter/99" in str(values[("retry_post", "ayrshare_post_url")])
+    assert not any(secret in str(values) for secret in SECRETS)
+
+
+def test_a_dag_whose_post_fails_again_fails_the_task(airflow_db, ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"), outcome="error")
+    dag_run = load_dag("test_recover_one_sync").test()
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["retry_post"] == "failed"
+    assert ayrshare_conn.retry_puts["p1"] == 1

@@ -1,0 +1,56 @@
+"""Airflow discovers the provider, its connection type and form, and can test a connection."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import distribution
+
+from ayrshare_provider import get_provider_info
+from tests.conftest import SECRETS, connection_json
+
+
+def airflow_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
+
+
+def test_provider_info_names_the_installed_distribution():
+    info = get_provider_info()
+    assert info["package-name"] == distribution("airflow-provider-ayrshare").metadata["Name"]
+    assert info["versions"][0] == distribution("airflow-provider-ayrshare").version
+
+
+def test_airflow_lists_the_provider_and_its_connection_type():
+    providers = airflow_cli("providers", "list")
+    assert "airflow-provider-ayrshare" in providers.stdout, providers.stderr
+    hooks = airflow_cli("providers", "hooks")
+    assert "ayrshare" in hooks.stdout and "AyrshareHook" in hooks.stdout, hooks.stderr
+
+
+def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    widgets = {name: widget for name, widget in manager.connection_form_widgets.items() if name.startswith("extra__ayrshare__")}
+    assert set(widgets) == {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
+    assert all(widget.is_sensitive for widget in widgets.values())
+    behaviour = manager.field_behaviours["ayrshare"]
+    assert set(behaviour["hidden_fields"]) == {"login", "schema", "port", "extra"}
+    assert behaviour["relabeling"]["password"] == "API Key"
+
+
+def test_airflow_connections_test_reaches_ayrshare_and_says_who_we_are(ayrshare_conn):
+    conn = connection_json(ayrshare_conn.url, profile_key=SECRETS[1])
+    result = airflow_cli("connections", "test", "ayrshare_default",
+                         AIRFLOW_CONN_AYRSHARE_DEFAULT=conn, AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+    assert "Connection success!" in result.stdout, result.stdout + result.stderr
+    assert ayrshare_conn.calls["GET /api/user"] == 1
+    assert ayrshare_conn.headers_seen[-1]["Profile-Key"] == SECRETS[1]
+    failed = airflow_cli("connections", "test", "ayrshare_default",
+                         AIRFLOW_CONN_AYRSHARE_DEFAULT=conn.replace(SECRETS[0], "wrong-key-000"),
+                         AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+    assert "Connection failed" in failed.stdout and "401" in failed.stdout, failed.stdout + failed.stderr
+    assert not any(secret in result.stdout + result.stderr + failed.stdout + failed.stderr for secret in SECRETS)
