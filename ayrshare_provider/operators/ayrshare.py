@@ -54,8 +54,8 @@ def report_summary(context: Context, summary: dict[str, Any]) -> None:
     """Push the summary and the post URL as XComs, for the extra link and the recovery report."""
     ti = context["ti"]
     ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
-    if summary.get("post_url"):
-        ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary["post_url"])
+    # Pushed even when None: Airflow evaluates the link when the task defers, and a missing key logs an error.
+    ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url"))
 
 
 def result_from_event(context: Context, event: dict[str, Any] | None, post_id: str) -> dict[str, Any]:
@@ -154,6 +154,7 @@ class RetryPostOperator(BaseOperator):
             return self._finish(context, summarize(record, action, post_id=post_id))
         trigger = self._trigger(post_id, action)
         if self.deferrable:
+            report_summary(context, summarize(record, action, post_id=post_id))  # visible while deferred
             self.defer(
                 trigger=trigger,
                 method_name="execute_complete",

@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.operators.ayrshare import (
+    POST_URL_XCOM_KEY,
     AyrsharePostLink,
     default_deferrable,
     report_summary,
@@ -98,6 +99,7 @@ class PostStatusSensor(BaseSensorOperator):
             return first.xcom_value
         from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 
+        context["ti"].xcom_push(key=POST_URL_XCOM_KEY, value=None)  # the link has no URL yet
         self.defer(
             trigger=PostStatusTrigger(
                 post_id=validate_post_id(self.post_id),
