@@ -113,8 +113,12 @@ class AyrshareServerError(AyrshareError):
     """5xx, a dropped connection, a timeout, or a body that is not the JSON Ayrshare sends."""
 
 
-class AyrsharePostFailedError(AyrshareError):
-    """The post ended with status ``error`` (or was deleted) instead of being published."""
+class AyrsharePostFailedError(AyrshareError, AirflowFailException):
+    """
+    The post ended with status ``error`` (or was deleted) instead of being published.
+
+    Fails the task without Airflow retries: the post's one retry is spent, another attempt cannot help.
+    """
 
 
 class AyrshareNotRetryableError(AyrshareError, AirflowFailException):

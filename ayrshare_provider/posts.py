@@ -59,7 +59,7 @@ class Action(str, Enum):
     ALREADY_PUBLISHED = "already_published"
     ALREADY_RETRIED = "already_retried"
     WATCHED = "watched"
-    NOT_WAITED = "not_waited"
+    NOT_RETRIED = "not_retried"
 
 
 def validate_post_id(post_id: Any) -> str:

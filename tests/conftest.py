@@ -74,6 +74,24 @@ def ayrshare_conn(fake: FakeAyrshare, monkeypatch: pytest.MonkeyPatch) -> FakeAy
     return fake
 
 
+@pytest.fixture
+def emulator():
+    """The built-in Ayrshare emulator on 127.0.0.1 (a free port), fresh for each test; retries settle in 0.2 s."""
+    from ayrshare_provider.emulator.server import Emulator
+
+    with Emulator(API_KEY, retry_delay=0.2) as running:
+        yield running
+
+
+@pytest.fixture
+def emulator_conn(emulator, monkeypatch: pytest.MonkeyPatch):
+    """``ayrshare_default`` pointing at the emulator, with the X credentials (Primary Profile)."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET)
+    )
+    return emulator
+
+
 @pytest.fixture(scope="session")
 def httpserver_listen_address() -> tuple[str, int]:
     """pytest-httpserver on 127.0.0.1 (a free port), never another address."""

@@ -144,11 +144,12 @@ class RetryPostOperator(BaseOperator):
         if plan is Plan.ALREADY_PUBLISHED:
             return self._finish(context, summarize(record, Action.ALREADY_PUBLISHED, post_id=post_id))
         if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
+            report_summary(context, summarize(record, Action.NOT_RETRIED, post_id=post_id))
             raise AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
         if plan is Plan.IN_FLIGHT:
             action = Action.IN_FLIGHT
         else:
-            action, record = self._retry_once(post_id)
+            action, record = self._retry_once(context, post_id)
 
         if not self.wait_for_completion:
             return self._finish(context, summarize(record, action, post_id=post_id))
@@ -162,13 +163,14 @@ class RetryPostOperator(BaseOperator):
             )
         return self.execute_complete(context, _run_inline(trigger))
 
-    def _retry_once(self, post_id: str) -> tuple[Action, dict[str, Any]]:
+    def _retry_once(self, context: Context, post_id: str) -> tuple[Action, dict[str, Any]]:
         """Send the one retry; make sense of an answer that says it was sent before, or never came."""
         try:
             answer = self.hook.retry_post(post_id)
         except AyrshareAlreadyRetriedError as err:
             record = self.hook.get_post(post_id)
             if wait_state(record) is WaitState.FAILED:
+                report_summary(context, summarize(record, Action.ALREADY_RETRIED, post_id=post_id))
                 raise AyrshareNotRetryableError(
                     f"already retried, and the post is {status_of(record)!r} again: it cannot be retried again",
                     post_id=post_id,

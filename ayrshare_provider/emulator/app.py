@@ -1,0 +1,282 @@
+"""The emulator's HTTP face: Ayrshare's endpoints under ``/api``, the control API under ``/_emulator``.
+
+Every ``/api`` call goes through :class:`ServiceRules` first, as on the real service: it is
+counted, may meet an injected fault, must carry the API key, and counts against its
+profile's rate-limit window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ayrshare_provider.emulator import scenarios
+from ayrshare_provider.emulator.faults import Fault, Faults
+from ayrshare_provider.emulator.state import X_PLATFORMS, ApiError, State, StoredPost, created_of, days_ago, iso
+
+STATUSES = {"success", "error", "pending", "processing", "paused", "awaiting approval", "deleted"}
+_ENDPOINTS = [
+    (re.compile(r"^/api/post/retry/?$"), "/api/post/retry"),
+    (re.compile(r"^/api/post/[^/]+/?$"), "/api/post/{id}"),
+    (re.compile(r"^/api/history/[^/]+/?$"), "/api/history/{id}"),
+]
+_HTML_PAGE = "<html><head><title>{status} Bad Gateway</title></head><body><center><h1>{status} Bad Gateway</h1></center></body></html>"
+
+
+def endpoint_of(method: str, path: str) -> str:
+    """``"GET /api/post/{id}"``: how counters and fault rules name a call."""
+    for pattern, template in _ENDPOINTS:
+        if pattern.match(path):
+            return f"{method} {template}"
+    return f"{method} {path.rstrip('/') or '/'}"
+
+
+class DroppedConnection(Exception):
+    """Raised after the response started, so that uvicorn closes the connection mid-answer."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+class ServiceRules:
+    """ASGI middleware: counting, faults, API key and rate limit for every ``/api`` call."""
+
+    def __init__(self, app: Any, state: State, faults: Faults) -> None:
+        self.app, self.state, self.faults = app, state, faults
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        endpoint = endpoint_of(scope["method"], scope["path"])
+        self.state.count_request(endpoint, scope.get("client"))
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        fault = self.faults.pick(endpoint)
+        if fault and fault.kind == "latency":
+            await asyncio.sleep(fault.seconds)
+        elif fault and fault.kind != "apply_then_drop":
+            return await self._inject(fault, send)
+
+        if headers.get("authorization") != f"Bearer {self.state.settings.api_key}":
+            return await _send_json(send, 401, {"action": "request", "status": "error", "code": 102,
+                                                "message": "API Key not valid. Verify your API Key."})
+        allowed, limit_headers = self.state.take_rate_slot(headers.get("profile-key", ""))
+        if not allowed:
+            return await _send_json(send, 429, {"action": "request", "status": "error", "code": 429,
+                                                "message": "Too many requests. Please slow down."}, limit_headers)
+
+        async def send_with_limits(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  *((k.encode(), v.encode()) for k, v in limit_headers.items())]}
+            if fault is None or fault.kind != "apply_then_drop":
+                await send(message)
+
+        await self.app(scope, receive, send_with_limits)
+        if fault and fault.kind == "apply_then_drop":
+            await self._inject(fault, send)
+
+    @staticmethod
+    async def _inject(fault: Fault, send: Any) -> None:
+        if fault.kind == "error_html":
+            body = _HTML_PAGE.format(status=fault.status).encode()
+            await send({"type": "http.response.start", "status": fault.status,
+                        "headers": [(b"content-type", b"text/html"), (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+        if fault.kind == "unavailable":
+            return await _send_json(send, 503, {"status": "error", "code": 503, "message": "Service temporarily unavailable."})
+        if fault.kind == "rate_limit":
+            return await _send_json(send, 429, {"action": "request", "status": "error", "code": 429,
+                                                "message": "Too many requests. Please slow down."})
+        # drop / apply_then_drop: promise a body, then close the connection without it.
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
+        raise DroppedConnection()
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _profile(request: Request) -> str:
+    return request.headers.get("profile-key", "")
+
+
+def _has_x_credentials(request: Request) -> bool:
+    return bool(request.headers.get("x-twitter-oauth1-api-key") and request.headers.get("x-twitter-oauth1-api-secret"))
+
+
+def _platforms_param(request: Request) -> list[str]:
+    values = request.query_params.getlist("platforms") + request.query_params.getlist("platforms[]")
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, 101, f"{name} must be a whole number, got {value!r}", action="request") from None
+
+
+def _date_param(request: Request, name: str) -> datetime | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, 101, f"{name} must be an ISO 8601 date, got {value!r}", action="request") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def create_app(state: State, faults: Faults) -> Any:
+    """The emulator as an ASGI app (FastAPI inside :class:`ServiceRules`)."""
+    api = FastAPI(title="Ayrshare emulator", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json")
+
+    @api.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.http_status)
+
+    @api.post("/api/post")
+    async def create_post(request: Request, body: dict[str, Any] = Body(...)) -> JSONResponse:
+        platforms = body.get("platforms")
+        if not isinstance(body.get("post"), str) or not isinstance(platforms, list) or not platforms:
+            raise ApiError(400, 101, "post (text) and platforms (list) are required.")
+        fail = set(body.get("_emulator_fail", []))  # which networks fail: the emulator's own extension
+        errors = {p: scenarios.TRANSIENT for p in platforms if p in fail}
+        if any(p in X_PLATFORMS for p in platforms) and not _has_x_credentials(request):
+            errors.update({p: (272, "X/Twitter requires your own X API key and secret.") for p in platforms if p in X_PLATFORMS})
+        record = scenarios.failed_record(state, platforms, errors, text=body["post"], age_days=0,
+                                         published=[p for p in platforms if p not in errors])
+        record["status"] = "error" if errors else "success"
+        state.add(StoredPost(record, _profile(request)))
+        return JSONResponse(state.view(state.posts[record["id"]]), status_code=400 if errors else 200)
+
+    @api.get("/api/post/{post_id}")
+    @api.get("/api/history/{post_id}")
+    async def get_post(post_id: str, request: Request) -> dict[str, Any]:
+        return state.view(state.find(post_id, _profile(request)))
+
+    @api.put("/api/post/retry")
+    async def retry_post(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        post_id = body.get("id")
+        if not isinstance(post_id, str) or not post_id:
+            raise ApiError(400, 101, "id of the post is required.")
+        return state.retry(post_id, _profile(request), _has_x_credentials(request))
+
+    @api.get("/api/history")
+    async def history(request: Request) -> dict[str, Any]:
+        status = request.query_params.get("status")
+        if status is not None and status not in STATUSES:
+            raise ApiError(400, 101, f"status must be one of {sorted(STATUSES)}.", action="request")
+        limit = _int_param(request, "limit", _int_param(request, "lastRecords", 25))
+        if limit is None or not 1 <= limit <= 1000:
+            raise ApiError(400, 101, "limit must be between 1 and 1000.", action="request")
+        last_days = _int_param(request, "lastDays", 30)
+        start, end = _date_param(request, "startDate"), _date_param(request, "endDate")
+        post_type = request.query_params.get("type")
+        platforms = set(_platforms_param(request))
+        since = None if last_days == 0 else days_ago(last_days or 30)
+        if start and end:
+            since = None
+        selected = []
+        for post in state.history(_profile(request)):
+            record, created = post.record, created_of(post.record)
+            if status and record.get("status") != status:
+                continue
+            if since and created < since or start and end and not start <= created <= end:
+                continue
+            if post_type and (record.get("type") == "scheduled") != (post_type == "scheduled"):
+                continue
+            if platforms and not platforms & set(record.get("platforms") or []):
+                continue
+            selected.append(state.view(post))
+        return {"history": selected[:limit]}
+
+    @api.get("/api/user")
+    async def user(request: Request) -> dict[str, Any]:
+        profile = _profile(request)
+        networks = sorted({p for post in state.history(profile) for p in post.record.get("platforms") or []})
+        return {"activeSocialAccounts": networks, "displayNames": [], "email": "emulator@example.com",
+                "monthlyApiCalls": sum(state.requests.values()), "refId": "emulator-ref",
+                "title": "Emulator Profile" if not profile else "Emulator User Profile", "created": iso(days_ago(365))}
+
+    # -- control API ----------------------------------------------------------------------
+
+    @api.get("/_emulator/counters")
+    async def counters() -> dict[str, Any]:
+        return {**state.counters(), "faults_injected": dict(faults.injected)}
+
+    @api.post("/_emulator/reset-counters")
+    async def reset_counters() -> dict[str, Any]:
+        state.reset_counters()
+        faults.injected.clear()
+        return {"status": "ok"}
+
+    @api.post("/_emulator/faults")
+    async def add_faults(rules: list[dict[str, Any]] = Body(...)) -> dict[str, Any]:
+        try:
+            for rule in rules:
+                faults.add(rule)
+        except (TypeError, ValueError) as err:
+            raise ApiError(400, 101, f"bad fault rule: {err}", action="emulator") from None
+        return {"rules": len(faults.rules)}
+
+    @api.delete("/_emulator/faults")
+    async def clear_faults() -> dict[str, Any]:
+        faults.clear()
+        return {"rules": 0}
+
+    @api.post("/_emulator/posts")
+    async def seed_posts(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """Seed posts in any state: ``{"profile_key": "", "posts": [record + "_fails_again": {platform: [code, msg]}, "_already_retried": bool]}``."""
+        ids = []
+        for raw in body.get("posts", []):
+            record = {key: value for key, value in raw.items() if not key.startswith("_")}
+            record.setdefault("id", state.new_id())
+            record.setdefault("created", iso(days_ago(0)))
+            fails_again = {platform: tuple(error) for platform, error in (raw.get("_fails_again") or {}).items()}
+            state.add(StoredPost(record, body.get("profile_key", ""), retry_failures=fails_again,
+                                 already_retried=bool(raw.get("_already_retried"))))
+            ids.append(record["id"])
+        return {"ids": ids}
+
+    @api.post("/_emulator/scenario")
+    async def load_scenario(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        before = set(state.posts)
+        try:
+            scenarios.load(body.get("name", "demo"), state, body.get("profile_key", ""), int(body.get("count", 0)))
+        except ValueError as err:
+            raise ApiError(400, 101, str(err), action="emulator") from None
+        return {"ids": [post_id for post_id in state.posts if post_id not in before]}
+
+    @api.get("/_emulator/posts")
+    async def dump_posts() -> dict[str, Any]:
+        with state.lock:
+            return {"posts": [{"profile_key": post.profile, "record": state.view(post)} for post in state.posts.values()]}
+
+    @api.post("/_emulator/settings")
+    async def settings(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        for name in ("retry_delay", "rate_limit", "rate_window"):
+            if name in body:
+                setattr(state.settings, name, type(getattr(state.settings, name))(body[name]))
+        return vars(state.settings) | {"api_key": "***"}
+
+    return ServiceRules(api, state, faults)

@@ -1,0 +1,82 @@
+"""Run the emulator: in the foreground (``python -m ayrshare_provider.emulator``) or in a thread (tests, demo)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from ayrshare_provider.emulator import scenarios
+from ayrshare_provider.emulator.app import create_app
+from ayrshare_provider.emulator.faults import Faults
+from ayrshare_provider.emulator.state import Settings, State
+
+
+class Emulator:
+    """
+    An emulated Ayrshare on ``host``: a uvicorn server around :func:`create_app`.
+
+    :param api_key: the one API key accepted.
+    :param host: a loopback address to listen on.
+    :param port: the port; 0 picks a free one.
+    :param scenario: the posts to start with (``empty``, ``demo``, ``bulk``).
+    :param seed: makes ids, outcomes and probabilistic faults reproducible.
+    :param count: how many posts, for the ``bulk`` scenario.
+    :param profile_key: the profile the scenario's posts belong to ("" is the Primary Profile).
+    :param settings: more :class:`Settings` (``retry_delay``, ``rate_limit``, ``rate_window``).
+    """
+
+    def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0, scenario: str = "empty",
+                 seed: int = 0, count: int = 0, profile_key: str = "", **settings: Any) -> None:
+        self.state = State(Settings(api_key=api_key, **settings), seed=seed)
+        self.faults = Faults(seed=seed)
+        scenarios.load(scenario, self.state, profile_key, count)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((host, port))
+        self.socket.listen(2048)  # connections queue from now on, even before uvicorn runs
+        config = uvicorn.Config(create_app(self.state, self.faults), log_level="warning", access_log=False,
+                                timeout_keep_alive=30, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL to put in the connection's host, such as ``http://127.0.0.1:8765``."""
+        host, port = self.socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        """Serve in this (main) thread until SIGINT/SIGTERM, then shut down cleanly and return."""
+        # uvicorn shuts down gracefully on both signals, then re-raises the signal to the handler it
+        # found: a no-op one turns that into a normal return instead of death by signal.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: None)
+        self.server.run(sockets=[self.socket])
+
+    def start(self) -> Emulator:
+        """Serve in a background thread; returns once the server accepts connections."""
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the Ayrshare emulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread:
+            self._thread.join(timeout=10)
+        self.socket.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,227 @@
+"""The emulator's memory: posts per profile, how a retry plays out, rate-limit windows, counters.
+
+Pure Python, no web framework: the app translates HTTP to these calls. Time comes from an
+injectable clock so that tests and benchmarks can run the service's minutes in seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import string
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+X_PLATFORMS = frozenset({"twitter", "x"})
+X_AUTH_CODE = 272
+ALREADY_RETRIED_CODE = 329
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def post_url(platform: str, network_id: str) -> str:
+    return f"https://{platform}.example.com/posts/{network_id}"
+
+
+@dataclass
+class StoredPost:
+    """One post and what the scenario says happens to it when retried."""
+
+    record: dict[str, Any]
+    profile: str
+    #: per platform: the error a retry still meets (code, message), or absent when the retry publishes there.
+    retry_failures: dict[str, tuple[int, str]] = field(default_factory=dict)
+    retried_at: float | None = None
+    #: retried before the emulator started (the demo's "already retried" post).
+    already_retried: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+    def targets_x(self) -> bool:
+        return bool(X_PLATFORMS & set(self.record.get("platforms") or []))
+
+
+@dataclass
+class Settings:
+    """
+    :param api_key: the one API key the emulator accepts.
+    :param retry_delay: seconds a retried post stays ``pending`` then ``processing`` before its final status.
+    :param rate_limit: requests per window per profile; 0 turns the limit off.
+    :param rate_window: the fixed window, in seconds.
+    """
+
+    api_key: str
+    retry_delay: float = 2.0
+    rate_limit: int = 300
+    rate_window: float = 300.0
+
+
+class ApiError(Exception):
+    """An answer in Ayrshare's error envelope."""
+
+    def __init__(self, http_status: int, code: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.body = {"action": extra.pop("action", "post"), "status": "error", "code": code, "message": message, **extra}
+
+
+class State:
+    """Everything the emulator knows; thread-safe, since uvicorn and the control API share it."""
+
+    def __init__(self, settings: Settings, seed: int = 0, clock: Any = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.random = random.Random(seed)
+        self.lock = threading.RLock()
+        self.posts: dict[str, StoredPost] = {}
+        self.requests: Counter[str] = Counter()
+        self.retry_puts: Counter[str] = Counter()
+        self.retries_applied: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.clients: set[tuple[str, int]] = set()
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    # -- ids and posts --------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        return "".join(self.random.choices(string.ascii_letters + string.digits, k=20))
+
+    def add(self, post: StoredPost) -> StoredPost:
+        with self.lock:
+            self.posts[post.id] = post
+        return post
+
+    def find(self, post_id: str, profile: str) -> StoredPost:
+        """A post of this profile, or the service's 404 (another profile's post is not found either)."""
+        with self.lock:
+            post = self.posts.get(post_id)
+            if post is None or post.profile != profile:
+                raise ApiError(404, 404, f"Post not found: {post_id}", action="request")
+            self._settle(post)
+            return post
+
+    def view(self, post: StoredPost) -> dict[str, Any]:
+        return copy.deepcopy(post.record)
+
+    def history(self, profile: str) -> list[StoredPost]:
+        """This profile's posts, newest first."""
+        with self.lock:
+            posts = [post for post in self.posts.values() if post.profile == profile]
+            for post in posts:
+                self._settle(post)
+        return sorted(posts, key=lambda post: created_of(post.record), reverse=True)
+
+    # -- the retry ------------------------------------------------------------------------
+
+    def retry(self, post_id: str, profile: str, has_x_credentials: bool) -> dict[str, Any]:
+        """``PUT /api/post/retry``: once per post, only from ``error``; X posts need the X headers."""
+        with self.lock:
+            self.retry_puts[post_id] += 1
+            post = self.find(post_id, profile)
+            if post.retried_at is not None or post.already_retried:
+                raise ApiError(400, ALREADY_RETRIED_CODE, "This post was already retried and cannot be retried again.")
+            if post.record.get("status") != "error":
+                raise ApiError(400, 400, f"Only a post with status error can be retried; this one is {post.record.get('status')}.")
+            if post.targets_x() and not has_x_credentials:
+                raise ApiError(
+                    400, X_AUTH_CODE,
+                    "X/Twitter requires the X-Twitter-OAuth1-Api-Key and X-Twitter-OAuth1-Api-Secret headers.",
+                    platform="twitter",
+                )
+            post.retried_at = self.clock()
+            post.record["status"] = "pending"
+            self.retries_applied[post_id] += 1
+            return {"status": "pending", "id": post_id}
+
+    def _settle(self, post: StoredPost) -> None:
+        """Move a retried post along: pending, processing, then the scenario's outcome."""
+        if post.retried_at is None or post.record["status"] not in ("pending", "processing"):
+            return
+        elapsed = self.clock() - post.retried_at
+        if elapsed < self.settings.retry_delay / 2:
+            return
+        if elapsed < self.settings.retry_delay:
+            post.record["status"] = "processing"
+            return
+        published = [item for item in post.record.get("postIds") or [] if item.get("status") == "success"]
+        done = {item["platform"] for item in published}
+        errors = []
+        for platform in post.record.get("platforms") or []:
+            if platform in done:
+                continue
+            if platform in post.retry_failures:
+                code, message = post.retry_failures[platform]
+                errors.append({"action": "post", "status": "error", "code": code, "message": message, "platform": platform})
+            else:
+                network_id = str(self.random.randrange(10**17, 10**18))
+                published.append({"platform": platform, "status": "success", "id": network_id, "postUrl": post_url(platform, network_id)})
+        post.record.update(status="error" if errors else "success", errors=errors, postIds=published)
+
+    # -- rate limit and counting ----------------------------------------------------------
+
+    def count_request(self, endpoint: str, client: tuple[str, int] | None) -> None:
+        with self.lock:
+            self.requests[endpoint] += 1
+            if client:
+                self.clients.add(client)
+
+    def take_rate_slot(self, profile: str) -> tuple[bool, dict[str, str]]:
+        """Count one request in the profile's fixed window; say whether it is allowed, and the headers."""
+        limit, window = self.settings.rate_limit, self.settings.rate_window
+        if limit <= 0:
+            return True, {}
+        with self.lock:
+            now = self.clock()
+            start, count = self._windows.get(profile, (now, 0))
+            if now - start >= window:
+                start, count = now, 0
+            count += 1
+            self._windows[profile] = (start, count)
+            allowed = count <= limit
+            if not allowed:
+                self.rate_limited += 1
+        reset_ms = max(0, int((start + window - now) * 1000))
+        return allowed, {"x-ratelimit-max": str(limit), "x-ratelimit-count": str(min(count, limit)), "x-ratelimit-reset": str(reset_ms)}
+
+    def counters(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": dict(self.requests),
+                "retry_puts": dict(self.retry_puts),
+                "retries_applied": dict(self.retries_applied),
+                "rate_limited": self.rate_limited,
+                "connections_opened": len(self.clients),
+            }
+
+    def reset_counters(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.retry_puts.clear()
+            self.retries_applied.clear()
+            self.rate_limited = 0
+            self.clients.clear()
+
+
+def created_of(record: dict[str, Any]) -> datetime:
+    """A record's creation time, from either date form; records without one sort last."""
+    value = record.get("created")
+    if isinstance(value, dict):
+        if isinstance(value.get("_seconds"), (int, float)):
+            return datetime.fromtimestamp(value["_seconds"], tz=timezone.utc)
+        value = value.get("utc")
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(days=days)

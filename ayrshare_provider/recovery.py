@@ -1,0 +1,100 @@
+"""A recovery run over many posts: which to retry, which to skip and why, and the final report.
+
+The example DAG ``ayrshare_failed_post_recovery`` is a thin shell around these three functions;
+the per-post decisions themselves belong to :mod:`ayrshare_provider.posts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
+from ayrshare_provider.posts import Action, Plan, plan_retry, validate_post_id
+
+# Plans that a RetryPostOperator can carry out (it waits for an in-flight retry instead of sending one).
+_RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
+
+
+def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[str, Any]:
+    """
+    Split failed-post records into ids to retry and posts to skip, each skip with its reason.
+
+    :param records: post records, as ``AyrshareHook.get_history(status="error")`` returns them.
+    :param dry_run: decide only; every post that would be retried is listed as skipped instead.
+    """
+    to_retry: list[str] = []
+    skipped: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            post_id = validate_post_id(record.get("id"))
+        except AyrshareInvalidPostIdError as err:
+            skipped.append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
+            continue
+        if post_id in to_retry or any(entry["id"] == post_id for entry in skipped):
+            continue  # history pages can overlap; one post, one decision
+        plan, reason = plan_retry(record)
+        if plan in _RETRY_PLANS and not dry_run:
+            to_retry.append(post_id)
+        else:
+            skipped.append({"id": post_id, "reason": f"dry run, would retry: {reason}" if plan in _RETRY_PLANS else reason})
+    return {"to_retry": to_retry, "skipped": skipped, "dry_run": dry_run}
+
+
+def _network_errors(summary: dict[str, Any]) -> str:
+    errors = [f"{n['platform']}: {n['code']} {n['message']}" for n in summary.get("networks", []) if n.get("status") == "error"]
+    return "; ".join(errors) or "no network error given"
+
+
+def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
+    """
+    Put every planned post in exactly one bucket: recovered, failed again, skipped or unknown.
+
+    :param plan: what :func:`plan_recovery` returned.
+    :param summaries: the ``ayrshare_summary`` XComs of the retry tasks (any order; None for a task that pushed none).
+    """
+    by_id = {summary["id"]: summary for summary in summaries if isinstance(summary, dict) and summary.get("id")}
+    recovered, failed_again, unknown = [], [], []
+    for post_id in plan["to_retry"]:
+        summary = by_id.get(post_id)
+        if summary is None:
+            unknown.append({"id": post_id, "reason": "the retry task ended without a summary: see its log"})
+        elif summary.get("published"):
+            recovered.append({"id": post_id, "action": summary.get("action"), "post_url": summary.get("post_url")})
+        else:
+            reason = (
+                "already retried before: cannot be retried again"
+                if summary.get("action") == Action.ALREADY_RETRIED.value
+                else f"status {summary.get('status')!r}"
+            )
+            failed_again.append({"id": post_id, "reason": reason, "errors": _network_errors(summary)})
+    return {
+        "recovered": recovered,
+        "failed_again": failed_again,
+        "skipped": plan["skipped"],
+        "unknown": unknown,
+        "counts": {
+            "recovered": len(recovered),
+            "failed_again": len(failed_again),
+            "skipped": len(plan["skipped"]),
+            "unknown": len(unknown),
+        },
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a plain-text table, one line per post."""
+    rows = [("outcome", "post id", "details")]
+    rows += [("recovered", r["id"], f"{r['action']}: {r['post_url'] or 'no URL given'}") for r in report["recovered"]]
+    rows += [("failed again", r["id"], f"{r['reason']}; {r['errors']}") for r in report["failed_again"]]
+    rows += [("skipped", r["id"], r["reason"]) for r in report["skipped"]]
+    rows += [("unknown", r["id"], r["reason"]) for r in report["unknown"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
+    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
+    counts = report["counts"]
+    lines.append(
+        f"{counts['recovered']} recovered, {counts['failed_again']} failed again, "
+        f"{counts['skipped']} skipped, {counts['unknown']} unknown"
+    )
+    return "\n".join(lines)
+

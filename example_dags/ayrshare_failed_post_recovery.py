@@ -1,0 +1,79 @@
+"""
+### Recover failed Ayrshare posts
+
+Lists failed posts from Ayrshare's history, skips (with a reason) posts that are in fact
+published or whose errors say a retry cannot help, retries every other one **exactly once**
+with `RetryPostOperator` (one mapped, deferrable task per post), and ends with a report:
+recovered, failed again (with each network's error), skipped (with reasons).
+
+Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`.
+Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+
+from ayrshare_provider.operators.ayrshare import SUMMARY_XCOM_KEY, RetryPostOperator
+
+# Seconds between two reads of a retried post; the demo sets a short one.
+POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))
+
+with DAG(
+    dag_id="ayrshare_failed_post_recovery",
+    schedule=None,
+    catchup=False,
+    tags=["ayrshare", "example"],
+    doc_md=__doc__,
+    params={
+        "last_days": Param(30, type="integer", minimum=0, description="Look back this many days (0: all)."),
+        "limit": Param(100, type="integer", minimum=1, maximum=1000, description="At most this many failed posts."),
+        "platforms": Param([], type="array", description="Only posts to these networks (empty: all)."),
+        "dry_run": Param(False, type="boolean", description="Decide and report, retry nothing."),
+    },
+):
+
+    @task(multiple_outputs=True)
+    def find_failed_posts(params: dict[str, Any]) -> dict[str, Any]:
+        """Read failed posts from history and decide, per post, retry or skip."""
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+        from ayrshare_provider.recovery import plan_recovery
+
+        records = AyrshareHook().get_history(
+            status="error", last_days=params["last_days"], limit=params["limit"], platforms=params["platforms"] or None
+        )
+        plan = plan_recovery(records, dry_run=params["dry_run"])
+        print(f"{len(records)} failed posts: {len(plan['to_retry'])} to retry, {len(plan['skipped'])} skipped")
+        for skipped in plan["skipped"]:
+            print(f"skip {skipped['id']}: {skipped['reason']}")
+        return plan
+
+    plan = find_failed_posts()
+
+    retries = RetryPostOperator.partial(
+        task_id="retry_post",
+        deferrable=True,
+        poll_interval=POLL_INTERVAL,
+        timeout=1800,
+        # Safe to repeat: each attempt reads the post first and never sends a second retry.
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+    ).expand(post_id=plan["to_retry"])
+
+    @task(trigger_rule="all_done")
+    def report(plan: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        """Aggregate the retry tasks' summaries into one table; every planned post is accounted for."""
+        from ayrshare_provider.recovery import build_report, format_report
+
+        summaries = ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or []
+        result = build_report(plan, summaries)
+        print(format_report(result))
+        if result["unknown"]:
+            raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
+        return result
+
+    retries >> report(plan)

@@ -1,0 +1,284 @@
+"""The emulator keeps every rule of ../shared/ayrshare-api.md that the provider relies on.
+
+Plain ``requests`` calls, as any client would make them: no provider code in between.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from ayrshare_provider.emulator.server import Emulator
+from ayrshare_provider.emulator.state import StoredPost
+from tests.conftest import API_KEY, X_KEY, X_SECRET
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+X_HEADERS = {"X-Twitter-OAuth1-Api-Key": X_KEY, "X-Twitter-OAuth1-Api-Secret": X_SECRET}
+RECORD_FIELDS = {"id", "status", "type", "created", "scheduleDate", "platforms", "post", "errors", "postIds",
+                 "mediaUrls", "refId", "profileTitle"}
+
+
+def api(emulator: Emulator, method: str, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
+    return requests.request(method, emulator.url + path, headers={**AUTH, **(headers or {})}, timeout=10, **kwargs)
+
+
+def seed(emulator: Emulator, *records: dict, profile_key: str = "", **extra) -> list[str]:
+    answer = requests.post(f"{emulator.url}/_emulator/posts", json={"profile_key": profile_key, "posts": list(records)}, timeout=10)
+    answer.raise_for_status()
+    return answer.json()["ids"]
+
+
+def failed(platform: str = "linkedin", **extra) -> dict:
+    return {"status": "error", "type": "now", "platforms": [platform], "post": "hi", "postIds": [],
+            "errors": [{"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}], **extra}
+
+
+def wait_final(emulator: Emulator, post_id: str, headers: dict | None = None) -> dict:
+    for _ in range(100):
+        record = api(emulator, "GET", f"/api/post/{post_id}", headers).json()
+        if record["status"] not in ("pending", "processing"):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"post {post_id} never settled")
+
+
+# -- authentication and profiles -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}])
+def test_a_missing_or_wrong_api_key_is_401(emulator, headers):
+    answer = requests.get(f"{emulator.url}/api/user", headers=headers, timeout=10)
+    assert answer.status_code == 401
+    assert answer.json()["status"] == "error" and answer.json()["code"] == 102
+
+
+def test_posts_are_scoped_to_their_profile_key(emulator):
+    [mine] = seed(emulator, failed(), profile_key="PROFILE-A")
+    assert api(emulator, "GET", f"/api/post/{mine}", {"Profile-Key": "PROFILE-A"}).status_code == 200
+    assert api(emulator, "GET", f"/api/post/{mine}", {"Profile-Key": "PROFILE-B"}).status_code == 404
+    assert api(emulator, "GET", f"/api/post/{mine}").status_code == 404  # the Primary Profile is another profile
+    assert api(emulator, "PUT", "/api/post/retry", {"Profile-Key": "PROFILE-B"}, json={"id": mine}).status_code == 404
+
+
+# -- posts and the retry ---------------------------------------------------------------------
+
+
+def test_get_post_has_the_documented_shape_and_404_for_unknown_ids():
+    with Emulator(API_KEY, scenario="demo") as emulator:
+        post_id = next(iter(emulator.state.posts))
+        record = api(emulator, "GET", f"/api/post/{post_id}").json()
+        assert RECORD_FIELDS <= set(record)
+        assert api(emulator, "GET", f"/api/history/{post_id}").json() == record
+        missing = api(emulator, "GET", "/api/post/doesnotexist")
+        assert missing.status_code == 404 and missing.json()["status"] == "error"
+
+
+def test_a_retry_goes_pending_then_processing_then_final_with_post_urls(emulator):
+    [post_id] = seed(emulator, failed())
+    answer = api(emulator, "PUT", "/api/post/retry", json={"id": post_id, "source": "pypi"})
+    assert answer.status_code == 200 and answer.json() == {"status": "pending", "id": post_id}
+    seen = [api(emulator, "GET", f"/api/post/{post_id}").json()["status"]]
+    time.sleep(0.12)
+    seen.append(api(emulator, "GET", f"/api/post/{post_id}").json()["status"])
+    final = wait_final(emulator, post_id)
+    assert seen == ["pending", "processing"]
+    assert final["status"] == "success" and final["errors"] == []
+    assert final["postIds"][0]["postUrl"].startswith("https://linkedin.")
+
+
+def test_a_retry_can_fail_again_with_the_networks_errors(emulator):
+    [post_id] = seed(emulator, {**failed("instagram"), "_fails_again": {"instagram": [138, "rejected"]}})
+    api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    final = wait_final(emulator, post_id)
+    assert final["status"] == "error"
+    assert final["errors"] == [{"action": "post", "status": "error", "code": 138, "message": "rejected", "platform": "instagram"}]
+
+
+def test_a_second_retry_is_400_with_code_329(emulator):
+    [post_id] = seed(emulator, failed())
+    api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    wait_final(emulator, post_id)
+    again = api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    assert again.status_code == 400
+    assert again.json() == {"action": "post", "status": "error", "code": 329,
+                            "message": "This post was already retried and cannot be retried again."}
+    counters = requests.get(f"{emulator.url}/_emulator/counters", timeout=10).json()
+    assert counters["retry_puts"][post_id] == 2 and counters["retries_applied"][post_id] == 1
+
+
+@pytest.mark.parametrize("status", ["success", "pending", "processing", "paused", "awaiting approval", "deleted"])
+def test_only_error_posts_can_be_retried(emulator, status):
+    [post_id] = seed(emulator, {**failed(), "status": status})
+    answer = api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    assert answer.status_code == 400 and answer.json()["status"] == "error"
+    assert api(emulator, "GET", f"/api/post/{post_id}").json()["status"] == status
+
+
+def test_x_posts_need_both_x_headers(emulator):
+    [post_id] = seed(emulator, failed("twitter"))
+    refused = api(emulator, "PUT", "/api/post/retry", {"X-Twitter-OAuth1-Api-Key": X_KEY}, json={"id": post_id})
+    assert refused.status_code == 400 and refused.json()["code"] == 272
+    assert api(emulator, "PUT", "/api/post/retry", X_HEADERS, json={"id": post_id}).status_code == 200
+
+
+def test_create_post_fails_the_networks_the_request_names_and_accepts_unknown_fields(emulator):
+    answer = api(emulator, "POST", "/api/post", X_HEADERS,
+                 json={"post": "hello", "platforms": ["twitter", "facebook"], "source": "pypi", "_emulator_fail": ["facebook"]})
+    body = answer.json()
+    assert answer.status_code == 400 and body["status"] == "error"
+    assert [e["platform"] for e in body["errors"]] == ["facebook"]
+    assert [p["platform"] for p in body["postIds"]] == ["twitter"]
+    assert api(emulator, "GET", f"/api/post/{body['id']}").json()["status"] == "error"
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+def test_history_filters_and_orders_newest_first():
+    with Emulator(API_KEY, scenario="demo") as emulator:
+        everything = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 1000}).json()["history"]
+        assert len(everything) == 14
+        created = [record["created"] if isinstance(record["created"], str) else record["created"]["utc"] for record in everything]
+        assert created == sorted(created, reverse=True)
+        errors = api(emulator, "GET", "/api/history", params={"status": "error", "limit": 100, "source": "pypi"}).json()["history"]
+        assert len(errors) == 13 and {record["status"] for record in errors} == {"error"}
+        assert len(api(emulator, "GET", "/api/history", params={"status": "error", "limit": 5}).json()["history"]) == 5
+        recent = api(emulator, "GET", "/api/history", params={"status": "error", "lastDays": 2, "limit": 100}).json()["history"]
+        assert len(recent) == 2  # the demo's posts of 1 and 1.5 days ago
+        linked = api(emulator, "GET", "/api/history", params=[("status", "error"), ("platforms", "tiktok"), ("platforms", "pinterest")]).json()
+        assert {p for record in linked["history"] for p in record["platforms"]} == {"tiktok", "pinterest"}
+        assert api(emulator, "GET", "/api/history", params={"type": "scheduled"}).json()["history"] == []
+        window = api(emulator, "GET", "/api/history", params={"startDate": "2000-01-01T00:00:00Z", "endDate": "2000-01-02T00:00:00Z"})
+        assert window.json()["history"] == []
+        assert api(emulator, "GET", "/api/history", params={"limit": 1001}).status_code == 400
+        assert api(emulator, "GET", "/api/history", params={"status": "failed"}).status_code == 400
+
+
+def test_demo_has_dates_in_both_documented_forms():
+    with Emulator(API_KEY, scenario="demo") as emulator:
+        history = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 100}).json()["history"]
+        forms = {type(record["created"]).__name__ for record in history}
+        assert forms == {"str", "dict"}
+        assert {"_seconds", "_nanoseconds", "utc"} <= set(next(r["created"] for r in history if isinstance(r["created"], dict)))
+
+
+def test_user_proves_the_key(emulator):
+    answer = api(emulator, "GET", "/api/user")
+    assert answer.status_code == 200 and {"activeSocialAccounts", "title", "refId"} <= set(answer.json())
+
+
+# -- rate limit -------------------------------------------------------------------------------
+
+
+def test_fixed_window_rate_limit_per_profile_with_headers():
+    with Emulator(API_KEY, rate_limit=3, rate_window=0.5) as emulator:
+        answers = [api(emulator, "GET", "/api/user") for _ in range(4)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[0].headers["x-ratelimit-max"] == "3" and answers[2].headers["x-ratelimit-count"] == "3"
+        assert answers[3].json()["code"] == 429
+        assert api(emulator, "GET", "/api/user", {"Profile-Key": "OTHER"}).status_code == 200  # its own window
+        time.sleep(0.55)
+        assert api(emulator, "GET", "/api/user").status_code == 200  # a new window
+
+
+# -- faults and counters ----------------------------------------------------------------------
+
+
+def test_faults_by_exact_sequence(emulator):
+    emulator.faults.add({"endpoint": "GET /api/user", "sequence": ["error_html", "unavailable", "rate_limit", "ok"]})
+    first, second, third, fourth = (api(emulator, "GET", "/api/user") for _ in range(4))
+    assert first.status_code == 502 and "text/html" in first.headers["content-type"] and "<title>" in first.text
+    assert second.status_code == 503 and second.json()["status"] == "error"
+    assert third.status_code == 429
+    assert fourth.status_code == 200
+
+
+def test_a_dropped_connection_answers_nothing(emulator):
+    emulator.faults.add({"endpoint": "GET /api/user", "sequence": ["drop"]})
+    with pytest.raises(requests.exceptions.RequestException):
+        api(emulator, "GET", "/api/user")
+    assert api(emulator, "GET", "/api/user").status_code == 200
+
+
+def test_apply_then_drop_retries_the_post_but_loses_the_answer(emulator):
+    [post_id] = seed(emulator, failed())
+    emulator.faults.add({"endpoint": "PUT /api/post/retry", "sequence": ["apply_then_drop"]})
+    with pytest.raises(requests.exceptions.RequestException):
+        api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    assert api(emulator, "GET", f"/api/post/{post_id}").json()["status"] in ("pending", "processing")
+    assert emulator.state.retries_applied[post_id] == 1
+
+
+def test_latency_delays_the_answer(emulator):
+    emulator.faults.add({"endpoint": "GET /api/user", "sequence": ["latency"], "seconds": 0.3})
+    started = time.monotonic()
+    assert api(emulator, "GET", "/api/user").status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_probabilistic_faults_are_reproducible_from_the_seed():
+    def statuses(seed: int) -> list[int]:
+        with Emulator(API_KEY, seed=seed) as emulator:
+            emulator.faults.add({"endpoint": "*", "kind": "unavailable", "probability": 0.3})
+            return [api(emulator, "GET", "/api/user").status_code for _ in range(30)]
+
+    assert statuses(7) == statuses(7)
+    assert 503 in statuses(7) and 200 in statuses(7)
+
+
+def test_a_429_burst_lasts_count_calls(emulator):
+    emulator.faults.add({"endpoint": "GET /api/user", "kind": "rate_limit", "probability": 1.0, "count": 3})
+    emulator.faults.rules[0].probability = 0.0  # fire once: the burst then runs its course
+    emulator.faults.rules[0]._burst_left = 3
+    assert [api(emulator, "GET", "/api/user").status_code for _ in range(4)] == [429, 429, 429, 200]
+
+
+def test_control_api_seeds_any_state_and_counts_calls_and_connections(emulator):
+    fault = requests.post(f"{emulator.url}/_emulator/faults", json=[{"endpoint": "GET /api/user", "sequence": ["unavailable"]}], timeout=10)
+    assert fault.json() == {"rules": 1}
+    assert requests.post(f"{emulator.url}/_emulator/faults", json=[{"endpoint": "*", "kind": "boom"}], timeout=10).status_code == 400
+    [post_id] = seed(emulator, {**failed(), "_already_retried": True})
+    with requests.Session() as session:
+        session.headers.update(AUTH)
+        for _ in range(5):
+            session.get(f"{emulator.url}/api/user", timeout=10)
+        session.get(f"{emulator.url}/api/post/{post_id}", timeout=10)
+        assert session.put(f"{emulator.url}/api/post/retry", json={"id": post_id}, timeout=10).json()["code"] == 329
+    counters = requests.get(f"{emulator.url}/_emulator/counters", timeout=10).json()
+    assert counters["requests"] == {"GET /api/user": 5, "GET /api/post/{id}": 1, "PUT /api/post/retry": 1}
+    assert counters["retry_puts"] == {post_id: 1} and counters["retries_applied"] == {}
+    assert counters["connections_opened"] == 1  # one keep-alive session, one TCP connection
+    assert counters["faults_injected"] == {"GET /api/user unavailable": 1}
+
+
+def test_scenario_loading_through_the_control_api(emulator):
+    ids = requests.post(f"{emulator.url}/_emulator/scenario", json={"name": "bulk", "count": 20}, timeout=10).json()["ids"]
+    assert len(ids) == 20
+    assert requests.post(f"{emulator.url}/_emulator/scenario", json={"name": "nope"}, timeout=10).status_code == 400
+
+
+def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ayrshare_provider.emulator", "--port", "0", "--api-key", API_KEY, "--scenario", "demo"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("Ayrshare emulator serving http://127.0.0.1:") and "14 posts" in line
+        url = line.split()[3]
+        assert requests.get(f"{url}/api/user", headers=AUTH, timeout=10).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+
+
+def test_stored_posts_keep_their_profile():
+    post = StoredPost({"id": "abc", "platforms": ["x"]}, profile="P")
+    assert post.id == "abc" and post.targets_x()
