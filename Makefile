@@ -6,7 +6,7 @@ AIRFLOW_VERSION ?= 3.3.2
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: install test clean
+.PHONY: install demo test clean
 
 install: $(STAMP)
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
 	rm -f $(VENV)/.installed-airflow-*
 	touch $@
+
+demo: install
+	$(VENV)/bin/python -m ayrshare_provider.emulator.demo --dags-folder example_dags
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -22,6 +22,7 @@ from ayrshare_provider.operators.ayrshare import SUMMARY_XCOM_KEY, RetryPostOper
 
 # Seconds between two reads of a retried post; the demo sets a short one.
 POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))
+PLAN_XCOM_KEY = "recovery_plan"
 
 with DAG(
     dag_id="ayrshare_failed_post_recovery",
@@ -37,9 +38,9 @@ with DAG(
     },
 ):
 
-    @task(multiple_outputs=True)
-    def find_failed_posts(params: dict[str, Any]) -> dict[str, Any]:
-        """Read failed posts from history and decide, per post, retry or skip."""
+    @task
+    def find_failed_posts(params: dict[str, Any], ti: Any = None) -> list[str]:
+        """Read failed posts from history, decide retry or skip for each; return the ids to retry."""
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
         from ayrshare_provider.recovery import plan_recovery
 
@@ -50,9 +51,8 @@ with DAG(
         print(f"{len(records)} failed posts: {len(plan['to_retry'])} to retry, {len(plan['skipped'])} skipped")
         for skipped in plan["skipped"]:
             print(f"skip {skipped['id']}: {skipped['reason']}")
-        return plan
-
-    plan = find_failed_posts()
+        ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
+        return plan["to_retry"]
 
     retries = RetryPostOperator.partial(
         task_id="retry_post",
@@ -62,13 +62,14 @@ with DAG(
         # Safe to repeat: each attempt reads the post first and never sends a second retry.
         retries=2,
         retry_delay=timedelta(seconds=30),
-    ).expand(post_id=plan["to_retry"])
+    ).expand(post_id=find_failed_posts())
 
     @task(trigger_rule="all_done")
-    def report(plan: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+    def report(ti: Any = None) -> dict[str, Any]:
         """Aggregate the retry tasks' summaries into one table; every planned post is accounted for."""
         from ayrshare_provider.recovery import build_report, format_report
 
+        plan = ti.xcom_pull(task_ids="find_failed_posts", key=PLAN_XCOM_KEY)
         summaries = ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or []
         result = build_report(plan, summaries)
         print(format_report(result))
@@ -76,4 +77,4 @@ with DAG(
             raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
         return result
 
-    retries >> report(plan)
+    retries >> report()

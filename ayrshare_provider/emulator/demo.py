@@ -1,0 +1,116 @@
+"""The failed-post recovery demo: the example DAG against the emulator, on a throwaway Airflow.
+
+``make demo`` runs ``python -m ayrshare_provider.emulator.demo --dags-folder example_dags``:
+start the emulator with the ``demo`` scenario, migrate a temporary ``AIRFLOW_HOME``, point
+``ayrshare_default`` at the emulator, run ``airflow dags test ayrshare_failed_post_recovery``,
+print the report and the emulator's retry counts, and stop the emulator whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DAG_ID = "ayrshare_failed_post_recovery"
+# The emulator's key: it never leaves this machine, and the emulator accepts nothing else.
+DEMO_API_KEY = "demo-api-key-for-the-local-emulator"
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _airflow(env: dict[str, str], log: Path, *args: str) -> int:
+    with log.open("a") as out:
+        return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def _report(home: Path, env: dict[str, str]) -> dict[str, Any] | None:
+    """The report task's return value, read from the demo's metadata DB."""
+    os.environ.update(env)  # before Airflow is first imported in this process
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=DAG_ID, task_id="report", key="return_value")
+            .order_by(XComModel.timestamp.desc())
+            .first()
+        )
+        value = row.value if row else None
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def run(dags_folder: Path, keep_home: bool = False) -> int:
+    from ayrshare_provider.emulator.server import Emulator
+
+    started = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="ayrshare-demo-airflow-"))
+    log = home / "demo.log"
+    _step("Starting the Ayrshare emulator (scenario: demo)")
+    with Emulator(DEMO_API_KEY, scenario="demo", retry_delay=2.0) as emulator:
+        try:
+            print(f"    {emulator.url}: {sum(p.record['status'] == 'error' for p in emulator.state.posts.values())} failed posts")
+            connection = {
+                "conn_type": "ayrshare",
+                "host": emulator.url,
+                "password": DEMO_API_KEY,
+                "extra": {"x_twitter_api_key": "demo-x-consumer-key", "x_twitter_api_secret": "demo-x-consumer-secret"},
+            }
+            env = {
+                **os.environ,
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder.resolve()),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps(connection),
+                "AYRSHARE_POLL_INTERVAL": "1",
+            }
+            _step(f"Migrating a temporary Airflow metadata DB in {home}")
+            if _airflow(env, log, "db", "migrate"):
+                print(log.read_text()[-3000:])
+                return 1
+            _step(f"Running the DAG {DAG_ID} (airflow dags test; full log: {log})")
+            code = _airflow(env, log, "dags", "test", DAG_ID)
+            report = _report(home, env)
+            if report is None:
+                print(log.read_text()[-5000:])
+                print(f"The DAG run produced no report (exit code {code}).")
+                return code or 1
+            from ayrshare_provider.recovery import format_report
+
+            _step("Recovery report")
+            print(format_report(report))
+            counters = emulator.state.counters()
+            retried = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
+            puts = [counters["retry_puts"].get(post_id, 0) for post_id in retried]
+            _step("What the emulator saw")
+            print(f"    retry PUTs: {sum(puts)} for {len(retried)} retried posts (at most one each: {max(puts, default=0) <= 1})")
+            print(f"    requests: {json.dumps(counters['requests'], sort_keys=True)}")
+            print(f"    done in {time.monotonic() - started:.0f} s; DAG run exit code {code}")
+            return code
+        finally:
+            if not keep_home:
+                shutil.rmtree(home, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ayrshare_provider.emulator.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--dags-folder", type=Path, default=Path("example_dags"), help="folder with the example DAGs")
+    parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME (to inspect logs)")
+    args = parser.parse_args(argv)
+    if not (args.dags_folder / f"{DAG_ID}.py").exists():
+        parser.error(f"{args.dags_folder} has no {DAG_ID}.py; run from the repository root")
+    sys.exit(run(args.dags_folder, keep_home=args.keep_home))
+
+
+if __name__ == "__main__":
+    main()

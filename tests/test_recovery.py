@@ -1,0 +1,83 @@
+"""Recovering many posts: the plan, the report, and the example DAG end to end against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from ayrshare_provider.emulator import scenarios
+from ayrshare_provider.recovery import build_report, format_report, plan_recovery
+from tests.conftest import SECRETS, load_dag
+from tests.fake_ayrshare import error_post
+
+
+def test_plan_skips_published_and_hopeless_posts_with_reasons():
+    records = [
+        error_post("retry1"),
+        error_post("live", errors=[], postIds=[{"platform": "twitter", "status": "success", "postUrl": "u"}]),
+        error_post("relink", code=161, platform="facebook"),
+        error_post("nope", retryAvailable=False),
+        {"id": "../user", "status": "error"},
+        error_post("retry1"),  # overlapping pages
+    ]
+    plan = plan_recovery(records)
+    assert plan["to_retry"] == ["retry1"]
+    reasons = {entry["id"]: entry["reason"] for entry in plan["skipped"]}
+    assert reasons["live"] == "already published on every network"
+    assert "161" in reasons["relink"] and "retryAvailable is false" in reasons["nope"]
+    assert reasons["../user"].startswith("unusable id")
+
+
+def test_a_dry_run_retries_nothing_and_says_what_it_would_do():
+    plan = plan_recovery([error_post("p1")], dry_run=True)
+    assert plan["to_retry"] == [] and plan["skipped"][0]["reason"].startswith("dry run, would retry")
+
+
+def test_report_accounts_for_every_post_exactly_once():
+    plan = {"to_retry": ["ok", "bad", "lost", "spent"], "skipped": [{"id": "s", "reason": "published"}]}
+    summaries = [
+        {"id": "ok", "published": True, "action": "retried", "post_url": "https://x.test/1", "networks": []},
+        {"id": "bad", "published": False, "status": "error", "action": "retried",
+         "networks": [{"platform": "instagram", "status": "error", "code": 138, "message": "rejected"}]},
+        {"id": "spent", "published": False, "status": "error", "action": "already_retried", "networks": []},
+        None,
+    ]
+    report = build_report(plan, summaries)
+    assert report["counts"] == {"recovered": 1, "failed_again": 2, "skipped": 1, "unknown": 1}
+    assert report["unknown"][0]["id"] == "lost"
+    table = format_report(report)
+    assert "instagram: 138 rejected" in table and "already retried before" in table
+    assert table.splitlines()[-1] == "1 recovered, 2 failed again, 1 skipped, 1 unknown"
+
+
+@pytest.mark.dag
+def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db, emulator_conn, monkeypatch, capfd):
+    scenarios.demo(emulator_conn.state)
+    monkeypatch.setenv("AYRSHARE_POLL_INTERVAL", "0.2")
+    dag = load_dag("ayrshare_failed_post_recovery")
+    dag_run = dag.test()
+    output = capfd.readouterr().out
+    assert dag_run.state == "success"
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id=dag.dag_id, run_id=dag_run.run_id, task_id="report", key="return_value").one()
+        report = row.value if isinstance(row.value, dict) else __import__("json").loads(row.value)
+
+    texts = {post.id: post.record["post"] for post in emulator_conn.state.posts.values()}
+    outcome = {bucket: sorted(texts[entry["id"]] for entry in report[bucket]) for bucket in ("recovered", "failed_again", "skipped")}
+    assert outcome == {
+        "recovered": ["Behind the scenes", "Black Friday opening hours", "Launch thread on X", "Mood board",
+                      "New tutorial video", "Our Q4 report is out", "We are hiring (half published)"],
+        "failed_again": ["Carousel of the week", "Event reminder", "Infographic"],
+        "skipped": ["Needs a relink", "Published despite the error", "Same text twice"],
+    }
+    assert report["unknown"] == []
+    # Exactly one retry PUT per retried post; none for the skipped ones.
+    counters = emulator_conn.state.counters()
+    retried_ids = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
+    assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried_ids} == dict.fromkeys(retried_ids, 1)
+    assert sum(counters["retry_puts"].values()) == 10
+    assert "7 recovered, 3 failed again, 3 skipped, 0 unknown" in output
+    assert not any(secret in str(report) for secret in SECRETS)
