@@ -8,10 +8,15 @@ waits in the triggerer until the post is published, and fails if it failed again
 
 from __future__ import annotations
 
+import os
+
 from airflow.sdk import DAG, Param
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
+
+# Seconds between two reads of the post while waiting; the tests set a short one.
+POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))
 
 with DAG(
     dag_id="ayrshare_retry_single_post",
@@ -23,6 +28,6 @@ with DAG(
 ):
     retry = RetryPostOperator(task_id="retry_post", post_id="{{ params.post_id }}", wait_for_completion=False)
     published = PostStatusSensor(
-        task_id="wait_until_published", post_id="{{ params.post_id }}", deferrable=True, poke_interval=15, timeout=1800
+        task_id="wait_until_published", post_id="{{ params.post_id }}", deferrable=True, poke_interval=POLL_INTERVAL, timeout=1800
     )
     retry >> published

@@ -51,3 +51,34 @@ def test_a_dag_whose_post_fails_again_fails_the_task(airflow_db, ayrshare_conn):
     assert dag_run.state == "failed"
     assert task_states(dag_run)["retry_post"] == "failed"
     assert ayrshare_conn.retry_puts["p1"] == 1
+
+
+def test_the_single_post_example_dag_retries_then_waits_deferred(airflow_db, emulator_conn, capfd, monkeypatch):
+    monkeypatch.setenv("AYRSHARE_POLL_INTERVAL", "0.2")
+    from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
+
+    post_id = add_failed(emulator_conn.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="one post", age_days=1).id
+    dag_run = load_dag("ayrshare_retry_single_post").test(run_conf={"post_id": post_id})
+    assert dag_run.state == "success", task_states(dag_run)
+    assert task_states(dag_run) == {"retry_post": "success", "wait_until_published": "success"}
+    assert "Pausing task as DEFERRED" in capfd.readouterr().out
+    assert emulator_conn.state.counters()["retry_puts"] == {post_id: 1}
+    assert emulator_conn.state.posts[post_id].record["status"] == "success"
+
+
+def test_example_dags_parse_cleanly_without_heavy_imports():
+    import subprocess
+    import sys
+
+    from tests.conftest import _DAGS
+
+    code = (
+        "import sys, runpy, glob\n"
+        f"for path in sorted(glob.glob({str(_DAGS)!r} + '/*.py')): runpy.run_path(path)\n"
+        "heavy = ('aiohttp', 'fastapi', 'uvicorn', 'ayrshare_provider.emulator', 'ayrshare_provider.hooks.ayrshare',\n"
+        "         'airflow.providers.http.hooks.http')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
