@@ -113,6 +113,10 @@ class AyrshareServerError(AyrshareError):
     """5xx, a dropped connection, a timeout, or a body that is not the JSON Ayrshare sends."""
 
 
+class AyrshareRetryUnconfirmedError(AyrshareServerError):
+    """The retry's answer was lost and the post could not be read: nobody knows yet whether it landed."""
+
+
 class AyrsharePostFailedError(AyrshareError, AirflowFailException):
     """
     The post ended with status ``error`` (or was deleted) instead of being published.

@@ -24,6 +24,10 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+#: A place in a fault sequence where the call is answered normally.
+PASS = Fault(0, "")
+
+
 def error_post(post_id: str, platform: str = "twitter", code: int = 136, **extra: Any) -> dict[str, Any]:
     """A post record that failed on one network."""
     return {
@@ -84,6 +88,8 @@ class FakeAyrshare:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._json(401, {"status": "error", "code": 102, "message": "API Key not valid."})
         fault = self.faults.get(endpoint, deque()).popleft() if self.faults.get(endpoint) else None
+        if fault is PASS:
+            fault = None
         if fault and not fault.apply:
             return Response(fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers)
         response = self._route(request, path)

@@ -17,17 +17,23 @@ from ayrshare_provider.exceptions import (
     AyrshareConfigError,
     AyrshareError,
     AyrshareRateLimitError,
+    AyrshareRetryUnconfirmedError,
     AyrshareServerError,
     is_transient,
     parse_response,
 )
-from ayrshare_provider.posts import KNOWN_STATUSES, validate_post_id
+from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
 
 if TYPE_CHECKING:
     import aiohttp
 
 USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
 _LOOPBACK_NAMES = {"localhost"}
+#: Defaults of the hook's tuning; each can be set in the connection's extra or as a hook argument.
+TUNING_DEFAULTS: dict[str, float] = {"timeout": 30.0, "max_attempts": 5, "backoff": 1.0, "max_backoff": 60.0}
+# Slow down once a profile has used this share of its rate-limit window (1,000 violations a day suspend it).
+RATE_HEADROOM = 0.9
+RETRY_CALL = "PUT /api/post/retry"
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -103,20 +109,34 @@ def _retry_after(headers: Any) -> float | None:
     return None
 
 
+def _rate_state(headers: Any) -> tuple[int, int, float | None] | None:
+    """``(count, max, seconds until the window resets)`` from ``x-ratelimit-*`` headers, if present."""
+    try:
+        count, limit = int(headers.get("x-ratelimit-count")), int(headers.get("x-ratelimit-max"))
+    except (TypeError, ValueError):
+        return None
+    return count, limit, _retry_after({"x-ratelimit-reset": headers.get("x-ratelimit-reset")})
+
+
 class AyrshareHook(HttpHook):
     """
     Calls the Ayrshare API with the credentials of an Ayrshare connection.
 
-    Reads are retried with exponential backoff (tenacity) on 5xx, transport errors and 429;
-    the one write, :meth:`retry_post`, is repeated only after a 429 (which Ayrshare did not
-    process), never after a 4xx or an ambiguous failure. One HTTP session is reused.
+    Reads are retried with exponential backoff (tenacity) on 5xx, transport errors and 429. The
+    one write, :meth:`retry_post`, is repeated only when it surely did not land: after a 429,
+    once; after a 5xx or a lost answer, only if the post still reads ``error``. Never after
+    another 4xx. Calls slow down before the profile's rate limit is reached. One HTTP session
+    is reused.
+
+    The tuning arguments can also be set in the connection's extra (``{"timeout": 10}``);
+    an argument given here wins.
 
     :param ayrshare_conn_id: the Ayrshare connection (API key in the password field).
     :param profile_key: act on behalf of this User Profile instead of the connection's.
-    :param timeout: seconds to wait for a response (connect timeout is separate, 10 s).
-    :param max_attempts: attempts for a read before its error is raised.
-    :param backoff: first wait between read attempts, in seconds; it doubles up to ``max_backoff``.
-    :param max_backoff: longest wait between two attempts, in seconds.
+    :param timeout: seconds to wait for a response (default 30; connecting waits at most 10).
+    :param max_attempts: attempts for a call before its error is raised (default 5).
+    :param backoff: first wait between attempts, in seconds (default 1); it doubles up to ``max_backoff``.
+    :param max_backoff: longest wait between two attempts, in seconds (default 60).
     """
 
     conn_name_attr = "ayrshare_conn_id"
@@ -130,22 +150,39 @@ class AyrshareHook(HttpHook):
         ayrshare_conn_id: str = default_conn_name,
         profile_key: str | None = None,
         *,
-        timeout: float = 30.0,
-        max_attempts: int = 5,
-        backoff: float = 1.0,
-        max_backoff: float = 60.0,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        backoff: float | None = None,
+        max_backoff: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(method="GET", http_conn_id=ayrshare_conn_id, **kwargs)
         self.ayrshare_conn_id = ayrshare_conn_id
         self.profile_key = profile_key
-        self.timeout = timeout
-        self.max_attempts = max(1, max_attempts)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self._tuning_args = {"timeout": timeout, "max_attempts": max_attempts, "backoff": backoff, "max_backoff": max_backoff}
+        self._tune({})
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_base_url = ""
+        self._rate: tuple[int, int, float | None] | None = None  # what the last answer said of the window
+
+    def _tune(self, extra: dict[str, Any]) -> None:
+        """Resolve each tuning value: hook argument, else connection extra, else default."""
+        values: dict[str, float] = {}
+        for name, default in TUNING_DEFAULTS.items():
+            value = self._tuning_args[name]
+            if value is None:
+                value = extra.get(name, default)
+            try:
+                values[name] = float(value)
+            except (TypeError, ValueError):
+                raise AyrshareConfigError(
+                    f"connection {self.ayrshare_conn_id!r} has {name}={value!r}, which is not a number"
+                ) from None
+        self.timeout = values["timeout"]
+        self.max_attempts = max(1, int(values["max_attempts"]))
+        self.backoff = values["backoff"]
+        self.max_backoff = values["max_backoff"]
 
     # -- connection form, for Airflow < 3.2 (3.2+ reads get_provider_info) -----------------
 
@@ -167,9 +204,10 @@ class AyrshareHook(HttpHook):
             conn = self.get_connection(self.ayrshare_conn_id)
             session = super().get_conn(headers, extra_options)
             session.auth = None  # login/password would override the bearer token
-            # HttpHook sends every extra key as a header; ours are credentials with their own names.
-            for field in connection_form.EXTRA_FIELDS:
+            # HttpHook sends every extra key as a header; ours are credentials with their own names, or tuning.
+            for field in [*connection_form.EXTRA_FIELDS, *TUNING_DEFAULTS]:
                 session.headers.pop(field, None)
+            self._tune(conn.extra_dejson)
             session.headers.update(auth_headers(self.ayrshare_conn_id, conn.password, conn.extra_dejson, self.profile_key))
             session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
             self.base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
@@ -192,33 +230,52 @@ class AyrshareHook(HttpHook):
             error,
         )
 
-    def _retry_policy(self, write: bool) -> dict[str, Any]:
-        """Reads: every transient error, ``max_attempts`` times. The write: one more try after a 429 only."""
+    def _read_policy(self) -> dict[str, Any]:
+        """Reads are repeated on every transient error, ``max_attempts`` times in all."""
         return {
-            "retry": tenacity.retry_if_exception_type(AyrshareRateLimitError)
-            if write
-            else tenacity.retry_if_exception(is_transient),
-            "stop": tenacity.stop_after_attempt(2 if write else self.max_attempts),
+            "retry": tenacity.retry_if_exception(is_transient),
+            "stop": tenacity.stop_after_attempt(self.max_attempts),
             "wait": self._backoff,
             "before_sleep": self._log_retry,
             "reraise": True,
         }
 
+    def _note_rate(self, headers: Any) -> None:
+        rate = _rate_state(headers)
+        if rate:
+            count, limit, reset_in = rate
+            self._rate = (count, limit, None if reset_in is None else time.monotonic() + reset_in)
+
+    def _pause_before_limit(self) -> float:
+        """Seconds to wait before the next call, so that the profile stays under its rate limit."""
+        if not self._rate:
+            return 0.0
+        count, limit, reset_at = self._rate
+        if limit <= 0 or count < limit * RATE_HEADROOM:
+            return 0.0
+        pause = self.backoff if reset_at is None else max(0.0, reset_at - time.monotonic())
+        pause = min(pause, self.max_backoff)
+        if pause:
+            self.log.info("Rate limit nearly used (%d of %d this window): waiting %.1f s", count, limit, pause)
+        return pause
+
     def _send(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
         session = self.get_conn()
+        time.sleep(self._pause_before_limit())
         prepared = session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **request))
-        options = {**self.merged_extra, "check_response": False, "timeout": self.merged_extra.get("timeout") or (10.0, self.timeout)}
+        options = {**self.merged_extra, "check_response": False, "timeout": (min(10.0, self.timeout), self.timeout)}
         try:
             response = self.run_and_check(session, prepared, options)
         except requests.RequestException as err:
             raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
+        self._note_rate(response.headers)
         return parse_response(
             response.status_code, response.text, call=call, post_id=post_id, retry_after=_retry_after(response.headers)
         )
 
-    def _call(self, method: str, path: str, *, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
-        retrying = tenacity.Retrying(**self._retry_policy(write=method != "GET"))
-        return retrying(self._send, method, path, call, post_id, **request)
+    def _read(self, path: str, *, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
+        self.get_conn()  # the connection may tune the retry policy
+        return tenacity.Retrying(**self._read_policy())(self._send, "GET", path, call, post_id, **request)
 
     def get_post(self, post_id: str) -> dict[str, Any]:
         """
@@ -227,19 +284,63 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id.
         """
         post_id = validate_post_id(post_id)
-        return self._call("GET", f"/api/post/{quote(post_id, safe='')}", call="GET /api/post/{id}", post_id=post_id)
+        return self._read(f"/api/post/{quote(post_id, safe='')}", call="GET /api/post/{id}", post_id=post_id)
 
     def retry_post(self, post_id: str) -> dict[str, Any]:
         """
         Ask Ayrshare to retry a failed post (``PUT /api/post/retry``). A post can be retried once.
 
-        Raises :class:`~ayrshare_provider.exceptions.AyrshareAlreadyRetriedError` (code 329)
-        when it was retried before.
+        The PUT is sent again only when it surely did not land: after a 429 (once), or after a
+        5xx or a lost answer when the post still reads ``error``. When the post reads anything
+        else, the retry landed and its status is returned. Raises
+        :class:`~ayrshare_provider.exceptions.AyrshareAlreadyRetriedError` (code 329) when the
+        post was retried before, and
+        :class:`~ayrshare_provider.exceptions.AyrshareRetryUnconfirmedError` when the answer was
+        lost and the post could not be read either.
 
         :param post_id: the top-level Ayrshare post id; its status must be ``error``.
         """
         post_id = validate_post_id(post_id)
-        return self._call("PUT", "/api/post/retry", call="PUT /api/post/retry", post_id=post_id, json={"id": post_id})
+        self.get_conn()
+        rate_limited = 0
+
+        def send_once() -> dict[str, Any]:
+            nonlocal rate_limited
+            try:
+                return self._send("PUT", "/api/post/retry", RETRY_CALL, post_id, json={"id": post_id})
+            except AyrshareRateLimitError:
+                rate_limited += 1
+                raise
+            except AyrshareRetryUnconfirmedError:
+                raise
+            except AyrshareServerError as err:
+                return self._landed_or_raise(post_id, err)
+
+        def send_again(retry_state: tenacity.RetryCallState) -> bool:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(error, AyrshareRateLimitError):
+                return rate_limited < 2  # Ayrshare: a 429 write at most once more, after backing off
+            return isinstance(error, AyrshareServerError) and not isinstance(error, AyrshareRetryUnconfirmedError)
+
+        policy = {**self._read_policy(), "retry": send_again}
+        return tenacity.Retrying(**policy)(send_once)
+
+    def _landed_or_raise(self, post_id: str, error: AyrshareServerError) -> dict[str, Any]:
+        """After a retry PUT got no usable answer, the post's status tells whether it landed."""
+        try:
+            record = self.get_post(post_id)
+        except AyrshareError:
+            raise AyrshareRetryUnconfirmedError(
+                f"the answer was lost ({error.message}) and the post could not be read: whether the retry "
+                "landed is unknown; a new attempt reads the post before sending anything",
+                call=RETRY_CALL,
+                post_id=post_id,
+            ) from None
+        status = status_of(record)
+        if status == ERROR:
+            raise error  # surely not applied: safe to send again
+        self.log.warning("The answer to the retry of post %s was lost, but the post is now %r: it landed", post_id, status)
+        return {"status": status, "id": post_id}
 
     def get_history(
         self,
@@ -277,9 +378,7 @@ class AyrshareHook(HttpHook):
             "startDate": start_date,
             "endDate": end_date,
         }
-        body = self._call(
-            "GET", "/api/history", call="GET /api/history", params={k: v for k, v in params.items() if v is not None}
-        )
+        body = self._read("/api/history", call="GET /api/history", params={k: v for k, v in params.items() if v is not None})
         history = body.get("history")
         if not isinstance(history, list):
             raise AyrshareServerError("the answer has no 'history' list", call="GET /api/history")
@@ -287,7 +386,7 @@ class AyrshareHook(HttpHook):
 
     def get_user(self) -> dict[str, Any]:
         """Read the profile the credentials act as (``GET /api/user``)."""
-        return self._call("GET", "/api/user", call="GET /api/user")
+        return self._read("/api/user", call="GET /api/user")
 
     def test_connection(self) -> tuple[bool, str]:
         """What the UI's Test button runs: one ``GET /api/user``."""
@@ -309,11 +408,12 @@ class AyrshareHook(HttpHook):
 
             conn = await get_async_connection(self.ayrshare_conn_id, hook=self)
             extra = await get_async_extra_dejson(conn)
+            self._tune(extra)
             headers = auth_headers(self.ayrshare_conn_id, conn.password, extra, self.profile_key)
             self._async_base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
             self._async_session = aiohttp.ClientSession(
                 headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=10.0),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout)),
             )
         return self._async_session
 
@@ -323,11 +423,13 @@ class AyrshareHook(HttpHook):
         import aiohttp
 
         session = await self._aget_session()
+        await asyncio.sleep(self._pause_before_limit())
         try:
             async with session.request(method, self._async_base_url + path) as response:
                 status, text, headers = response.status, await response.text(), response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as err:
             raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
+        self._note_rate(headers)
         return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
 
     async def aget_post(self, post_id: str) -> dict[str, Any]:
@@ -338,7 +440,8 @@ class AyrshareHook(HttpHook):
         """
         post_id = validate_post_id(post_id)
         path = f"/api/post/{quote(post_id, safe='')}"
-        async for attempt in tenacity.AsyncRetrying(**self._retry_policy(write=False)):
+        await self._aget_session()  # the connection may tune the retry policy
+        async for attempt in tenacity.AsyncRetrying(**self._read_policy()):
             with attempt:
                 return await self._asend("GET", path, "GET /api/post/{id}", post_id)
         raise AssertionError("unreachable: tenacity reraises the last error")

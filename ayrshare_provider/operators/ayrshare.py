@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, conf
 
-from ayrshare_provider.exceptions import AyrshareAlreadyRetriedError, AyrshareNotRetryableError, AyrshareServerError
+from ayrshare_provider.exceptions import AyrshareAlreadyRetriedError, AyrshareNotRetryableError
 from ayrshare_provider.posts import (
-    ERROR,
     Action,
     Plan,
     WaitState,
@@ -164,7 +163,7 @@ class RetryPostOperator(BaseOperator):
         return self.execute_complete(context, _run_inline(trigger))
 
     def _retry_once(self, context: Context, post_id: str) -> tuple[Action, dict[str, Any]]:
-        """Send the one retry; make sense of an answer that says it was sent before, or never came."""
+        """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
         try:
             answer = self.hook.retry_post(post_id)
         except AyrshareAlreadyRetriedError as err:
@@ -178,13 +177,6 @@ class RetryPostOperator(BaseOperator):
                 ) from None
             self.log.info("Post %s was already retried; it is %r, waiting for it", post_id, status_of(record))
             return Action.ALREADY_RETRIED, record
-        except AyrshareServerError:
-            # The PUT may have landed before the answer was lost: the post's status tells.
-            record = self.hook.get_post(post_id)
-            if status_of(record) == ERROR:
-                raise
-            self.log.warning("The retry's answer was lost, but post %s is now %r", post_id, status_of(record))
-            return Action.RETRIED, record
         self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
         return Action.RETRIED, {"id": post_id, "status": answer.get("status") or "pending"}
 

@@ -9,6 +9,7 @@ import pytest
 
 from ayrshare_provider.exceptions import (
     AyrshareAuthError,
+    AyrshareError,
     AyrshareConfigError,
     AyrshareNotFoundError,
     AyrshareRateLimitError,
@@ -89,10 +90,35 @@ def test_an_unknown_post_is_not_found(ayrshare_conn):
     assert ayrshare_conn.calls["GET /api/post"] == 1
 
 
-def test_the_retry_put_is_never_repeated_after_a_5xx(ayrshare_conn):
+def test_after_a_5xx_the_put_is_sent_again_only_because_the_post_still_reads_error(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
     ayrshare_conn.fail_next("PUT /api/post/retry", OVERLOADED)
-    with pytest.raises(AyrshareServerError):
+    assert fast_hook().retry_post("p1") == {"status": "pending", "id": "p1"}
+    assert ayrshare_conn.calls["PUT /api/post/retry"] == 2 and ayrshare_conn.calls["GET /api/post"] == 1
+    assert ayrshare_conn.retry_puts["p1"] == 1  # applied once
+
+
+def test_a_lost_answer_after_the_retry_landed_is_not_followed_by_a_second_put(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next("PUT /api/post/retry", Fault(502, "<html>bad gateway</html>", content_type="text/html", apply=True))
+    assert fast_hook().retry_post("p1") == {"status": "pending", "id": "p1"}
+    assert ayrshare_conn.calls["PUT /api/post/retry"] == 1
+
+
+def test_a_lost_answer_and_an_unreadable_post_is_unconfirmed_and_not_sent_again(ayrshare_conn):
+    from ayrshare_provider.exceptions import AyrshareRetryUnconfirmedError
+
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next("PUT /api/post/retry", Fault(502, "<html>bad gateway</html>", content_type="text/html", apply=True))
+    ayrshare_conn.fail_next("GET /api/post", *[OVERLOADED] * 5)
+    with pytest.raises(AyrshareRetryUnconfirmedError, match="whether the retry landed is unknown"):
+        fast_hook().retry_post("p1")
+    assert ayrshare_conn.calls["PUT /api/post/retry"] == 1
+
+
+def test_the_put_is_never_repeated_after_another_4xx(ayrshare_conn):
+    ayrshare_conn.add_post({**error_post("p1"), "status": "paused"})
+    with pytest.raises(AyrshareError, match="HTTP 400"):
         fast_hook().retry_post("p1")
     assert ayrshare_conn.calls["PUT /api/post/retry"] == 1
 

@@ -20,7 +20,7 @@ from ayrshare_provider.operators.ayrshare import POST_URL_XCOM_KEY, SUMMARY_XCOM
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.conftest import API_KEY, SECRETS, connection_json
 from tests.context import make_context
-from tests.fake_ayrshare import Fault, error_post
+from tests.fake_ayrshare import PASS, Fault, error_post
 
 PUT = "PUT /api/post/retry"
 
@@ -110,15 +110,22 @@ def test_a_lost_retry_answer_is_not_followed_by_a_second_put(ayrshare_conn):
     assert ayrshare_conn.calls[PUT] == 1
 
 
-def test_a_retry_that_surely_did_not_land_raises_for_airflow_to_retry_the_task(ayrshare_conn):
+def test_a_retry_that_surely_did_not_land_is_sent_again_and_applied_once(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
     ayrshare_conn.fail_next(PUT, Fault(503, json.dumps({"status": "error", "code": 503, "message": "down"})))
-    with pytest.raises(AyrshareServerError, match="HTTP 503"):
-        operator().execute(make_context())
-    assert ayrshare_conn.calls[PUT] == 1
-    # The task's next attempt reads "error" again and sends the retry that never landed.
     assert operator().execute(make_context())["status"] == "success"
-    assert ayrshare_conn.retry_puts["p1"] == 1
+    assert ayrshare_conn.calls[PUT] == 2 and ayrshare_conn.retry_puts["p1"] == 1
+
+
+def test_an_unconfirmed_retry_fails_the_attempt_and_the_next_attempt_only_waits(ayrshare_conn):
+    ayrshare_conn.add_post(error_post("p1"))
+    ayrshare_conn.fail_next(PUT, Fault(502, "<html>gone</html>", content_type="text/html", apply=True))
+    ayrshare_conn.fail_next("GET /api/post", PASS, *[Fault(503, "{}")] * 5)  # the first read is the pre-check
+    with pytest.raises(AyrshareServerError, match="unknown"):
+        operator().execute(make_context())
+    summary = operator().execute(make_context())  # Airflow's task retry
+    assert summary["status"] == "success" and summary["action"] == "in_flight"
+    assert ayrshare_conn.calls[PUT] == 1
 
 
 def test_waiting_past_the_timeout_fails_clearly(ayrshare_conn):
