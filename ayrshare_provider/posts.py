@@ -252,13 +252,22 @@ def summarize(record: dict[str, Any], action: Action, *, post_id: str | None = N
     }
 
 
-def post_failed_error(summary: dict[str, Any]) -> AyrsharePostFailedError:
-    """The error for a post that ended failed, listing each network's error from its summary."""
+def post_failed_error(summary: dict[str, Any], message: str | None = None) -> AyrsharePostFailedError:
+    """
+    The error for a post that ended failed, listing each network's error from its summary.
+
+    :param summary: the post's summary (:func:`summarize`).
+    :param message: what happened, when more than "it ended failed" is known.
+    """
     errors = [
         {"platform": network["platform"], "code": network["code"], "message": network["message"]}
         for network in summary.get("networks", [])
         if network.get("status") == ERROR
     ]
+    retried_before = summary.get("action") == Action.ALREADY_RETRIED.value
     return AyrsharePostFailedError(
-        f"the post ended with status {summary.get('status')!r}", post_id=summary.get("id"), errors=errors
+        message or f"the post ended with status {summary.get('status')!r}",
+        post_id=summary.get("id"),
+        errors=errors,
+        code=ALREADY_RETRIED_CODE if retried_before else None,
     )

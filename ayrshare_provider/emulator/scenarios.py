@@ -17,6 +17,7 @@ INSTAGRAM_REJECTED = (138, "Instagram rejected the post. Please try again later.
 LINKEDIN_IMAGE = (254, "LinkedIn could not process the image.")
 FACEBOOK_RELINK = (161, "Facebook authorization expired. Please relink Facebook.")
 DUPLICATE = (110, "Status is a duplicate.")
+REJECTED = (138, "The network rejected the post. Please try again later.")
 
 
 def failed_record(
@@ -102,7 +103,7 @@ def bulk(state: State, profile: str = "", count: int = 50) -> None:
         if roll < 0.65:
             add_failed(state, profile, [platform], {platform: TRANSIENT}, **kwargs)
         elif roll < 0.85:
-            add_failed(state, profile, [platform], {platform: INSTAGRAM_REJECTED}, fails_again={platform: INSTAGRAM_REJECTED}, **kwargs)
+            add_failed(state, profile, [platform], {platform: REJECTED}, fails_again={platform: REJECTED}, **kwargs)
         elif roll < 0.93:
             add_failed(state, profile, [platform], {}, published=[platform], **kwargs)
         else:

@@ -85,6 +85,7 @@ class State:
         self.requests: Counter[str] = Counter()
         self.retry_puts: Counter[str] = Counter()
         self.retries_applied: Counter[str] = Counter()
+        self.retries_refused: Counter[str] = Counter()  # answered 329
         self.rate_limited = 0
         self.clients: set[tuple[str, int]] = set()
         self._windows: dict[str, tuple[float, int]] = {}
@@ -127,6 +128,7 @@ class State:
             self.retry_puts[post_id] += 1
             post = self.find(post_id, profile)
             if post.retried_at is not None or post.already_retried:
+                self.retries_refused[post_id] += 1
                 raise ApiError(400, ALREADY_RETRIED_CODE, "This post was already retried and cannot be retried again.")
             if post.record.get("status") != "error":
                 raise ApiError(400, 400, f"Only a post with status error can be retried; this one is {post.record.get('status')}.")
@@ -197,6 +199,7 @@ class State:
                 "requests": dict(self.requests),
                 "retry_puts": dict(self.retry_puts),
                 "retries_applied": dict(self.retries_applied),
+                "retries_refused": dict(self.retries_refused),
                 "rate_limited": self.rate_limited,
                 "connections_opened": len(self.clients),
             }
@@ -206,6 +209,7 @@ class State:
             self.requests.clear()
             self.retry_puts.clear()
             self.retries_applied.clear()
+            self.retries_refused.clear()
             self.rate_limited = 0
             self.clients.clear()
 

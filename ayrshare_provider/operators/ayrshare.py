@@ -16,6 +16,7 @@ from ayrshare_provider.posts import (
     Plan,
     WaitState,
     plan_retry,
+    post_failed_error,
     status_of,
     summarize,
     validate_post_id,
@@ -166,14 +167,14 @@ class RetryPostOperator(BaseOperator):
         """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
         try:
             answer = self.hook.retry_post(post_id)
-        except AyrshareAlreadyRetriedError as err:
+        except AyrshareAlreadyRetriedError:
+            # Retried before (maybe by this very task, when an answer was lost): its status is the truth.
             record = self.hook.get_post(post_id)
             if wait_state(record) is WaitState.FAILED:
-                report_summary(context, summarize(record, Action.ALREADY_RETRIED, post_id=post_id))
-                raise AyrshareNotRetryableError(
-                    f"already retried, and the post is {status_of(record)!r} again: it cannot be retried again",
-                    post_id=post_id,
-                    code=err.code,
+                summary = summarize(record, Action.ALREADY_RETRIED, post_id=post_id)
+                report_summary(context, summary)
+                raise post_failed_error(
+                    summary, f"already retried, and the retry ended with status {summary['status']!r}"
                 ) from None
             self.log.info("Post %s was already retried; it is %r, waiting for it", post_id, status_of(record))
             return Action.ALREADY_RETRIED, record

@@ -97,7 +97,7 @@ def test_already_retried_and_in_flight_is_waited_for(ayrshare_conn):
 def test_already_retried_and_failed_again_fails_clearly(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
     ayrshare_conn.retried.add("p1")
-    with pytest.raises(AyrshareNotRetryableError, match="already retried.*cannot be retried again"):
+    with pytest.raises(AyrsharePostFailedError, match="already retried.*status 'error'.*cannot be retried again"):
         operator().execute(make_context())
     assert ayrshare_conn.calls[PUT] == 1
 
