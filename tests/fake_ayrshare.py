@@ -115,14 +115,14 @@ class FakeAyrshare:
         if record is None:
             return self._json(404, {"status": "error", "code": 404, "message": f"Post {post_id} not found."})
         outcome, reads_left = self.outcomes[post_id]
-        if record["status"] in ("pending", "processing") and post_id in self.retried:
+        if record.get("status") in ("pending", "processing") and post_id in self.retried:
             if reads_left <= 0:
                 self._settle(record, outcome)
             self.outcomes[post_id] = (outcome, reads_left - 1)
         return self._json(200, record)
 
     def _settle(self, record: dict[str, Any], outcome: str) -> None:
-        platform = record["platforms"][0]
+        platform = (record.get("platforms") or ["twitter"])[0]
         record["status"] = outcome
         if outcome == "success":
             record["errors"] = []

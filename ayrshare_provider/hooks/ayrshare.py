@@ -50,8 +50,8 @@ def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | 
     The API origin for a connection: host as given, or ``https://api.ayrshare.com``.
 
     A bare host name gets ``https``. A trailing ``/api`` is dropped (users paste the documented
-    base URL). Plain ``http`` is refused unless the host is loopback: it would send the API key
-    in clear text.
+    base URL); any other path is refused. Plain ``http`` is refused unless the host is loopback:
+    it would send the API key in clear text.
     """
     host = (host or "").strip() or connection_form.DEFAULT_HOST
     url = host if "://" in host else f"{(schema or 'https').strip()}://{host}"
@@ -60,9 +60,17 @@ def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | 
     url = url.rstrip("/")
     if url.endswith("/api"):
         url = url[: -len("/api")]
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as err:
+        raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not a URL: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not an http(s) URL")
+    if parts.path or parts.query or parts.fragment:
+        raise AyrshareConfigError(
+            f"connection {conn_id!r} has host {host!r} with a path: give the origin only, such as {connection_form.DEFAULT_HOST}"
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise AyrshareConfigError(
             f"connection {conn_id!r} points at http://{parts.hostname}: refusing to send the API key "

@@ -1,0 +1,82 @@
+"""No credential in any log, XCom, rendered template field or exception message.
+
+The example DAGs run on Airflow's task-runner path (``airflow tasks test``, which masks logs
+as a worker does; ``dag.test()`` output does not mask), succeeding, failing and deferring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ayrshare_provider.emulator.scenarios import REJECTED, TRANSIENT, add_failed
+from tests.conftest import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
+
+
+def test_the_hook_registers_every_secret_with_the_masker(emulator_conn, monkeypatch):
+    from airflow.providers.common.compat.sdk import redact
+
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+    passed_profile_key = "PROFILE-PASSED-TO-THE-HOOK-31337"
+    AyrshareHook(profile_key=passed_profile_key).get_conn()
+    for secret in (API_KEY, X_KEY, X_SECRET, passed_profile_key):
+        assert secret not in str(redact(f"value: {secret}")), secret
+
+
+def airflow(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run([sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=env, timeout=300)
+    return f"$ airflow {' '.join(args)} (exit {result.returncode})\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.dag
+def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, emulator):
+    emulator.state.settings.retry_delay = 8.0  # still pending when the sensor first looks: it defers
+    state = emulator.state
+    recovers = add_failed(state, PROFILE_KEY, ["twitter"], {"twitter": TRANSIENT}, text="X post", age_days=1).id
+    fails = add_failed(state, PROFILE_KEY, ["linkedin"], {"linkedin": REJECTED}, fails_again={"linkedin": REJECTED},
+                       text="fails again", age_days=1).id
+    paused = add_failed(state, PROFILE_KEY, ["facebook"], {"facebook": TRANSIENT}, text="paused", age_days=1).id
+    state.posts[paused].record["status"] = "paused"
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT": connection_json(
+            emulator.url, profile_key=PROFILE_KEY, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET
+        ),
+        "AYRSHARE_POLL_INTERVAL": "0.2",
+    }
+    dag = "ayrshare_retry_single_post"
+    outputs = [airflow("dags", "reserialize", env=env)]
+    for post_id in (recovers, fails, paused):
+        outputs.append(airflow("dags", "trigger", dag, "-r", f"run_{post_id}", "-c", json.dumps({"post_id": post_id}), env=env))
+        params = json.dumps({"post_id": post_id})
+        outputs.append(airflow("tasks", "test", dag, "retry_post", f"run_{post_id}", "-t", params, env=env))
+        if post_id != paused:
+            outputs.append(airflow("tasks", "test", dag, "wait_until_published", f"run_{post_id}", "-t", params, env=env))
+    outputs.append(airflow("dags", "trigger", "ayrshare_failed_post_recovery", "-r", "recovery", env=env))
+    outputs.append(airflow("tasks", "test", "ayrshare_failed_post_recovery", "find_failed_posts", "recovery", env=env))
+    text = "\n".join(outputs)
+
+    # What ran is what this test claims: a success, a deferral, two failures, the recovery plan.
+    assert state.counters()["retries_applied"] == {recovers: 1, fails: 1}
+    assert text.count("Pausing task as DEFERRED") == 2
+    assert "AyrsharePostFailedError" in text and "AyrshareNotRetryableError" in text
+    assert "1 failed posts: 1 to retry, 0 skipped" in text  # the one that failed again
+
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = [str(row.value) for row in session.query(XComModel).filter(XComModel.dag_id.in_([dag, "ayrshare_failed_post_recovery"]))]
+        stored += [str(row.rendered_fields) for row in session.query(RenderedTaskInstanceFields)]
+    assert any(recovers in value for value in stored)  # the XComs and fields searched are the real ones
+    logs = [path.read_text(errors="replace") for path in (airflow_db / "logs").rglob("*") if path.is_file()]
+    everything = "\n".join([text, *stored, *logs])
+    leaks = {secret: everything.count(secret) for secret in SECRETS if secret in everything}
+    assert leaks == {}
+    print(f"\nFIGURES secrets: {json.dumps({'runs': len(outputs), 'chars_searched': len(everything), 'occurrences': 0})}")
