@@ -18,6 +18,7 @@ LINKEDIN_IMAGE = (254, "LinkedIn could not process the image.")
 FACEBOOK_RELINK = (161, "Facebook authorization expired. Please relink Facebook.")
 DUPLICATE = (110, "Status is a duplicate.")
 REJECTED = (138, "The network rejected the post. Please try again later.")
+NOT_LINKED = (156, "The social network is not linked to this profile. Please link it first.")
 
 
 def failed_record(
@@ -107,7 +108,7 @@ def bulk(state: State, profile: str = "", count: int = 50) -> None:
         elif roll < 0.93:
             add_failed(state, profile, [platform], {}, published=[platform], **kwargs)
         else:
-            add_failed(state, profile, [platform], {platform: FACEBOOK_RELINK}, **kwargs)
+            add_failed(state, profile, [platform], {platform: NOT_LINKED}, **kwargs)
 
 
 SCENARIOS = {"empty": lambda state, profile="", count=0: None, "demo": lambda state, profile="", count=0: demo(state, profile),
