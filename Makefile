@@ -1,8 +1,9 @@
 # One-command set-up: `make demo` runs the failed-post recovery demo, `make test` the tests.
-# Both create .venv on first use and reinstall only when pyproject.toml changes.
+# Both create the virtual environment on first use and reinstall only when pyproject.toml changes.
+# Another Airflow: `make test AIRFLOW_VERSION=2.11.2 VENV=.venv-airflow-2.11`.
 PYTHON ?= python3
-VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
+VENV ?= .venv
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
 
@@ -24,4 +25,4 @@ test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf .venv .venv-airflow-* .pytest_cache *.egg-info

@@ -16,7 +16,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from ayrshare_provider.operators.ayrshare import SUMMARY_XCOM_KEY, RetryPostOperator
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import DAG, Param
+from airflow.providers.common.compat.sdk import DAG, Param
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor

@@ -44,9 +44,9 @@ def connection_json(host: str, **extra: str) -> str:
 
 def load_dag(dag_id: str):
     """A DAG from the DAGs folder, parsed as Airflow parses it."""
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.airflow_compat import dag_bag
 
-    dag = DagBag(dag_folder=str(_DAGS)).get_dag(dag_id)
+    dag = dag_bag(str(_DAGS)).get_dag(dag_id)
     assert dag is not None, f"no DAG {dag_id!r} in {_DAGS}"
     return dag
 

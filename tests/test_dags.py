@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.airflow_compat import TRIGGER_RAN_INLINE, stored_xcoms
 from tests.conftest import SECRETS, load_dag
 from tests.fake_ayrshare import error_post
 
@@ -17,32 +18,31 @@ def task_states(dag_run) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_a_dag_recovers_a_failed_post_with_one_retry(airflow_db, ayrshare_conn, deferrable, capfd):
+def test_a_dag_recovers_a_failed_post_with_one_retry(airflow_db, ayrshare_conn, deferrable, capfd, caplog):
     ayrshare_conn.add_post(error_post("p1"), outcome="success", pending_reads=3)
     dag = load_dag(f"test_recover_one_{'deferrable' if deferrable else 'sync'}")
     dag_run = dag.test()
     assert dag_run.state == "success", task_states(dag_run)
     assert task_states(dag_run) == {"retry_post": "success", "post_is_published": "success"}
     assert ayrshare_conn.retry_puts["p1"] == 1
-    output = capfd.readouterr().out
-    assert ("Pausing task as DEFERRED" in output) is deferrable
+    output = "".join(capfd.readouterr()) + caplog.text
+    assert (TRIGGER_RAN_INLINE in output) is deferrable
     assert "XCom not found" not in output
 
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        values = {
-            (row.task_id, row.key): row.value
-            for row in session.query(XComModel).filter(XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id)
-        }
+    values = {(task, key): value for (task, key, _), value in stored_xcoms(dag.dag_id, dag_run.run_id).items()}
     summary = values[("retry_post", "return_value")]
-    summary = json.loads(summary) if isinstance(summary, str) else summary
     assert summary["status"] == "success" and summary["retried"] is True
-    assert "https://example.test/twitter/99" in str(values[("retry_post", "ayrshare_post_url")])
+    assert values[("retry_post", "ayrshare_post_url")] == "https://example.test/twitter/99"
     # Airflow stores the extra link's target when the task ends: the published post.
-    assert "https://example.test/twitter/99" in str(values[("retry_post", "_link_AyrsharePostLink")])
+    if ("retry_post", "_link_AyrsharePostLink") in values or _is_airflow_3():
+        assert values[("retry_post", "_link_AyrsharePostLink")] == "https://example.test/twitter/99"
     assert not any(secret in str(values) for secret in SECRETS)
+
+
+def _is_airflow_3() -> bool:
+    from airflow import __version__
+
+    return __version__.startswith("3.")
 
 
 def test_a_dag_whose_post_fails_again_fails_the_task(airflow_db, ayrshare_conn):
@@ -53,7 +53,7 @@ def test_a_dag_whose_post_fails_again_fails_the_task(airflow_db, ayrshare_conn):
     assert ayrshare_conn.retry_puts["p1"] == 1
 
 
-def test_the_single_post_example_dag_retries_then_waits_deferred(airflow_db, emulator_conn, capfd, monkeypatch):
+def test_the_single_post_example_dag_retries_then_waits_deferred(airflow_db, emulator_conn, capfd, caplog, monkeypatch):
     monkeypatch.setenv("AYRSHARE_POLL_INTERVAL", "0.2")
     from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
 
@@ -61,7 +61,7 @@ def test_the_single_post_example_dag_retries_then_waits_deferred(airflow_db, emu
     dag_run = load_dag("ayrshare_retry_single_post").test(run_conf={"post_id": post_id})
     assert dag_run.state == "success", task_states(dag_run)
     assert task_states(dag_run) == {"retry_post": "success", "wait_until_published": "success"}
-    assert "Pausing task as DEFERRED" in capfd.readouterr().out
+    assert TRIGGER_RAN_INLINE in "".join(capfd.readouterr()) + caplog.text
     assert emulator_conn.state.counters()["retry_puts"] == {post_id: 1}
     assert emulator_conn.state.posts[post_id].record["status"] == "success"
 

@@ -6,6 +6,7 @@ import pytest
 
 from ayrshare_provider.emulator import scenarios
 from ayrshare_provider.recovery import build_report, format_report, plan_recovery
+from tests.airflow_compat import stored_xcoms
 from tests.conftest import SECRETS, load_dag
 from tests.fake_ayrshare import error_post
 
@@ -58,12 +59,7 @@ def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db
     output = capfd.readouterr().out
     assert dag_run.state == "success"
 
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.query(XComModel).filter_by(dag_id=dag.dag_id, run_id=dag_run.run_id, task_id="report", key="return_value").one()
-        report = row.value if isinstance(row.value, dict) else __import__("json").loads(row.value)
+    report = stored_xcoms(dag.dag_id, dag_run.run_id)[("report", "return_value", -1)]
 
     texts = {post.id: post.record["post"] for post in emulator_conn.state.posts.values()}
     outcome = {bucket: sorted(texts[entry["id"]] for entry in report[bucket]) for bucket in ("recovered", "failed_again", "skipped")}

@@ -25,6 +25,7 @@ from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.recovery import plan_recovery
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from tests.airflow_compat import stored_xcoms
 from tests.conftest import API_KEY, X_KEY, X_SECRET, connection_json, load_dag
 from tests.context import make_context
 
@@ -90,14 +91,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     elapsed = time.monotonic() - started
     assert dag_run.state == "success"
 
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        value = session.query(XComModel).filter_by(
-            dag_id="ayrshare_failed_post_recovery", run_id=dag_run.run_id, task_id="report", key="return_value"
-        ).one().value
-    report = value if isinstance(value, dict) else json.loads(value)
+    report = stored_xcoms("ayrshare_failed_post_recovery", dag_run.run_id)[("report", "return_value", -1)]
     counters = emulator.state.counters()
 
     accounted = [entry["id"] for bucket in ("recovered", "failed_again", "skipped", "unknown") for entry in report[bucket]]

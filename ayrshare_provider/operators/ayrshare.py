@@ -58,14 +58,22 @@ def report_summary(context: Context, summary: dict[str, Any]) -> None:
     ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url"))
 
 
-def result_from_event(context: Context, event: dict[str, Any] | None, post_id: str) -> dict[str, Any]:
-    """Report a trigger event's summary (before any failure is raised), then return it or raise its error."""
+def result_from_event(context: Context, event: dict[str, Any] | None, task_post_id: Any) -> dict[str, Any]:
+    """
+    Report a trigger event's summary (before any failure is raised), then return it or raise its error.
+
+    :param context: the task's context.
+    :param event: the trigger event's payload.
+    :param task_post_id: the task's ``post_id``, used only when the event names none (the event's
+        own id is the one the trigger watched; a resumed task is not always re-rendered).
+    """
     from ayrshare_provider.triggers.ayrshare import summary_from_event
 
     summary = event.get("summary") if isinstance(event, dict) else None
     if isinstance(summary, dict):
         report_summary(context, summary)
-    return summary_from_event(event, post_id)
+    watched = event.get("post_id") if isinstance(event, dict) else None
+    return summary_from_event(event, watched if isinstance(watched, str) else validate_post_id(task_post_id))
 
 
 def default_deferrable() -> bool:
@@ -196,7 +204,7 @@ class RetryPostOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the task's result (or its error)."""
-        return result_from_event(context, event, validate_post_id(self.post_id))
+        return result_from_event(context, event, self.post_id)
 
     def _finish(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         report_summary(context, summary)

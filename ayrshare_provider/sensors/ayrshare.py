@@ -115,4 +115,4 @@ class PostStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the sensor's result (or its error)."""
-        return result_from_event(context, event, validate_post_id(self.post_id))
+        return result_from_event(context, event, self.post_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG  # airflow.sdk on Airflow 3, airflow.models on 2.11
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
