@@ -1,7 +1,8 @@
-"""The one stand-in of the unit tests: a task instance that records XCom pushes.
+"""The stand-ins of the unit tests: a task instance that records XCom pushes, and a task state store.
 
-Direct operator tests call ``execute(context)``; only ``context["ti"].xcom_push`` is used.
-DAG tests (tests/test_dags.py) cover the same paths with real task instances.
+Direct operator tests call ``execute(context)``; only ``context["ti"].xcom_push`` and
+``context["task_state_store"]`` are used. DAG and full-stack tests cover the same paths with
+real task instances.
 """
 
 from __future__ import annotations
@@ -17,5 +18,15 @@ class RecordingTI:
         self.xcoms[key] = value
 
 
-def make_context() -> dict[str, Any]:
-    return {"ti": RecordingTI()}
+class StateStore(dict):
+    """Airflow 3.3's ``task_state_store``, as a dict: it outlives one attempt of a task instance."""
+
+    def set(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+def make_context(state_store: StateStore | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {"ti": RecordingTI()}
+    if state_store is not None:
+        context["task_state_store"] = state_store
+    return context

@@ -151,6 +151,11 @@ class RetryPostOperator(BaseOperator):
         self.log.info("Post %s: %s (%s)", post_id, plan.value, reason)
         if plan is Plan.ALREADY_PUBLISHED:
             return self._finish(context, summarize(record, Action.ALREADY_PUBLISHED, post_id=post_id))
+        if plan in (Plan.RETRY, Plan.NOT_RETRYABLE) and _sent_before(context, post_id):
+            # An earlier attempt of this task retried it, and "error" is how that retry ended.
+            summary = summarize(record, Action.RETRIED, post_id=post_id)
+            report_summary(context, summary)
+            raise post_failed_error(summary, "retried by an earlier attempt of this task, which ended with status 'error'")
         if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
             report_summary(context, summarize(record, Action.NOT_RETRIED, post_id=post_id))
             raise AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
@@ -173,9 +178,11 @@ class RetryPostOperator(BaseOperator):
 
     def _retry_once(self, context: Context, post_id: str) -> tuple[Action, dict[str, Any]]:
         """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
+        _remember(context, post_id, _SENDING)
         try:
             answer = self.hook.retry_post(post_id)
         except AyrshareAlreadyRetriedError:
+            _remember(context, post_id, _SENT)
             # Retried before (maybe by this very task, when an answer was lost): its status is the truth.
             record = self.hook.get_post(post_id)
             if wait_state(record) is WaitState.FAILED:
@@ -186,6 +193,7 @@ class RetryPostOperator(BaseOperator):
                 ) from None
             self.log.info("Post %s was already retried; it is %r, waiting for it", post_id, status_of(record))
             return Action.ALREADY_RETRIED, record
+        _remember(context, post_id, _SENT)
         self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
         return Action.RETRIED, {"id": post_id, "status": answer.get("status") or "pending"}
 
@@ -209,6 +217,25 @@ class RetryPostOperator(BaseOperator):
     def _finish(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         report_summary(context, summary)
         return summary
+
+
+# What this task instance knows of its own retry, across its attempts (Airflow 3.3's task state
+# store; older Airflow has none, and then the post's status is all there is to go on).
+_STATE_KEY = "ayrshare_retry"
+_SENDING = "sending"  # the PUT may have gone out: a later attempt sends it again, and 329 tells
+_SENT = "sent"  # the retry landed: a later attempt never sends another
+
+
+def _remember(context: Context, post_id: str, state: str) -> None:
+    store = context.get("task_state_store")
+    if store is not None:
+        store.set(_STATE_KEY, {"post_id": post_id, "state": state})
+
+
+def _sent_before(context: Context, post_id: str) -> bool:
+    store = context.get("task_state_store")
+    memory = store.get(_STATE_KEY) if store is not None else None
+    return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == _SENT
 
 
 def _run_inline(trigger: PostStatusTrigger) -> dict[str, Any]:

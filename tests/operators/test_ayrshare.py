@@ -175,3 +175,26 @@ def test_template_fields_and_no_io_at_construction():
     task = RetryPostOperator(task_id="t", post_id="{{ params.post_id }}", profile_key="never-rendered")
     assert set(task.template_fields) == {"post_id", "ayrshare_conn_id"}
     assert "hook" not in task.__dict__  # built only when executed
+
+
+def test_a_task_retry_after_its_retry_failed_again_reports_it_without_a_second_put(ayrshare_conn):
+    from tests.context import StateStore
+
+    ayrshare_conn.add_post(error_post("p1"), outcome="error", pending_reads=0)
+    store = StateStore()
+    with pytest.raises(TaskDeferred):
+        operator(deferrable=True).execute(make_context(store))
+    assert operator().hook.get_post("p1")["status"] == "error"  # the retry settled: failed again
+    # Airflow schedules another attempt (a worker lost, a scheduler race): it must not PUT again.
+    with pytest.raises(AyrsharePostFailedError, match="earlier attempt of this task.*272"):
+        operator(deferrable=True).execute(make_context(store))
+    assert ayrshare_conn.calls[PUT] == 1
+
+
+def test_an_attempt_that_may_have_sent_the_put_lets_the_next_one_ask_again(ayrshare_conn):
+    from tests.context import StateStore
+
+    store = StateStore({"ayrshare_retry": {"post_id": "p1", "state": "sending"}})
+    ayrshare_conn.add_post(error_post("p1"))
+    assert operator().execute(make_context(store))["status"] == "success"
+    assert ayrshare_conn.calls[PUT] == 1 and store["ayrshare_retry"]["state"] == "sent"
