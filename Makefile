@@ -7,7 +7,7 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Side-by-side measurements against the http provider and the official SDK: bench/RESULTS.md.
+bench: install
+	$(VENV)/bin/python -m pip install -q social-post-api
+	cd bench && ../$(VENV)/bin/python run_all.py
 
 clean:
 	rm -rf .venv .venv-airflow-* .pytest_cache *.egg-info

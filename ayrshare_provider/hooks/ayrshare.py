@@ -269,7 +269,8 @@ class AyrshareHook(HttpHook):
 
     def _send(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
         session = self.get_conn()
-        time.sleep(self._pause_before_limit())
+        if pause := self._pause_before_limit():
+            time.sleep(pause)
         prepared = session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **request))
         options = {**self.merged_extra, "check_response": False, "timeout": (min(10.0, self.timeout), self.timeout)}
         try:
@@ -431,7 +432,8 @@ class AyrshareHook(HttpHook):
         import aiohttp
 
         session = await self._aget_session()
-        await asyncio.sleep(self._pause_before_limit())
+        if pause := self._pause_before_limit():
+            await asyncio.sleep(pause)
         try:
             async with session.request(method, self._async_base_url + path) as response:
                 status, text, headers = response.status, await response.text(), response.headers

@@ -83,7 +83,8 @@ class PostStatusTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
-        hook = AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
+        # tcp_keep_alive: the sync session's socket options; a trigger only uses the async session.
+        hook = AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, tcp_keep_alive=False, **self.hook_params)
         watch = StatusWatch(self.post_id, self.log)
         try:
             while True:

@@ -1,0 +1,70 @@
+"""What every benchmark shares: an emulator in its own process, repetitions, and table output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from typing import Any
+
+import requests
+
+# The repository root, for tests.context (the minimal task context the direct operator runs use).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+API_KEY = "bench-api-key-0123456789"
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+
+
+@contextmanager
+def emulator(*args: str) -> Iterator[str]:
+    """An emulator in a subprocess (so that its CPU is not the client's), yielding its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ayrshare_provider.emulator", "--port", "0", "--api-key", API_KEY, "--rate-limit", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        yield line.split()[3]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def control(url: str, method: str, path: str, **kwargs: Any) -> Any:
+    answer = requests.request(method, f"{url}/_emulator/{path}", timeout=30, **kwargs)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def connection_env(url: str) -> dict[str, str]:
+    import json
+
+    return {"AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps({"conn_type": "ayrshare", "host": url, "password": API_KEY})}
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Median, min and max of measured values."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def spread(stats: dict[str, float], unit: str = "", digits: int = 3) -> str:
+    return f"{stats['median']:.{digits}f}{unit} ({stats['min']:.{digits}f} to {stats['max']:.{digits}f})"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    packages = ", ".join(
+        f"{name} {version(name)}" for name in ("apache-airflow", "apache-airflow-providers-http", "aiohttp", "requests")
+    )
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {packages}"

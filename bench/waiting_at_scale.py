@@ -1,0 +1,147 @@
+"""3. Waiting at scale: 1,000 posts waited on at once in one event loop, as in a triggerer.
+
+``ayrshare``: 1,000 ``PostStatusTrigger``s. ``http-style``: the same waits polled the way the
+http provider's ``HttpSensorTrigger`` polls, a new ``aiohttp.ClientSession`` and
+``HttpAsyncHook.run`` for every poll. Each variant runs in a fresh process against a fresh
+emulator whose posts all settle after the same time (so after the same number of polls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import requests
+
+from common import API_KEY, REPEATS, connection_env, control, emulator, spread, summarize, table
+
+POSTS = int(os.environ.get("BENCH_WAITS", "1000"))
+POLL = 1.0  # seconds between polls of one post
+SETTLE = 5.0  # seconds until a retried post is final: about five polls each
+
+
+async def stall_monitor(stop: asyncio.Event, worst: list[float]) -> None:
+    """The longest time the event loop was busy past a 10 ms sleep: what a triggerer would notice."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(0.01)
+        worst[0] = max(worst[0], time.perf_counter() - started - 0.01)
+
+
+async def wait_ayrshare(post_ids: list[str]) -> None:
+    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+
+    async def one(post_id: str) -> None:
+        trigger = PostStatusTrigger(post_id, "ayrshare_default", end_time=time.time() + 600, poll_interval=POLL)
+        events = trigger.run()
+        event = await anext(events)
+        await events.aclose()
+        assert event.payload["status"] == "success", event.payload
+
+    await asyncio.gather(*(one(post_id) for post_id in post_ids))
+
+
+async def wait_http_style(post_ids: list[str]) -> None:
+    import aiohttp
+    from airflow.providers.http.hooks.http import HttpAsyncHook
+
+    async def one(post_id: str) -> None:
+        hook = HttpAsyncHook(method="GET", http_conn_id="bench_http")
+        while True:
+            async with aiohttp.ClientSession() as session:  # as HttpSensorTrigger: a session per poll
+                response = await hook.run(session=session, endpoint=f"/api/post/{post_id}")
+                record = await response.json()
+            if record["status"] == "success":
+                return
+            await asyncio.sleep(POLL)
+
+    await asyncio.gather(*(one(post_id) for post_id in post_ids))
+
+
+def child(variant: str, post_ids: list[str]) -> dict[str, float]:
+    async def run() -> float:
+        stop, worst = asyncio.Event(), [0.0]
+        monitor = asyncio.create_task(stall_monitor(stop, worst))
+        await (wait_ayrshare if variant == "ayrshare" else wait_http_style)(post_ids)
+        stop.set()
+        await monitor
+        return worst[0]
+
+    import aiohttp  # noqa: F401 - imports are not the waiting's cost: load them first
+    from airflow.providers.http.hooks.http import HttpAsyncHook  # noqa: F401
+
+    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger  # noqa: F401
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu, wall = time.process_time(), time.perf_counter()
+    stall = asyncio.run(run())
+    return {
+        "cpu_s": time.process_time() - cpu,
+        "wall_s": time.perf_counter() - wall,
+        "peak_rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
+        "max_stall_ms": stall * 1000,
+    }
+
+
+def one_run(variant: str) -> dict[str, float]:
+    # About two in three bulk posts are transient failures: make enough of them.
+    with emulator("--scenario", "bulk", "--count", str(POSTS * 8 // 5), "--retry-delay", str(SETTLE)) as url:
+        records = [entry["record"] for entry in control(url, "GET", "posts")["posts"]]
+        # The posts a retry publishes (transient errors, code 136): all of them end the same way.
+        post_ids = [r["id"] for r in records if r["status"] == "error" and r["errors"] and r["errors"][0]["code"] == 136]
+        post_ids = post_ids[:POSTS]
+        with requests.Session() as session:  # put every post in flight; each settles SETTLE s later
+            session.headers.update({"Authorization": f"Bearer {API_KEY}", "X-Twitter-OAuth1-Api-Key": "bench-x-key",
+                                    "X-Twitter-OAuth1-Api-Secret": "bench-x-secret"})
+            for post_id in post_ids:
+                session.put(f"{url}/api/post/retry", json={"id": post_id}, timeout=30)
+        control(url, "POST", "reset-counters")
+        env = {
+            **os.environ, **connection_env(url), "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),
+            "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": url, "extra": {"Authorization": f"Bearer {API_KEY}"}}),
+        }
+        out = subprocess.run([sys.executable, __file__, "--child", variant], input=json.dumps(post_ids),
+                             capture_output=True, text=True, env=env)
+        if out.returncode:
+            raise RuntimeError(f"the {variant} run failed: {out.stderr[-2000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        counters = control(url, "GET", "counters")
+        result["connections"] = counters["connections_opened"]
+        result["polls"] = counters["requests"].get("GET /api/post/{id}", 0)
+        result["posts"] = len(post_ids)
+    return result
+
+
+def main() -> str:
+    runs: dict[str, list[dict[str, float]]] = {"ayrshare": [], "http-style": []}
+    for _ in range(max(1, REPEATS // 2)):
+        for variant in runs:
+            runs[variant].append(one_run(variant))
+    keys = ("cpu_s", "peak_rss_growth_mb", "max_stall_ms", "wall_s")
+    stats = {v: {k: summarize([r[k] for r in rs]) for k in keys} for v, rs in runs.items()}
+    rows = [
+        [variant, rs[0]["posts"], spread(stats[variant]["cpu_s"], " s", 2), spread(stats[variant]["peak_rss_growth_mb"], " MB", 0),
+         spread(stats[variant]["max_stall_ms"], " ms", 0), rs[-1]["polls"], rs[-1]["connections"]]
+        for variant, rs in runs.items()
+    ]
+    ratio = {k: stats["ayrshare"][k]["median"] / stats["http-style"][k]["median"] for k in ("cpu_s", "peak_rss_growth_mb")}
+    return (
+        f"## 3. Waiting at scale ({rows[0][1]} posts waited on at once, one event loop, {len(runs['ayrshare'])} runs)\n\n"
+        + table(["variant", "posts", "CPU", "peak RSS growth", "longest loop stall", "polls", "TCP connections"], rows)
+        + f"\n\nayrshare / http-style: CPU **{ratio['cpu_s']:.2f}**, memory **{ratio['peak_rss_growth_mb']:.2f}** "
+        + "(targets <= 1.0); longest stall target <= 100 ms; connections: one per waiting post, reused for all its polls, "
+        + "against one per poll.\n"
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], json.loads(sys.stdin.read()))))
+    else:
+        print(main())
