@@ -24,6 +24,7 @@ from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareServerError,
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.recovery import plan_recovery
+from ayrshare_provider.operators.ayrshare import run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.airflow_compat import stored_xcoms
 from tests.conftest import API_KEY, X_KEY, X_SECRET, connection_json, load_dag
@@ -45,15 +46,7 @@ def operator(post_id: str, **kwargs) -> RetryPostOperator:
                                 "deferrable": False, "hook_params": FAST, **kwargs})
 
 
-def first_event(trigger: PostStatusTrigger) -> dict:
-    async def run() -> dict:
-        events = trigger.run()
-        try:
-            return (await anext(events)).payload
-        finally:
-            await events.aclose()
-
-    return asyncio.run(run())
+first_event = run_inline  # the trigger, run in this process until its one event
 
 
 # -- the soak ---------------------------------------------------------------------------------

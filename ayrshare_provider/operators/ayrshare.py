@@ -174,7 +174,7 @@ class RetryPostOperator(BaseOperator):
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout) + _DEFERRAL_GRACE,
             )
-        return self.execute_complete(context, _run_inline(trigger))
+        return self.execute_complete(context, run_inline(trigger))
 
     def _retry_once(self, context: Context, post_id: str) -> tuple[Action, dict[str, Any]]:
         """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
@@ -238,7 +238,7 @@ def _sent_before(context: Context, post_id: str) -> bool:
     return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == _SENT
 
 
-def _run_inline(trigger: PostStatusTrigger) -> dict[str, Any]:
+def run_inline(trigger: PostStatusTrigger) -> dict[str, Any]:
     """Run the trigger in this process until its one event: the same wait, holding the worker slot."""
     import asyncio
 

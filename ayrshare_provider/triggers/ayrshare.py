@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +12,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_error, summarize
+
+_FIRST_POLL_SPREAD = 5.0  # seconds, at most
 
 # Event "status" values; execute_complete() turns each into a return value or an error.
 EVENT_SUCCESS = "success"
@@ -86,6 +89,10 @@ class PostStatusTrigger(BaseTrigger):
         # tcp_keep_alive: the sync session's socket options; a trigger only uses the async session.
         hook = AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, tcp_keep_alive=False, **self.hook_params)
         watch = StatusWatch(self.post_id, self.log)
+        # The task read the post just before deferring. A random first wait spreads the polls of
+        # triggers that start together (a mapped recovery defers hundreds at once), so that
+        # neither the triggerer's event loop nor the profile's rate limit sees them in lockstep.
+        await asyncio.sleep(random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD))))
         try:
             while True:
                 try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -16,7 +15,7 @@ from ayrshare_provider.exceptions import (
     AyrshareServerError,
     AyrshareWaitTimeoutError,
 )
-from ayrshare_provider.operators.ayrshare import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY, RetryPostOperator
+from ayrshare_provider.operators.ayrshare import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY, RetryPostOperator, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.conftest import API_KEY, SECRETS, connection_json
 from tests.context import make_context
@@ -159,13 +158,7 @@ def test_deferrable_defers_after_the_retry_and_completes_from_the_event(ayrshare
     assert isinstance(trigger, PostStatusTrigger) and deferred.value.method_name == "execute_complete"
     assert ayrshare_conn.retry_puts["p1"] == 1
 
-    async def first_event():
-        events = trigger.run()
-        event = await anext(events)
-        await events.aclose()
-        return event.payload
-
-    event = asyncio.run(first_event())
+    event = run_inline(trigger)
     assert "PROFILE-FOR-TRIGGER-77" not in json.dumps(event)
     summary = task.execute_complete(make_context(), event)
     assert summary["status"] == "success" and summary["action"] == "retried"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import time
@@ -10,6 +9,7 @@ import time
 import pytest
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
+from ayrshare_provider.operators.ayrshare import run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger, summary_from_event
 from tests.conftest import SECRETS
 from tests.fake_ayrshare import Fault, error_post
@@ -17,15 +17,7 @@ from tests.fake_ayrshare import Fault, error_post
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_attempts": 2}
 
 
-def first_event(trigger: PostStatusTrigger) -> dict:
-    async def run():
-        events = trigger.run()
-        try:
-            return (await anext(events)).payload
-        finally:
-            await events.aclose()
-
-    return asyncio.run(run())
+first_event = run_inline  # the trigger, run in this process until its one event
 
 
 def trigger(post_id="p1", timeout=5.0, **kwargs) -> PostStatusTrigger:
