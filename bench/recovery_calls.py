@@ -39,7 +39,7 @@ def recover(post_ids: list[str]) -> list[str]:
 
 
 def main() -> str:
-    args = ("--scenario", "bulk", "--count", str(POSTS * 8 // 5), "--retry-delay", str(SETTLE),
+    args = ("--scenario", "bulk", "--count", str(POSTS * 2), "--retry-delay", str(SETTLE),
             "--rate-limit", str(LIMIT), "--rate-window", str(WINDOW))
     with emulator(*args) as url:
         os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
