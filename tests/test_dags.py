@@ -55,6 +55,7 @@ def test_a_dag_whose_post_fails_again_fails_the_task(airflow_db, ayrshare_conn):
 
 def test_the_single_post_example_dag_retries_then_waits_deferred(airflow_db, emulator_conn, capfd, caplog, monkeypatch):
     monkeypatch.setenv("AYRSHARE_POLL_INTERVAL", "0.2")
+    emulator_conn.state.settings.retry_delay = 3.0  # still in flight when the sensor first looks: it defers
     from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
 
     post_id = add_failed(emulator_conn.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="one post", age_days=1).id

@@ -165,6 +165,7 @@ def test_crash_mid_wait_the_task_retry_resumes_waiting_without_a_second_put(emul
 
 
 def test_deferred_task_lost_its_trigger_the_task_retry_defers_again_without_a_put(emulator_conn):
+    emulator_conn.state.settings.retry_delay = 3.0  # still in flight when the next attempt reads it
     post_id = one_failed_post(emulator_conn)
     with pytest.raises(TaskDeferred):
         operator(post_id, deferrable=True).execute(make_context())  # its triggerer then died

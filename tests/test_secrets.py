@@ -36,7 +36,9 @@ def airflow(*args: str, env: dict[str, str]) -> str:
 
 @pytest.mark.dag
 def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, emulator):
-    emulator.state.settings.retry_delay = 8.0  # still pending when the sensor first looks: it defers
+    # Still in flight when the sensor first looks, even on a loaded machine (each CLI run takes
+    # seconds to start): so the sensor defers.
+    emulator.state.settings.retry_delay = 20.0
     state = emulator.state
     recovers = add_failed(state, PROFILE_KEY, ["twitter"], {"twitter": TRANSIENT}, text="X post", age_days=1).id
     fails = add_failed(state, PROFILE_KEY, ["linkedin"], {"linkedin": REJECTED}, fails_again={"linkedin": REJECTED},
