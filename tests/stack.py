@@ -6,6 +6,7 @@ torn down with its whole process group, so that no process outlives the test.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+ADMIN = "admin"  # the simple auth manager's default user
 
 
 def free_port() -> int:
@@ -47,7 +49,6 @@ class Standalone:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
@@ -56,6 +57,7 @@ class Standalone:
         }
         self.log = self.home / "standalone.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.admin_password = ""
         self.session = requests.Session()
 
     def start(self, timeout: float = 240) -> Standalone:
@@ -77,8 +79,12 @@ class Standalone:
             time.sleep(1)
         else:
             raise RuntimeError(f"airflow standalone was not healthy in {timeout} s: {self.log.read_text()[-3000:]}")
-        token = requests.get(f"{self.url}/auth/token", timeout=10).json()["access_token"]
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        # The simple auth manager's admin, with the password it generated at start.
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        self.admin_password = passwords[ADMIN]
+        answer = requests.post(f"{self.url}/auth/token", json={"username": ADMIN, "password": self.admin_password}, timeout=10)
+        answer.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
         return self
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from ayrshare_provider.emulator.server import Emulator
 from tests.conftest import API_KEY, X_KEY, X_SECRET, connection_json
-from tests.stack import Standalone
+from tests.stack import ADMIN, Standalone
 
 pytestmark = pytest.mark.stack
 DAG_ID = "ayrshare_failed_post_recovery"
@@ -100,8 +100,13 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
     context.route("https://*.example.com/**", lambda route: route.fulfill(body="<h1>the published post</h1>", content_type="text/html"))
     page = context.new_page()
 
-    # Admin > Connections > Add, type Ayrshare.
-    page.goto(f"{stack.url}/connections", wait_until="networkidle")
+    # Log in as the admin, then Admin > Connections > Add, type Ayrshare.
+    page.goto(f"{stack.url}/connections")
+    page.wait_for_url("**/auth/login**")  # the UI sends a stranger to the login page
+    page.locator("input[name=username]").fill(ADMIN)
+    page.locator("input[name=password]").fill(stack.admin_password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Add Connection").wait_for()
     page.get_by_role("button", name="Add Connection").click()
     page.get_by_role("combobox").first.click()
     page.keyboard.type("Ayrshare")
