@@ -104,17 +104,23 @@ def auth_headers(conn_id: str, api_key: str | None, extra: dict[str, Any], profi
     return headers
 
 
+def _reset_seconds(headers: Any) -> float | None:
+    """Seconds until the rate-limit window resets, from ``x-ratelimit-reset`` (milliseconds)."""
+    try:
+        reset_ms = float(headers.get("x-ratelimit-reset"))
+    except (TypeError, ValueError):
+        return None
+    if reset_ms > 1e12:  # an epoch in ms, not a duration
+        reset_ms -= time.time() * 1000
+    return max(0.0, reset_ms / 1000)
+
+
 def _retry_after(headers: Any) -> float | None:
-    """Seconds to wait after a 429, from ``Retry-After`` or ``x-ratelimit-reset`` (milliseconds)."""
-    for name, scale in (("Retry-After", 1.0), ("x-ratelimit-reset", 0.001)):
-        try:
-            value = float(headers.get(name))
-        except (TypeError, ValueError):
-            continue
-        if name == "x-ratelimit-reset" and value > 1e12:  # an epoch in ms, not a duration
-            value = value - time.time() * 1000
-        return max(0.0, value * scale)
-    return None
+    """Seconds to wait after a 429, from ``Retry-After`` or else ``x-ratelimit-reset``."""
+    try:
+        return max(0.0, float(headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return _reset_seconds(headers)
 
 
 def _rate_state(headers: Any) -> tuple[int, int, float | None] | None:
@@ -123,7 +129,7 @@ def _rate_state(headers: Any) -> tuple[int, int, float | None] | None:
         count, limit = int(headers.get("x-ratelimit-count")), int(headers.get("x-ratelimit-max"))
     except (TypeError, ValueError):
         return None
-    return count, limit, _retry_after({"x-ratelimit-reset": headers.get("x-ratelimit-reset")})
+    return count, limit, _reset_seconds(headers)
 
 
 class AyrshareHook(HttpHook):
@@ -319,8 +325,6 @@ class AyrshareHook(HttpHook):
                 return self._send("PUT", "/api/post/retry", RETRY_CALL, post_id, json={"id": post_id})
             except AyrshareRateLimitError:
                 rate_limited += 1
-                raise
-            except AyrshareRetryUnconfirmedError:
                 raise
             except AyrshareServerError as err:
                 return self._landed_or_raise(post_id, err)

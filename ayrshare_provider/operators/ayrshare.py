@@ -76,12 +76,26 @@ def result_from_event(context: Context, event: dict[str, Any] | None, task_post_
     return summary_from_event(event, watched if isinstance(watched, str) else validate_post_id(task_post_id))
 
 
+class AyrshareHookMixin:
+    """The hook of a task that talks to Ayrshare, built from its connection, Profile Key and hook params."""
+
+    ayrshare_conn_id: str
+    profile_key: str | None
+    hook_params: dict[str, Any]
+
+    @cached_property
+    def hook(self) -> AyrshareHook:
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
+
+
 def default_deferrable() -> bool:
     """The ``[operators] default_deferrable`` setting."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
-class RetryPostOperator(BaseOperator):
+class RetryPostOperator(AyrshareHookMixin, BaseOperator):
     """
     Retry one failed Ayrshare post exactly once, then wait for its final status.
 
@@ -137,12 +151,6 @@ class RetryPostOperator(BaseOperator):
         self.timeout = timeout
         self.check_retryable = check_retryable
         self.hook_params = hook_params or {}
-
-    @cached_property
-    def hook(self) -> AyrshareHook:
-        from ayrshare_provider.hooks.ayrshare import AyrshareHook
-
-        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
         post_id = validate_post_id(self.post_id)

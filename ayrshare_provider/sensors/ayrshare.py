@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.operators.ayrshare import (
+    AyrshareHookMixin,
     POST_URL_XCOM_KEY,
     AyrsharePostLink,
     default_deferrable,
@@ -23,10 +24,8 @@ from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
-
-class PostStatusSensor(BaseSensorOperator):
+class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
     """
     Wait for a post's final status: succeed with its summary when published, fail when it failed.
 
@@ -62,12 +61,6 @@ class PostStatusSensor(BaseSensorOperator):
         self.profile_key = profile_key
         self.deferrable = deferrable
         self.hook_params = hook_params or {}
-
-    @cached_property
-    def hook(self) -> AyrshareHook:
-        from ayrshare_provider.hooks.ayrshare import AyrshareHook
-
-        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
 
     @cached_property
     def _watch(self) -> StatusWatch:
