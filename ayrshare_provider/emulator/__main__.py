@@ -19,6 +19,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-key", default="", help="profile that owns the scenario's posts (default: primary)")
     parser.add_argument("--seed", type=int, default=0, help="seed for ids, outcomes and faults")
     parser.add_argument("--retry-delay", type=float, default=2.0, help="seconds until a retried post is final")
+    parser.add_argument("--retry-delay-max", type=float, default=None,
+                        help="if set, each retry takes a random time between --retry-delay and this")
+    parser.add_argument("--history-cache", type=float, default=60.0,
+                        help="seconds a history answer with limit > 25 is cached (default 60, as Ayrshare; 0: off)")
     parser.add_argument("--rate-limit", type=int, default=300, help="requests per window per profile (0: off)")
     parser.add_argument("--rate-window", type=float, default=300.0, help="rate-limit window in seconds")
     parser.add_argument("--fault", action="append", default=[], metavar="JSON",
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
 
     emulator = Emulator(args.api_key, host=args.host, port=args.port, scenario=args.scenario, seed=args.seed,
                         count=args.count, profile_key=args.profile_key, retry_delay=args.retry_delay,
+                        retry_delay_max=args.retry_delay_max, history_cache=args.history_cache,
                         rate_limit=args.rate_limit, rate_window=args.rate_window)
     for rule in args.fault:
         emulator.faults.add(json.loads(rule))

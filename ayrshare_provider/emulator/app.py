@@ -19,7 +19,15 @@ from fastapi.responses import JSONResponse
 
 from ayrshare_provider.emulator import scenarios
 from ayrshare_provider.emulator.faults import Fault, Faults
-from ayrshare_provider.emulator.state import X_PLATFORMS, ApiError, State, StoredPost, created_of, days_ago, iso
+from ayrshare_provider.emulator.state import (
+    X_PLATFORMS,
+    ApiError,
+    State,
+    StoredPost,
+    days_ago,
+    iso,
+    publish_date_of,
+)
 
 STATUSES = {"success", "error", "pending", "processing", "paused", "awaiting approval", "deleted"}
 _ENDPOINTS = [
@@ -196,19 +204,25 @@ def create_app(state: State, faults: Faults) -> Any:
         since = None if last_days == 0 else days_ago(last_days or 30)
         if start and end:
             since = None
-        selected = []
-        for post in state.history(_profile(request)):
-            record, created = post.record, created_of(post.record)
-            if status and record.get("status") != status:
-                continue
-            if since and created < since or start and end and not start <= created <= end:
-                continue
-            if post_type and (record.get("type") == "scheduled") != (post_type == "scheduled"):
-                continue
-            if platforms and not platforms & set(record.get("platforms") or []):
-                continue
-            selected.append(state.view(post))
-        return {"history": selected[:limit]}
+
+        def listing() -> dict[str, Any]:
+            selected = []
+            for post in state.history(_profile(request)):
+                record, published = post.record, publish_date_of(post.record)
+                # Deleted posts are listed only when asked for by status.
+                if record.get("status") != status and (status or record.get("status") == "deleted"):
+                    continue
+                if since and published < since or start and end and not start <= published <= end:
+                    continue
+                if post_type and (record.get("type") == "scheduled") != (post_type == "scheduled"):
+                    continue
+                if platforms and not platforms & set(record.get("platforms") or []):
+                    continue
+                selected.append(state.view(post))
+            return {"history": selected[:limit]}
+
+        query = tuple(sorted(request.query_params.multi_items()))
+        return state.cached_history((_profile(request), query), limit, listing)
 
     @api.get("/api/user")
     async def user(request: Request) -> dict[str, Any]:
@@ -274,9 +288,10 @@ def create_app(state: State, faults: Faults) -> Any:
 
     @api.post("/_emulator/settings")
     async def settings(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        for name in ("retry_delay", "rate_limit", "rate_window"):
+        for name, kind in (("retry_delay", float), ("retry_delay_max", float), ("rate_limit", int),
+                           ("rate_window", float), ("history_cache", float)):
             if name in body:
-                setattr(state.settings, name, type(getattr(state.settings, name))(body[name]))
+                setattr(state.settings, name, None if body[name] is None else kind(body[name]))
         return vars(state.settings) | {"api_key": "***"}
 
     return ServiceRules(api, state, faults)

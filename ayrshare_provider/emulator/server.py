@@ -27,7 +27,7 @@ class Emulator:
     :param seed: makes ids, outcomes and probabilistic faults reproducible.
     :param count: how many posts, for the ``bulk`` scenario.
     :param profile_key: the profile the scenario's posts belong to ("" is the Primary Profile).
-    :param settings: more :class:`Settings` (``retry_delay``, ``rate_limit``, ``rate_window``).
+    :param settings: more :class:`Settings` (``retry_delay``, ``retry_delay_max``, ``rate_limit``, ``rate_window``, ``history_cache``).
     """
 
     def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0, scenario: str = "empty",

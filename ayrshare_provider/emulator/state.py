@@ -38,6 +38,8 @@ class StoredPost:
     #: per platform: the error a retry still meets (code, message), or absent when the retry publishes there.
     retry_failures: dict[str, tuple[int, str]] = field(default_factory=dict)
     retried_at: float | None = None
+    #: seconds from the retry to its final status (drawn when the retry is applied).
+    settle_after: float = 0.0
     #: retried before the emulator started (the demo's "already retried" post).
     already_retried: bool = False
 
@@ -54,14 +56,19 @@ class Settings:
     """
     :param api_key: the one API key the emulator accepts.
     :param retry_delay: seconds a retried post stays ``pending`` then ``processing`` before its final status.
+    :param retry_delay_max: when set, each retry takes a seeded random time between ``retry_delay`` and this.
     :param rate_limit: requests per window per profile; 0 turns the limit off.
     :param rate_window: the fixed window, in seconds.
+    :param history_cache: seconds a ``GET /api/history`` answer with ``limit`` > 25 is served from cache
+        (Ayrshare documents one minute); 0 turns the cache off.
     """
 
     api_key: str
     retry_delay: float = 2.0
+    retry_delay_max: float | None = None
     rate_limit: int = 300
     rate_window: float = 300.0
+    history_cache: float = 60.0
 
 
 class ApiError(Exception):
@@ -89,6 +96,7 @@ class State:
         self.rate_limited = 0
         self.clients: set[tuple[str, int]] = set()
         self._windows: dict[str, tuple[float, int]] = {}
+        self._history_answers: dict[Any, tuple[float, dict[str, Any]]] = {}
 
     # -- ids and posts --------------------------------------------------------------------
 
@@ -120,6 +128,25 @@ class State:
                 self._settle(post)
         return sorted(posts, key=lambda post: created_of(post.record), reverse=True)
 
+    def cached_history(self, key: Any, limit: int, build: Any) -> dict[str, Any]:
+        """
+        A history answer, from Ayrshare's one-minute cache when ``limit`` is over the default 25.
+
+        :param key: the profile and the query, as the cache tells answers apart.
+        :param limit: the query's ``limit``.
+        :param build: makes a fresh answer.
+        """
+        ttl = self.settings.history_cache
+        if limit <= 25 or ttl <= 0:
+            return build()
+        with self.lock:
+            now = self.clock()
+            cached = self._history_answers.get(key)
+            if cached is None or now - cached[0] >= ttl:
+                cached = (now, build())
+                self._history_answers[key] = cached
+            return copy.deepcopy(cached[1])
+
     # -- the retry ------------------------------------------------------------------------
 
     def retry(self, post_id: str, profile: str, has_x_credentials: bool) -> dict[str, Any]:
@@ -139,6 +166,8 @@ class State:
                     platform="twitter",
                 )
             post.retried_at = self.clock()
+            low, high = self.settings.retry_delay, self.settings.retry_delay_max
+            post.settle_after = self.random.uniform(low, high) if high and high > low else low
             post.record["status"] = "pending"
             self.retries_applied[post_id] += 1
             return {"status": "pending", "id": post_id}
@@ -148,9 +177,9 @@ class State:
         if post.retried_at is None or post.record["status"] not in ("pending", "processing"):
             return
         elapsed = self.clock() - post.retried_at
-        if elapsed < self.settings.retry_delay / 2:
+        if elapsed < post.settle_after / 2:
             return
-        if elapsed < self.settings.retry_delay:
+        if elapsed < post.settle_after:
             post.record["status"] = "processing"
             return
         published = [item for item in post.record.get("postIds") or [] if item.get("status") == "success"]
@@ -214,9 +243,16 @@ class State:
             self.clients.clear()
 
 
-def created_of(record: dict[str, Any]) -> datetime:
-    """A record's creation time, from either date form; records without one sort last."""
-    value = record.get("created")
+def publish_date_of(record: dict[str, Any]) -> datetime:
+    """When a post is published, which ``lastDays`` counts by: ``scheduleDate`` for a scheduled post."""
+    if record.get("type") == "scheduled" and record.get("scheduleDate"):
+        return created_of(record, "scheduleDate")
+    return created_of(record)
+
+
+def created_of(record: dict[str, Any], field_name: str = "created") -> datetime:
+    """A record's creation time (or another date field), from either date form; records without one sort last."""
+    value = record.get(field_name)
     if isinstance(value, dict):
         if isinstance(value.get("_seconds"), (int, float)):
             return datetime.fromtimestamp(value["_seconds"], tz=timezone.utc)

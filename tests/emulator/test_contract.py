@@ -156,6 +156,54 @@ def test_history_filters_and_orders_newest_first():
         assert api(emulator, "GET", "/api/history", params={"status": "failed"}).status_code == 400
 
 
+def test_history_with_a_limit_over_25_is_cached_for_the_cache_time_and_25_or_less_is_not():
+    with Emulator(API_KEY, retry_delay=0.05, history_cache=0.6) as emulator:
+        [post_id] = seed(emulator, failed())
+
+        def status_in(limit: int) -> str:
+            listing = api(emulator, "GET", "/api/history", params={"limit": limit}).json()["history"]
+            return next(record["status"] for record in listing if record["id"] == post_id)
+
+        assert status_in(26) == status_in(25) == "error"
+        assert api(emulator, "PUT", "/api/post/retry", json={"id": post_id}).status_code == 200
+        wait_final(emulator, post_id)
+        assert status_in(25) == "success"  # not cached
+        assert status_in(26) == "error"  # the answer of before the retry, from the cache
+        time.sleep(0.65)
+        assert status_in(26) == "success"  # the cache expired
+
+
+def test_deleted_posts_are_listed_only_under_status_deleted():
+    with Emulator(API_KEY) as emulator:
+        deleted, kept = seed(emulator, failed(status="deleted"), failed())
+        listed = {record["id"] for record in api(emulator, "GET", "/api/history", params={"lastDays": 0}).json()["history"]}
+        assert listed == {kept}
+        only_deleted = api(emulator, "GET", "/api/history", params={"status": "deleted"}).json()["history"]
+        assert [record["id"] for record in only_deleted] == [deleted]
+
+
+def test_last_days_counts_by_publish_date_for_scheduled_posts():
+    with Emulator(API_KEY) as emulator:
+        old = "2020-01-01T00:00:00Z"
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        scheduled, now_post = seed(emulator, failed(type="scheduled", created=old, scheduleDate=soon),
+                                   failed(created=old, scheduleDate=soon))
+        listed = {record["id"] for record in api(emulator, "GET", "/api/history", params={"lastDays": 2}).json()["history"]}
+        assert scheduled in listed and now_post not in listed
+
+
+def test_retries_settle_after_a_seeded_spread_of_delays():
+    with Emulator(API_KEY, retry_delay=0.1, retry_delay_max=0.6) as emulator:
+        ids = seed(emulator, *(failed() for _ in range(20)))
+        for post_id in ids:
+            api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+        delays = [emulator.state.posts[post_id].settle_after for post_id in ids]
+        assert all(0.1 <= delay <= 0.6 for delay in delays) and max(delays) - min(delays) > 0.2
+        time.sleep(0.35)
+        statuses = {api(emulator, "GET", f"/api/post/{post_id}").json()["status"] for post_id in ids}
+        assert "success" in statuses and statuses & {"pending", "processing"}  # some settled, some not yet
+
+
 def test_demo_has_dates_in_both_documented_forms():
     with Emulator(API_KEY, scenario="demo") as emulator:
         history = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 100}).json()["history"]
