@@ -23,6 +23,7 @@ from ayrshare_provider.exceptions import (
     parse_response,
 )
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
+from ayrshare_provider.rate_budget import ProfileBudget, budget_for, reset_seconds
 
 if TYPE_CHECKING:
     import aiohttp
@@ -31,9 +32,8 @@ USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
 _LOOPBACK_NAMES = {"localhost"}
 #: Defaults of the hook's tuning; each can be set in the connection's extra or as a hook argument.
 TUNING_DEFAULTS: dict[str, float] = {"timeout": 30.0, "max_attempts": 5, "backoff": 1.0, "max_backoff": 60.0}
-# Slow down once a profile has used this share of its rate-limit window (1,000 violations a day suspend it).
-RATE_HEADROOM = 0.9
 RETRY_CALL = "PUT /api/post/retry"
+HISTORY_CALL = "GET /api/history"
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -104,15 +104,40 @@ def auth_headers(conn_id: str, api_key: str | None, extra: dict[str, Any], profi
     return headers
 
 
-def _reset_seconds(headers: Any) -> float | None:
-    """Seconds until the rate-limit window resets, from ``x-ratelimit-reset`` (milliseconds)."""
-    try:
-        reset_ms = float(headers.get("x-ratelimit-reset"))
-    except (TypeError, ValueError):
-        return None
-    if reset_ms > 1e12:  # an epoch in ms, not a duration
-        reset_ms -= time.time() * 1000
-    return max(0.0, reset_ms / 1000)
+def history_params(
+    status: str | None = None,
+    last_days: int | None = None,
+    limit: int | None = None,
+    platforms: list[str] | None = None,
+    post_type: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+) -> dict[str, Any]:
+    """The query of ``GET /api/history``, checked before anything is sent (see :meth:`AyrshareHook.get_history`)."""
+    if status is not None and status not in KNOWN_STATUSES:
+        raise AyrshareConfigError(f"status {status!r} is not one of {sorted(KNOWN_STATUSES)}")
+    if limit is not None and not 1 <= int(limit) <= 1000:
+        raise AyrshareConfigError(f"limit must be between 1 and 1000, got {limit}")
+    if last_days is not None and int(last_days) < 0:
+        raise AyrshareConfigError(f"last_days must be 0 (all) or more, got {last_days}")
+    params = {
+        "status": status,
+        "lastDays": last_days,
+        "limit": limit,
+        "platforms": list(platforms) if platforms else None,
+        "type": post_type,
+        "startDate": start_date,
+        "endDate": end_date,
+    }
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def history_records(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of a history answer; an answer without its list is an error, not an empty history."""
+    history = body.get("history")
+    if not isinstance(history, list):
+        raise AyrshareServerError("the answer has no 'history' list", call=HISTORY_CALL)
+    return [record for record in history if isinstance(record, dict)]
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -120,16 +145,7 @@ def _retry_after(headers: Any) -> float | None:
     try:
         return max(0.0, float(headers.get("Retry-After")))
     except (TypeError, ValueError):
-        return _reset_seconds(headers)
-
-
-def _rate_state(headers: Any) -> tuple[int, int, float | None] | None:
-    """``(count, max, seconds until the window resets)`` from ``x-ratelimit-*`` headers, if present."""
-    try:
-        count, limit = int(headers.get("x-ratelimit-count")), int(headers.get("x-ratelimit-max"))
-    except (TypeError, ValueError):
-        return None
-    return count, limit, _reset_seconds(headers)
+        return reset_seconds(headers)
 
 
 class AyrshareHook(HttpHook):
@@ -139,8 +155,9 @@ class AyrshareHook(HttpHook):
     Reads are retried with exponential backoff (tenacity) on 5xx, transport errors and 429. The
     one write, :meth:`retry_post`, is repeated only when it surely did not land: after a 429,
     once; after a 5xx or a lost answer, only if the post still reads ``error``. Never after
-    another 4xx. Calls slow down before the profile's rate limit is reached. One HTTP session
-    is reused.
+    another 4xx. Calls slow down before the profile's rate limit is reached: every hook of the
+    process that acts for the same profile shares one budget (:mod:`ayrshare_provider.rate_budget`),
+    so hundreds of waits in a triggerer stop short of the limit together. One HTTP session is reused.
 
     The tuning arguments can also be set in the connection's extra (``{"timeout": 10}``);
     an argument given here wins.
@@ -178,7 +195,7 @@ class AyrshareHook(HttpHook):
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_base_url = ""
-        self._rate: tuple[int, int, float | None] | None = None  # what the last answer said of the window
+        self._budget: ProfileBudget | None = None  # the profile's rate-limit window, shared in this process
 
     def _tune(self, extra: dict[str, Any]) -> None:
         """Resolve each tuning value: hook argument, else connection extra, else default."""
@@ -222,9 +239,11 @@ class AyrshareHook(HttpHook):
             for field in [*connection_form.EXTRA_FIELDS, *TUNING_DEFAULTS]:
                 session.headers.pop(field, None)
             self._tune(conn.extra_dejson)
-            session.headers.update(auth_headers(self.ayrshare_conn_id, conn.password, conn.extra_dejson, self.profile_key))
+            headers = auth_headers(self.ayrshare_conn_id, conn.password, conn.extra_dejson, self.profile_key)
+            session.headers.update(headers)
             session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
             self.base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
+            self._budget = budget_for(self.base_url, headers.get("Profile-Key"))
             self._session = session
         return self._session
 
@@ -254,28 +273,19 @@ class AyrshareHook(HttpHook):
             "reraise": True,
         }
 
-    def _note_rate(self, headers: Any) -> None:
-        rate = _rate_state(headers)
-        if rate:
-            count, limit, reset_in = rate
-            self._rate = (count, limit, None if reset_in is None else time.monotonic() + reset_in)
-
-    def _pause_before_limit(self) -> float:
-        """Seconds to wait before the next call, so that the profile stays under its rate limit."""
-        if not self._rate:
-            return 0.0
-        count, limit, reset_at = self._rate
-        if limit <= 0 or count < limit * RATE_HEADROOM:
-            return 0.0
-        pause = self.backoff if reset_at is None else max(0.0, reset_at - time.monotonic())
-        pause = min(pause, self.max_backoff)
+    def _budget_pause(self) -> float:
+        """Seconds to wait before the next call so that the profile stays under its rate limit (0: go)."""
+        assert self._budget is not None, "the session is set up first"
+        pause, first = self._budget.take(fallback=self.backoff)
         if pause:
-            self.log.info("Rate limit nearly used (%d of %d this window): waiting %.1f s", count, limit, pause)
-        return pause
+            # Hundreds of waits can pause at once: one line per window at INFO is enough.
+            log = self.log.info if first else self.log.debug
+            log("The profile's rate-limit window is nearly used: waiting %.1f s for the next one", pause)
+        return min(pause, self.max_backoff)
 
     def _send(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
         session = self.get_conn()
-        if pause := self._pause_before_limit():
+        while pause := self._budget_pause():
             time.sleep(pause)
         prepared = session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **request))
         options = {**self.merged_extra, "check_response": False, "timeout": (min(10.0, self.timeout), self.timeout)}
@@ -283,7 +293,7 @@ class AyrshareHook(HttpHook):
             response = self.run_and_check(session, prepared, options)
         except requests.RequestException as err:
             raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
-        self._note_rate(response.headers)
+        self._budget.observe(response.headers)  # type: ignore[union-attr]
         return parse_response(
             response.status_code, response.text, call=call, post_id=post_id, retry_after=_retry_after(response.headers)
         )
@@ -368,6 +378,8 @@ class AyrshareHook(HttpHook):
         """
         List post records, newest first (``GET /api/history``).
 
+        Ayrshare serves an answer with ``limit`` over 25 from a one-minute cache.
+
         :param status: only posts with this status, such as ``"error"``.
         :param last_days: only posts of the last N days; 0 means all (Ayrshare's default is 30).
         :param limit: at most this many records, 1 to 1000 (Ayrshare's default is 25).
@@ -376,26 +388,21 @@ class AyrshareHook(HttpHook):
         :param start_date: ISO 8601 start; with ``end_date`` it overrides ``last_days``.
         :param end_date: ISO 8601 end.
         """
-        if status is not None and status not in KNOWN_STATUSES:
-            raise AyrshareConfigError(f"status {status!r} is not one of {sorted(KNOWN_STATUSES)}")
-        if limit is not None and not 1 <= int(limit) <= 1000:
-            raise AyrshareConfigError(f"limit must be between 1 and 1000, got {limit}")
-        if last_days is not None and int(last_days) < 0:
-            raise AyrshareConfigError(f"last_days must be 0 (all) or more, got {last_days}")
-        params = {
-            "status": status,
-            "lastDays": last_days,
-            "limit": limit,
-            "platforms": list(platforms) if platforms else None,
-            "type": post_type,
-            "startDate": start_date,
-            "endDate": end_date,
-        }
-        body = self._read("/api/history", call="GET /api/history", params={k: v for k, v in params.items() if v is not None})
-        history = body.get("history")
-        if not isinstance(history, list):
-            raise AyrshareServerError("the answer has no 'history' list", call="GET /api/history")
-        return [record for record in history if isinstance(record, dict)]
+        params = history_params(status, last_days, limit, platforms, post_type, start_date, end_date)
+        return history_records(self._read("/api/history", call=HISTORY_CALL, params=params))
+
+    async def aget_history(
+        self, status: str | None = None, last_days: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """
+        List post records without blocking the event loop (for triggers); retried like :meth:`get_history`.
+
+        :param status: only posts with this status.
+        :param last_days: only posts of the last N days; 0 means all.
+        :param limit: at most this many records, 1 to 1000.
+        """
+        params = history_params(status, last_days, limit)
+        return history_records(await self._aread("/api/history", HISTORY_CALL, None, params=params))
 
     def get_user(self) -> dict[str, Any]:
         """Read the profile the credentials act as (``GET /api/user``)."""
@@ -424,27 +431,35 @@ class AyrshareHook(HttpHook):
             self._tune(extra)
             headers = auth_headers(self.ayrshare_conn_id, conn.password, extra, self.profile_key)
             self._async_base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
+            self._budget = budget_for(self._async_base_url, headers.get("Profile-Key"))
             self._async_session = aiohttp.ClientSession(
                 headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
                 timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout)),
             )
         return self._async_session
 
-    async def _asend(self, method: str, path: str, call: str, post_id: str | None) -> dict[str, Any]:
+    async def _asend(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
         import asyncio
 
         import aiohttp
 
         session = await self._aget_session()
-        if pause := self._pause_before_limit():
+        while pause := self._budget_pause():
             await asyncio.sleep(pause)
         try:
-            async with session.request(method, self._async_base_url + path) as response:
+            async with session.request(method, self._async_base_url + path, **request) as response:
                 status, text, headers = response.status, await response.text(), response.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as err:
             raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
-        self._note_rate(headers)
+        self._budget.observe(headers)  # type: ignore[union-attr]
         return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
+
+    async def _aread(self, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
+        await self._aget_session()  # the connection may tune the retry policy
+        async for attempt in tenacity.AsyncRetrying(**self._read_policy()):
+            with attempt:
+                return await self._asend("GET", path, call, post_id, **request)
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def aget_post(self, post_id: str) -> dict[str, Any]:
         """
@@ -453,12 +468,7 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id.
         """
         post_id = validate_post_id(post_id)
-        path = f"/api/post/{quote(post_id, safe='')}"
-        await self._aget_session()  # the connection may tune the retry policy
-        async for attempt in tenacity.AsyncRetrying(**self._read_policy()):
-            with attempt:
-                return await self._asend("GET", path, "GET /api/post/{id}", post_id)
-        raise AssertionError("unreachable: tenacity reraises the last error")
+        return await self._aread(f"/api/post/{quote(post_id, safe='')}", "GET /api/post/{id}", post_id)
 
     async def aclose(self) -> None:
         """Close the async session, if one was opened."""
