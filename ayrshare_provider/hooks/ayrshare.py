@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
 _LOOPBACK_NAMES = {"localhost"}
 #: Defaults of the hook's tuning; each can be set in the connection's extra or as a hook argument.
-TUNING_DEFAULTS: dict[str, float] = {"timeout": 30.0, "max_attempts": 5, "backoff": 1.0, "max_backoff": 60.0}
+TUNING_DEFAULTS: dict[str, float] = {
+    "timeout": 30.0,
+    "max_attempts": 5,
+    "backoff": 1.0,
+    "max_backoff": 60.0,
+    "history_max_age": 60.0,  # Ayrshare caches a history answer with limit > 25 for a minute
+}
 RETRY_CALL = "PUT /api/post/retry"
 HISTORY_CALL = "GET /api/history"
 
@@ -168,6 +174,8 @@ class AyrshareHook(HttpHook):
     :param max_attempts: attempts for a call before its error is raised (default 5).
     :param backoff: first wait between attempts, in seconds (default 1); it doubles up to ``max_backoff``.
     :param max_backoff: longest wait between two attempts, in seconds (default 60).
+    :param history_max_age: how old a history answer with ``limit`` over 25 can be, in seconds
+        (Ayrshare caches it for 60); batched waits trust a failure they read there only after this.
     """
 
     conn_name_attr = "ayrshare_conn_id"
@@ -185,12 +193,19 @@ class AyrshareHook(HttpHook):
         max_attempts: int | None = None,
         backoff: float | None = None,
         max_backoff: float | None = None,
+        history_max_age: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(method="GET", http_conn_id=ayrshare_conn_id, **kwargs)
         self.ayrshare_conn_id = ayrshare_conn_id
         self.profile_key = profile_key
-        self._tuning_args = {"timeout": timeout, "max_attempts": max_attempts, "backoff": backoff, "max_backoff": max_backoff}
+        self._tuning_args = {
+            "timeout": timeout,
+            "max_attempts": max_attempts,
+            "backoff": backoff,
+            "max_backoff": max_backoff,
+            "history_max_age": history_max_age,
+        }
         self._tune({})
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
@@ -214,6 +229,7 @@ class AyrshareHook(HttpHook):
         self.max_attempts = max(1, int(values["max_attempts"]))
         self.backoff = values["backoff"]
         self.max_backoff = values["max_backoff"]
+        self.history_max_age = values["history_max_age"]
 
     # -- connection form, for Airflow < 3.2 (3.2+ reads get_provider_info) -----------------
 

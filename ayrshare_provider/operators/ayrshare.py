@@ -116,6 +116,10 @@ class RetryPostOperator(AyrshareHookMixin, BaseOperator):
     :param wait_for_completion: wait for the final status; otherwise return once the retry is sent.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between two reads of the post while waiting.
+    :param batch_wait: while deferred on Airflow 3.3+, share one ``GET /api/history`` listing per
+        interval with every other batched wait of the same connection and Profile Key, instead of
+        reading this post on its own (see :class:`~ayrshare_provider.triggers.ayrshare.PostStatusTrigger`).
+        Worth it from a few dozen posts waited on at once; older Airflow polls each post.
     :param timeout: seconds to wait for a final status before failing.
     :param check_retryable: refuse a post whose errors say a retry cannot help
         (``retryAvailable: false``, a network to relink, a duplicate). Set False to retry anyway.
@@ -136,6 +140,7 @@ class RetryPostOperator(AyrshareHookMixin, BaseOperator):
         wait_for_completion: bool = True,
         deferrable: bool = default_deferrable(),
         poll_interval: float = 15.0,
+        batch_wait: bool = False,
         timeout: float = 1800.0,
         check_retryable: bool = True,
         hook_params: dict[str, Any] | None = None,
@@ -148,6 +153,7 @@ class RetryPostOperator(AyrshareHookMixin, BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.batch_wait = batch_wait
         self.timeout = timeout
         self.check_retryable = check_retryable
         self.hook_params = hook_params or {}
@@ -216,6 +222,7 @@ class RetryPostOperator(AyrshareHookMixin, BaseOperator):
             profile_key=self.profile_key,
             action=action.value,
             hook_params=self.hook_params,
+            batch_wait=self.batch_wait,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:

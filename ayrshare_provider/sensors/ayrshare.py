@@ -37,6 +37,8 @@ class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
     :param ayrshare_conn_id: the Ayrshare connection (templated).
     :param profile_key: act for this User Profile instead of the connection's Profile Key.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param batch_wait: while deferred on Airflow 3.3+, share one history listing per interval with
+        every other batched wait of the same connection and Profile Key (see ``RetryPostOperator``).
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
         (``timeout``, ``max_attempts``, ``backoff``, ``max_backoff``); also used while deferred.
     """
@@ -52,6 +54,7 @@ class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
         ayrshare_conn_id: str = "ayrshare_default",
         profile_key: str | None = None,
         deferrable: bool = default_deferrable(),
+        batch_wait: bool = False,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -60,6 +63,7 @@ class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
         self.ayrshare_conn_id = ayrshare_conn_id
         self.profile_key = profile_key
         self.deferrable = deferrable
+        self.batch_wait = batch_wait
         self.hook_params = hook_params or {}
 
     @cached_property
@@ -101,6 +105,7 @@ class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
                 poll_interval=float(self.poke_interval),
                 profile_key=self.profile_key,
                 hook_params=self.hook_params,
+                batch_wait=self.batch_wait,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)) + timedelta(minutes=1),

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import logging
 import random
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Hashable
+from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.providers.common.compat.triggers import BaseEventTrigger
+from airflow.triggers.base import TriggerEvent
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError, is_transient
-from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_error, summarize
+from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_error, summarize, wait_state
+
+if TYPE_CHECKING:
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
 _FIRST_POLL_SPREAD = 5.0  # seconds, at most
+# A batched wait reads its post on its own when the shared listing did not show it this many
+# times in a row (it may be older than the listing's 1,000 newest posts, or the listing failed)...
+_READ_ALONE_AFTER_UNSEEN = 2
+# ... or showed it unsettled this many times (about ten minutes): correctness never rests on the listing.
+_READ_ALONE_AFTER_UNSETTLED = 10
+_LISTING_LIMIT = 1000  # Ayrshare's largest page
 
 # Event "status" values; execute_complete() turns each into a return value or an error.
 EVENT_SUCCESS = "success"
@@ -21,14 +34,23 @@ EVENT_FAILED = "failed"
 EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
 
+_log = logging.getLogger(__name__)
 
-class PostStatusTrigger(BaseTrigger):
+
+class PostStatusTrigger(BaseEventTrigger):
     """
     Polls one post until it is published, fails, or the deadline passes; yields one event.
 
     Transient errors (5xx, dropped connections, 429) are logged and polled through until the
     deadline; anything else (bad key, unknown post) ends the wait at once. The event holds the
     post's summary and never a credential.
+
+    With ``batch_wait``, on Airflow 3.3 and later, every batched wait of the same connection,
+    Profile Key and interval shares **one** ``GET /api/history`` listing per interval (the
+    triggerer's shared streams) instead of one read per post. A failure read there is trusted
+    only once the listing is younger than the wait (history answers are cached for up to a
+    minute); a post the listing does not show, or does not show settled, is read on its own now
+    and then. Older Airflow runs :meth:`run`, which polls the post on its own.
 
     :param post_id: the Ayrshare post to watch.
     :param ayrshare_conn_id: the Ayrshare connection; read again in the triggerer.
@@ -37,7 +59,12 @@ class PostStatusTrigger(BaseTrigger):
     :param profile_key: a Profile Key given to the task instead of the connection's.
     :param action: what the task did before deferring, carried into the summary.
     :param hook_params: keyword arguments for the hook (plain values: timeouts, attempts, backoff).
+    :param batch_wait: share one history listing per interval with the other batched waits of the profile.
+    :param since: wall-clock time the wait began (after the retry was sent); defaults to now.
     """
+
+    # A task's trigger: [triggerer] queues apply to it as to any deferred task's.
+    supports_triggerer_queue = True
 
     def __init__(
         self,
@@ -48,6 +75,8 @@ class PostStatusTrigger(BaseTrigger):
         profile_key: str | None = None,
         action: str = Action.WATCHED.value,
         hook_params: dict[str, Any] | None = None,
+        batch_wait: bool = False,
+        since: float | None = None,
     ) -> None:
         super().__init__()
         self.post_id = post_id
@@ -57,6 +86,8 @@ class PostStatusTrigger(BaseTrigger):
         self.profile_key = profile_key
         self.action = action
         self.hook_params = hook_params or {}
+        self.batch_wait = bool(batch_wait)
+        self.since = time.time() if since is None else float(since)
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
@@ -73,6 +104,8 @@ class PostStatusTrigger(BaseTrigger):
                 "profile_key": self.profile_key,
                 "action": self.action,
                 "hook_params": self.hook_params,
+                "batch_wait": self.batch_wait,
+                "since": self.since,
             },
         )
 
@@ -80,14 +113,34 @@ class PostStatusTrigger(BaseTrigger):
         # The triggerer logs repr(trigger); BaseTrigger's would print every kwarg, profile_key included.
         return f"<PostStatusTrigger post_id={self.post_id!r} conn_id={self.ayrshare_conn_id!r} end_time={self.end_time}>"
 
+    def _hook(self) -> AyrshareHook:
+        return _hook_of(self.serialize()[1])
+
     def _event(self, status: str, message: str, summary: dict[str, Any] | None = None) -> TriggerEvent:
         return TriggerEvent({"status": status, "post_id": self.post_id, "message": message, "summary": summary})
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+    def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
+        summary = summarize(record, Action(self.action), post_id=self.post_id)
+        status = EVENT_SUCCESS if state is WaitState.SUCCESS else EVENT_FAILED
+        return self._event(status, f"post {self.post_id} is {summary['status']}", summary)
 
-        # tcp_keep_alive: the sync session's socket options; a trigger only uses the async session.
-        hook = AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, tcp_keep_alive=False, **self.hook_params)
+    def _timeout_event(self) -> TriggerEvent:
+        return self._event(EVENT_TIMEOUT, f"post {self.post_id} was not final by the deadline")
+
+    async def _read_alone(self, hook: AyrshareHook, watch: StatusWatch) -> TriggerEvent | None:
+        """Read the post on its own: its final event, an error event, or None to keep waiting."""
+        try:
+            record = await hook.aget_post(self.post_id)
+        except AyrshareError as err:
+            if not is_transient(err):
+                return self._event(EVENT_ERROR, str(err))
+            self.log.warning("Reading post %s failed for now, polling on: %s", self.post_id, err)
+            return None
+        state = watch.observe(record)
+        return None if state is WaitState.WAITING else self._final_event(record, state)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
         watch = StatusWatch(self.post_id, self.log)
         # The task read the post just before deferring. A random first wait spreads the polls of
         # triggers that start together (a mapped recovery defers hundreds at once), so that
@@ -95,27 +148,100 @@ class PostStatusTrigger(BaseTrigger):
         await asyncio.sleep(random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD))))
         try:
             while True:
-                try:
-                    record = await hook.aget_post(self.post_id)
-                except AyrshareError as err:
-                    if not is_transient(err):
-                        yield self._event(EVENT_ERROR, str(err))
-                        return
-                    self.log.warning("Reading post %s failed for now, polling on: %s", self.post_id, err)
-                else:
-                    state = watch.observe(record)
-                    if state is not WaitState.WAITING:
-                        summary = summarize(record, Action(self.action), post_id=self.post_id)
-                        status = EVENT_SUCCESS if state is WaitState.SUCCESS else EVENT_FAILED
-                        yield self._event(status, f"post {self.post_id} is {summary['status']}", summary)
-                        return
+                if event := await self._read_alone(hook, watch):
+                    yield event
+                    return
                 remaining = self.end_time - time.time()
                 if remaining <= 0:
-                    yield self._event(EVENT_TIMEOUT, f"post {self.post_id} was not final by the deadline")
+                    yield self._timeout_event()
                     return
                 await asyncio.sleep(min(self.poll_interval, remaining))
         finally:
             await hook.aclose()
+
+    # -- batched waiting: Airflow 3.3's shared streams ------------------------------------------
+
+    def shared_stream_key(self) -> Hashable | None:
+        """Batched waits of one connection, Profile Key (as a digest), interval and hook tuning share a listing."""
+        if not self.batch_wait:
+            return None
+        profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
+        return ("ayrshare-history", self.ayrshare_conn_id, profile, self.poll_interval, json.dumps(self.hook_params, sort_keys=True))
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """
+        One poll loop per group: a history listing, then a tick each interval until the next is due.
+
+        Listing more often than Ayrshare's cache time would only read the same cached answer again,
+        so listings come every ``max(poll_interval, history_max_age)``; ticks let each wait check
+        its deadline. A failed listing is passed on as such: each wait then reads its post alone.
+        """
+        hook = _hook_of(kwargs)
+        interval = float(kwargs["poll_interval"])
+        next_listing = 0.0
+        try:
+            while True:
+                if time.monotonic() < next_listing:
+                    yield {"tick": True}
+                else:
+                    fetched_at = time.time()
+                    try:
+                        records = await hook.aget_history(last_days=0, limit=_LISTING_LIMIT)
+                    except AyrshareError as err:
+                        _log.warning("Listing posts for the batched waits failed; each reads its post alone: %s", err)
+                        yield {"listing_failed": str(err)}
+                    else:
+                        by_id = {record["id"]: record for record in records if isinstance(record.get("id"), str)}
+                        yield {"records": by_id, "fresh_as_of": fetched_at - hook.history_max_age}
+                    next_listing = time.monotonic() + max(interval, hook.history_max_age)
+                await asyncio.sleep(interval)
+        finally:
+            await hook.aclose()
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """This post's final event from the shared listings; it reads the post alone only when they cannot tell."""
+        watch = StatusWatch(self.post_id, self.log)
+        hook: AyrshareHook | None = None
+        unseen = unsettled = 0
+        try:
+            async for update in shared_stream:
+                if "tick" not in update:
+                    record = update.get("records", {}).get(self.post_id)
+                    if record is None:
+                        unseen += 1
+                    else:
+                        unseen, unsettled = 0, unsettled + 1
+                        state = wait_state(record)
+                        # A cached listing may predate the retry and still show the old failure.
+                        if state is WaitState.SUCCESS or (state is WaitState.FAILED and update["fresh_as_of"] >= self.since):
+                            watch.observe(record)
+                            yield self._final_event(record, state)
+                            return
+                    if unseen >= _READ_ALONE_AFTER_UNSEEN or unsettled >= _READ_ALONE_AFTER_UNSETTLED:
+                        unseen = unsettled = 0
+                        hook = hook or self._hook()
+                        if event := await self._read_alone(hook, watch):
+                            yield event
+                            return
+                if time.time() >= self.end_time:
+                    yield self._timeout_event()
+                    return
+        finally:
+            if hook is not None:
+                await hook.aclose()
+
+
+def _hook_of(kwargs: dict[str, Any]) -> AyrshareHook:
+    """The hook of a trigger's serialized kwargs; a trigger only uses the async session."""
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+    return AyrshareHook(
+        kwargs["ayrshare_conn_id"],
+        profile_key=kwargs.get("profile_key"),
+        tcp_keep_alive=False,  # the sync session's socket options
+        **(kwargs.get("hook_params") or {}),
+    )
 
 
 def summary_from_event(event: dict[str, Any] | None, post_id: str) -> dict[str, Any]:
