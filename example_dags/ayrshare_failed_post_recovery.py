@@ -7,7 +7,10 @@ with `RetryPostOperator` (one mapped, deferrable task per post), and ends with a
 recovered, failed again (with each network's error), skipped (with reasons).
 
 Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`.
-Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots.
+Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots, and on
+Airflow 3.3+ every wait shares one history listing per interval (`batch_wait`), so a burst of
+hundreds of posts costs about two calls per post: the read before the retry, and the retry.
+To cap how many retry tasks call Ayrshare at once, give them a pool (README, "Recovering many posts").
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ with DAG(
     retries = RetryPostOperator.partial(
         task_id="retry_post",
         deferrable=True,
+        batch_wait=True,
         poll_interval=POLL_INTERVAL,
         timeout=1800,
         # Safe to repeat: each attempt reads the post first and never sends a second retry.

@@ -18,7 +18,8 @@ DAG_ID = "ayrshare_failed_post_recovery"
 @pytest.fixture(scope="module")
 def emulator_for_stack():
     # Retries settle after 4 s, so that the retry tasks are seen waiting (deferred) in the triggerer.
-    with Emulator(API_KEY, scenario="demo", retry_delay=4.0) as running:
+    # History answers are cached as on Ayrshare, time-scaled from 60 s to 2 s.
+    with Emulator(API_KEY, scenario="demo", retry_delay=4.0, history_cache=2.0) as running:
         yield running
 
 
@@ -26,7 +27,7 @@ def emulator_for_stack():
 def stack(emulator_for_stack):
     env = {
         "AIRFLOW_CONN_AYRSHARE_DEFAULT": connection_json(
-            emulator_for_stack.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET
+            emulator_for_stack.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET, history_max_age="2"
         ),
         "AYRSHARE_POLL_INTERVAL": "1",
     }
@@ -67,6 +68,10 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     retried = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
     assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
     assert sum(counters["retry_puts"].values()) == 10
+    # The waits shared the triggerer's history listings (batch_wait): no post was polled on its own.
+    # 11 reads: each retry task's read before its PUT, and the "already retried" post's read after its 329.
+    assert counters["requests"]["GET /api/post/{id}"] == 11
+    assert counters["requests"]["GET /api/history"] >= 2  # the DAG's listing of failed posts, then the waits'
 
     one = next(ti for ti in recovery_run["instances"] if ti["task_id"] == "retry_post" and ti["state"] == "success")
     log = str(stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/1",

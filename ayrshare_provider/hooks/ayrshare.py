@@ -23,7 +23,7 @@ from ayrshare_provider.exceptions import (
     parse_response,
 )
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
-from ayrshare_provider.rate_budget import ProfileBudget, budget_for, reset_seconds
+from ayrshare_provider.rate_budget import RATE_HEADROOM, ProfileBudget, budget_for, reset_seconds
 
 if TYPE_CHECKING:
     import aiohttp
@@ -37,6 +37,7 @@ TUNING_DEFAULTS: dict[str, float] = {
     "backoff": 1.0,
     "max_backoff": 60.0,
     "history_max_age": 60.0,  # Ayrshare caches a history answer with limit > 25 for a minute
+    "rate_headroom": RATE_HEADROOM,
 }
 RETRY_CALL = "PUT /api/post/retry"
 HISTORY_CALL = "GET /api/history"
@@ -161,9 +162,10 @@ class AyrshareHook(HttpHook):
     Reads are retried with exponential backoff (tenacity) on 5xx, transport errors and 429. The
     one write, :meth:`retry_post`, is repeated only when it surely did not land: after a 429,
     once; after a 5xx or a lost answer, only if the post still reads ``error``. Never after
-    another 4xx. Calls slow down before the profile's rate limit is reached: every hook of the
-    process that acts for the same profile shares one budget (:mod:`ayrshare_provider.rate_budget`),
-    so hundreds of waits in a triggerer stop short of the limit together. One HTTP session is reused.
+    another 4xx. Calls slow down before the profile's rate limit is reached: every hook on the
+    machine that acts for the same profile shares one budget
+    (:mod:`ayrshare_provider.rate_budget`), so a triggerer's waits and every task stop short of the
+    limit together. One HTTP session is reused.
 
     The tuning arguments can also be set in the connection's extra (``{"timeout": 10}``);
     an argument given here wins.
@@ -176,6 +178,8 @@ class AyrshareHook(HttpHook):
     :param max_backoff: longest wait between two attempts, in seconds (default 60).
     :param history_max_age: how old a history answer with ``limit`` over 25 can be, in seconds
         (Ayrshare caches it for 60); batched waits trust a failure they read there only after this.
+    :param rate_headroom: the share of the profile's rate-limit window this machine uses before it
+        waits for the next window (default 0.98); lower it when other apps post with the same profile.
     """
 
     conn_name_attr = "ayrshare_conn_id"
@@ -194,6 +198,7 @@ class AyrshareHook(HttpHook):
         backoff: float | None = None,
         max_backoff: float | None = None,
         history_max_age: float | None = None,
+        rate_headroom: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(method="GET", http_conn_id=ayrshare_conn_id, **kwargs)
@@ -205,6 +210,7 @@ class AyrshareHook(HttpHook):
             "backoff": backoff,
             "max_backoff": max_backoff,
             "history_max_age": history_max_age,
+            "rate_headroom": rate_headroom,
         }
         self._tune({})
         self._session: requests.Session | None = None
@@ -230,6 +236,11 @@ class AyrshareHook(HttpHook):
         self.backoff = values["backoff"]
         self.max_backoff = values["max_backoff"]
         self.history_max_age = values["history_max_age"]
+        if not 0 < values["rate_headroom"] <= 1:
+            raise AyrshareConfigError(
+                f"connection {self.ayrshare_conn_id!r} has rate_headroom={values['rate_headroom']}: give a share above 0, at most 1"
+            )
+        self.rate_headroom = values["rate_headroom"]
 
     # -- connection form, for Airflow < 3.2 (3.2+ reads get_provider_info) -----------------
 
@@ -292,7 +303,7 @@ class AyrshareHook(HttpHook):
     def _budget_pause(self) -> float:
         """Seconds to wait before the next call so that the profile stays under its rate limit (0: go)."""
         assert self._budget is not None, "the session is set up first"
-        pause, first = self._budget.take(fallback=self.backoff)
+        pause, first = self._budget.take(self.rate_headroom, fallback=self.backoff)
         if pause:
             # Hundreds of waits can pause at once: one line per window at INFO is enough.
             log = self.log.info if first else self.log.debug

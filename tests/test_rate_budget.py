@@ -1,0 +1,81 @@
+"""One rate-limit budget per profile: hooks in many processes of one machine stay under the limit together."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import pytest
+
+from ayrshare_provider.emulator.server import Emulator
+from ayrshare_provider.rate_budget import ProfileBudget, budget_for
+from tests.conftest import API_KEY, connection_json
+
+LIMIT, WINDOW = 40, 1.5
+
+
+def calls_from_a_fresh_process(calls: int) -> int:
+    """A task process: a new hook, knowing nothing of the window until its first answer."""
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+    hook = AyrshareHook(backoff=0.05, max_backoff=WINDOW)
+    for _ in range(calls):
+        hook.get_user()
+    return calls
+
+
+def test_processes_sharing_a_profile_stay_under_its_limit_together(monkeypatch):
+    with Emulator(API_KEY, rate_limit=LIMIT, rate_window=WINDOW) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
+        # Eight processes, 15 calls each: three windows' worth, all at once.
+        with multiprocessing.get_context("fork").Pool(8) as pool:
+            done = sum(pool.map(calls_from_a_fresh_process, [15] * 8))
+        counters = emulator.state.counters()
+    assert done == 120 and counters["requests"]["GET /api/user"] == 120
+    assert counters["rate_limited"] == 0
+
+
+def test_without_the_shared_budget_the_same_load_meets_429s(monkeypatch):
+    """The control: processes that each keep their own budget overshoot the window (the test above can fail)."""
+    import ayrshare_provider.rate_budget as rate_budget
+
+    with Emulator(API_KEY, rate_limit=LIMIT, rate_window=WINDOW) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
+        monkeypatch.setattr(rate_budget, "_shared_dir", lambda: None)
+        with multiprocessing.get_context("fork").Pool(8) as pool:
+            pool.map(calls_from_a_fresh_process, [15] * 8)
+        assert emulator.state.counters()["rate_limited"] > 0
+
+
+def headers(count: int, limit: int, reset_ms: float) -> dict[str, str]:
+    return {"x-ratelimit-count": str(count), "x-ratelimit-max": str(limit), "x-ratelimit-reset": str(int(reset_ms))}
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_path, shared):
+    budget = ProfileBudget(tmp_path / "profile.json" if shared else None)
+    assert budget.take(0.5, fallback=1.0) == (0.0, False)  # nothing known yet: go
+    budget.observe(headers(1, 10, 400))
+    for _ in range(3):
+        assert budget.take(0.5, fallback=1.0)[0] == 0.0  # calls 2 to 4 of the window
+    budget.observe(headers(3, 10, 400))  # a late answer: the own count (4) stands
+    assert budget.take(0.5, fallback=1.0)[0] == 0.0  # the 5th
+    pause, first = budget.take(0.5, fallback=1.0)
+    assert 0.4 <= pause <= 0.7 and first  # half of 10 used: wait for the reset (+ margin)
+    assert budget.take(0.5, fallback=1.0)[1] is False  # only the first waiter of a window says so
+    time.sleep(pause)
+    assert budget.take(0.5, fallback=1.0) == (0.0, False)  # a new window
+
+
+def test_an_answer_from_a_newer_window_replaces_the_count(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.json")
+    budget.observe(headers(9, 10, 300))
+    assert budget.take(0.9, fallback=1.0)[0] > 0
+    budget.observe(headers(1, 10, 5000))  # another process already works in the next window
+    assert budget.take(0.9, fallback=1.0)[0] == 0.0
+
+
+def test_budgets_are_per_origin_and_profile_and_keep_no_profile_key_in_clear():
+    a, b = budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret"), budget_for("http://127.0.0.1:1", "OTHER")
+    assert a is not b and a is budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret")
+    assert a.path is not None and "PROFILEKEY" not in str(a.path)
