@@ -33,6 +33,43 @@ EXTRA_FIELDS: dict[str, dict[str, str]] = {
     },
 }
 
+# The hook's tuning, settable per connection (a task's hook_params win). Each field's default is its
+# placeholder in the pre-3.2 form and ends its description in the 3.2+ form.
+TUNING_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": "How long to wait for one answer from Ayrshare (connecting: at most 10 s).",
+        "default": 30.0,
+    },
+    "max_attempts": {
+        "label": "Attempts per call",
+        "description": "Tries of one call on 5xx, dropped connections and 429 before its error is raised.",
+        "default": 5,
+        "integer": True,
+    },
+    "backoff": {
+        "label": "First backoff (seconds)",
+        "description": "Wait before the second attempt of a call; it doubles after each further one.",
+        "default": 1.0,
+    },
+    "max_backoff": {
+        "label": "Longest backoff (seconds)",
+        "description": "Longest wait between two attempts of a call.",
+        "default": 60.0,
+    },
+    "rate_headroom": {
+        "label": "Share of the rate limit to use",
+        "description": "0 to 1: calls wait for the next rate-limit window once this share of the profile's "
+        "requests is used. Lower it when other apps post with the same profile.",
+        "default": 0.98,
+    },
+    "history_max_age": {
+        "label": "History cache (seconds)",
+        "description": "How old Ayrshare's cached history answers can be (60 on Ayrshare); for emulators only.",
+        "default": 60.0,
+    },
+}
+
 HIDDEN_FIELDS = ["login", "schema", "port", "extra"]
 RELABELING = {"password": "API Key", "host": "Host (optional)"}
 PLACEHOLDERS = {
@@ -41,7 +78,14 @@ PLACEHOLDERS = {
     PROFILE_KEY: "leave empty to act as the Primary Profile",
     X_API_KEY: "X consumer key, for X/Twitter posts",
     X_API_SECRET: "X consumer secret, for X/Twitter posts",
+    **{name: f"{field['default']:g}" for name, field in TUNING_FIELDS.items()},
 }
+
+
+def tuning_description(name: str) -> str:
+    """A tuning field's description, ending with its default (left empty, the default applies)."""
+    field = TUNING_FIELDS[name]
+    return f"{field['description']} Default: {field['default']:g}."
 
 
 def declarative_connection_type() -> dict[str, Any]:
@@ -51,8 +95,19 @@ def declarative_connection_type() -> dict[str, Any]:
         "hook-class-name": "ayrshare_provider.hooks.ayrshare.AyrshareHook",
         "hook-name": "Ayrshare",
         "conn-fields": {
-            name: {**field, "schema": {"type": ["string", "null"], "format": "password"}}
-            for name, field in EXTRA_FIELDS.items()
+            **{
+                name: {**field, "schema": {"type": ["string", "null"], "format": "password"}}
+                for name, field in EXTRA_FIELDS.items()
+            },
+            **{
+                name: {
+                    "label": field["label"],
+                    # Airflow 3.2+'s form shows no placeholder for extra fields: the default goes here.
+                    "description": tuning_description(name),
+                    "schema": {"type": ["integer" if field.get("integer") else "number", "null"], "minimum": 0},
+                }
+                for name, field in TUNING_FIELDS.items()
+            },
         },
         "ui-field-behaviour": {
             "hidden-fields": HIDDEN_FIELDS,
@@ -69,11 +124,16 @@ def legacy_ui_field_behaviour() -> dict[str, Any]:
 
 def legacy_form_widgets() -> dict[str, Any]:
     """What ``get_connection_form_widgets()`` returns on Airflow 2.11 to 3.1 (needs the webserver's wtforms)."""
-    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
     from flask_babel import lazy_gettext
-    from wtforms import PasswordField
+    from wtforms import PasswordField, StringField
 
-    return {
+    secrets = {
         name: PasswordField(lazy_gettext(field["label"]), widget=BS3PasswordFieldWidget(), description=field["description"])
         for name, field in EXTRA_FIELDS.items()
     }
+    tuning = {
+        name: StringField(lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=tuning_description(name))
+        for name, field in TUNING_FIELDS.items()
+    }
+    return {**secrets, **tuning}

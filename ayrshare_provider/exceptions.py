@@ -133,6 +133,18 @@ class AyrshareWaitTimeoutError(AyrshareError):
     """The post had not reached a final status when the wait's timeout ran out."""
 
 
+class AyrshareRetryLaterError(AyrshareError, AirflowFailException):
+    """
+    A network asked to wait (say, Instagram's code 435) until past the task's timeout; nothing was sent.
+
+    :param not_before: the earliest moment the retry can help (timezone-aware).
+    """
+
+    def __init__(self, message: str, *, not_before: Any, **kwargs: Any) -> None:
+        self.not_before = not_before
+        super().__init__(message, **kwargs)
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether repeating the same read may succeed: 5xx, transport errors and 429."""
     return isinstance(error, (AyrshareServerError, AyrshareRateLimitError))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -29,6 +29,12 @@ IN_FLIGHT_STATUSES = frozenset({PENDING, PROCESSING})
 # Error codes after which a retry cannot help until a person acts (relink, edit, unlock).
 PERMANENT_ERROR_CODES = frozenset({107, 110, 156, 161, 272, ALREADY_RETRIED_CODE, 349})
 
+# Network throttles whose error carries the seconds to wait in ``details`` (Meta's Retry-After,
+# passed through): Instagram's 435 (50 API posts per rolling 24 hours), Facebook's 444.
+WAIT_HINT_CODES = frozenset({435, 444})
+# Keys under which any error may pass a Retry-After value through, in seconds.
+_RETRY_AFTER_KEYS = ("retryAfter", "retry_after", "Retry-After", "retry-after")
+
 # Ayrshare ids are short alphanumeric strings; anything else could reach another URL.
 _POST_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -45,6 +51,7 @@ class Plan(str, Enum):
     """What a recovery should do with a post, decided before any write."""
 
     RETRY = "retry"
+    RETRY_LATER = "retry_later"
     ALREADY_PUBLISHED = "already_published"
     IN_FLIGHT = "in_flight"
     NOT_RETRYABLE = "not_retryable"
@@ -154,8 +161,55 @@ def retry_possible(record: dict[str, Any]) -> tuple[bool, str]:
     return True, "no error rules a retry out"
 
 
-def plan_retry(record: dict[str, Any]) -> tuple[Plan, str]:
-    """Decide, before any write, what a recovery does with this post, with the reason."""
+def _seconds(value: Any) -> float | None:
+    """A wait in seconds from a number or a numeric string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _wait_of(error: dict[str, Any]) -> float | None:
+    """The seconds one network error asks to wait, if it carries a wait hint."""
+    details = error.get("details")
+    places = [error, details] if isinstance(details, dict) else [error]
+    waits = [_seconds(place.get(key)) for place in places for key in _RETRY_AFTER_KEYS]
+    if error.get("code") in WAIT_HINT_CODES:
+        waits.append(_seconds(details))
+    return max((wait for wait in waits if wait), default=None)
+
+
+def retry_not_before(record: dict[str, Any]) -> tuple[datetime, str] | None:
+    """
+    The earliest moment a retry can help, from the networks' wait hints, and which network asked.
+
+    A hint counts from when the post was sent (``scheduleDate``, else ``created``); a record with
+    neither date counts it from now. None when no network asks to wait.
+    """
+    sent = parse_date(record.get("scheduleDate")) or parse_date(record.get("created")) or datetime.now(timezone.utc)
+    latest: tuple[datetime, str] | None = None
+    for error in _items(record, "errors"):
+        wait = _wait_of(error)
+        if wait is None:
+            continue
+        moment = sent + timedelta(seconds=wait)
+        if latest is None or moment > latest[0]:
+            why = f"{error.get('platform') or 'a network'} asked to wait {wait:g} s (code {error.get('code')})"
+            latest = (moment, why)
+    return latest
+
+
+def plan_retry(record: dict[str, Any], now: datetime | None = None) -> tuple[Plan, str]:
+    """
+    Decide, before any write, what a recovery does with this post, with the reason.
+
+    :param record: the post record.
+    :param now: the moment to judge wait hints at (default: now).
+    """
     status = status_of(record)
     if is_published(record):
         return Plan.ALREADY_PUBLISHED, "already published on every network"
@@ -164,7 +218,12 @@ def plan_retry(record: dict[str, Any]) -> tuple[Plan, str]:
     if status != ERROR:
         return Plan.WRONG_STATUS, f"status is {status!r}; only posts with status 'error' can be retried"
     possible, reason = retry_possible(record)
-    return (Plan.RETRY if possible else Plan.NOT_RETRYABLE), reason
+    if not possible:
+        return Plan.NOT_RETRYABLE, reason
+    hint = retry_not_before(record)
+    if hint and hint[0] > (now or datetime.now(timezone.utc)):
+        return Plan.RETRY_LATER, f"{hint[1]}: retry not before {hint[0].isoformat()}"
+    return Plan.RETRY, reason
 
 
 def wait_state(record: dict[str, Any]) -> WaitState:

@@ -24,9 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: Default share of a window's limit that this machine uses; the rest is left for calls that it
-#: cannot see coming (other machines, other apps posting with the profile). Tune it per connection.
-RATE_HEADROOM = 0.98
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25
 # Two answers whose announced resets are this close describe the same window.

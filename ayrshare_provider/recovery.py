@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
-from ayrshare_provider.posts import Action, Plan, plan_retry, validate_post_id
+from ayrshare_provider.posts import Action, Plan, plan_retry, retry_not_before, validate_post_id
 
 # Plans that a RetryPostOperator can carry out (it waits for an in-flight retry instead of sending one).
 _RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
@@ -17,12 +17,16 @@ _RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
 
 def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[str, Any]:
     """
-    Split failed-post records into ids to retry and posts to skip, each skip with its reason.
+    Split failed-post records into ids to retry now, posts to retry later, and posts to skip, with reasons.
+
+    A post whose network asked to wait (Instagram's code 435) is not retried now: its one retry
+    would be spent for nothing. It is listed under ``retry_later`` with the moment it may be retried.
 
     :param records: post records, as ``AyrshareHook.get_history(status="error")`` returns them.
     :param dry_run: decide only; every post that would be retried is listed as skipped instead.
     """
     to_retry: list[str] = []
+    retry_later: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for record in records:
         try:
@@ -30,14 +34,17 @@ def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[
         except AyrshareInvalidPostIdError as err:
             skipped.append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
             continue
-        if post_id in to_retry or any(entry["id"] == post_id for entry in skipped):
+        if post_id in to_retry or any(entry["id"] == post_id for entry in [*skipped, *retry_later]):
             continue  # history pages can overlap; one post, one decision
         plan, reason = plan_retry(record)
-        if plan in _RETRY_PLANS and not dry_run:
+        if plan is Plan.RETRY_LATER:
+            not_before, _ = retry_not_before(record) or (None, "")
+            retry_later.append({"id": post_id, "not_before": not_before.isoformat() if not_before else None, "reason": reason})
+        elif plan in _RETRY_PLANS and not dry_run:
             to_retry.append(post_id)
         else:
             skipped.append({"id": post_id, "reason": f"dry run, would retry: {reason}" if plan in _RETRY_PLANS else reason})
-    return {"to_retry": to_retry, "skipped": skipped, "dry_run": dry_run}
+    return {"to_retry": to_retry, "retry_later": retry_later, "skipped": skipped, "dry_run": dry_run}
 
 
 def _network_errors(summary: dict[str, Any]) -> str:
@@ -47,7 +54,7 @@ def _network_errors(summary: dict[str, Any]) -> str:
 
 def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
     """
-    Put every planned post in exactly one bucket: recovered, failed again, skipped or unknown.
+    Put every planned post in exactly one bucket: recovered, failed again, retry later, skipped or unknown.
 
     :param plan: what :func:`plan_recovery` returned.
     :param summaries: the ``ayrshare_summary`` XComs of the retry tasks (any order; None for a task that pushed none).
@@ -70,11 +77,13 @@ def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
     return {
         "recovered": recovered,
         "failed_again": failed_again,
+        "retry_later": plan.get("retry_later", []),
         "skipped": plan["skipped"],
         "unknown": unknown,
         "counts": {
             "recovered": len(recovered),
             "failed_again": len(failed_again),
+            "retry_later": len(plan.get("retry_later", [])),
             "skipped": len(plan["skipped"]),
             "unknown": len(unknown),
         },
@@ -86,6 +95,7 @@ def format_report(report: dict[str, Any]) -> str:
     rows = [("outcome", "post id", "details")]
     rows += [("recovered", r["id"], f"{r['action']}: {r['post_url'] or 'no URL given'}") for r in report["recovered"]]
     rows += [("failed again", r["id"], f"{r['reason']}; {r['errors']}") for r in report["failed_again"]]
+    rows += [("retry later", r["id"], r["reason"]) for r in report["retry_later"]]
     rows += [("skipped", r["id"], r["reason"]) for r in report["skipped"]]
     rows += [("unknown", r["id"], r["reason"]) for r in report["unknown"]]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
@@ -94,7 +104,7 @@ def format_report(report: dict[str, Any]) -> str:
     counts = report["counts"]
     lines.append(
         f"{counts['recovered']} recovered, {counts['failed_again']} failed again, "
-        f"{counts['skipped']} skipped, {counts['unknown']} unknown"
+        f"{counts['retry_later']} to retry later, {counts['skipped']} skipped, {counts['unknown']} unknown"
     )
     return "\n".join(lines)
 

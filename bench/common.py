@@ -7,6 +7,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -44,6 +45,24 @@ def control(url: str, method: str, path: str, **kwargs: Any) -> Any:
     answer = requests.request(method, f"{url}/_emulator/{path}", timeout=30, **kwargs)
     answer.raise_for_status()
     return answer.json()
+
+
+def seed_failed_posts(url: str, count: int, fail_again_every: int = 0) -> list[str]:
+    """``count`` posts that failed with a transient error, newest last, so that a listing of 1,000 holds them all.
+
+    :param fail_again_every: every n-th post fails again when retried (0: none do).
+    """
+    posts = []
+    for index in range(count):
+        platform = ("linkedin", "facebook", "instagram", "tiktok")[index % 4]
+        error = {"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}
+        post = {"status": "error", "type": "now", "post": f"post {index}", "postIds": [], "mediaUrls": [],
+                "platforms": [platform], "errors": [error],
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600 + index * 3))}
+        if fail_again_every and index % fail_again_every == 0:
+            post["_fails_again"] = {platform: [138, "The network rejected the post."]}
+        posts.append(post)
+    return control(url, "POST", "posts", json={"posts": posts})["ids"]
 
 
 def connection_env(url: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""5. A burst of 1,000 failed posts recovered within Ayrshare's rate limit: per-post polling and batched waits.
+"""4. A burst of 1,000 failed posts recovered within Ayrshare's rate limit: per-post polling and batched waits.
 
 Ayrshare is time-scaled ``BENCH_SCALE`` times (default 15): 300 requests per 300 s per profile,
 history answers with ``limit`` > 25 cached for 60 s, and retries that become final 1 to 5 minutes
@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from common import connection_env, control, emulator, table
+from common import connection_env, control, emulator, seed_failed_posts, table
 
 SCALE = float(os.environ.get("BENCH_SCALE", "15"))
 POSTS = int(os.environ.get("BENCH_BURST_POSTS", "1000"))
@@ -103,25 +103,11 @@ def outcome_of(post_id: str, batch_wait: bool, kind: str, payload: Any) -> str:
     return "recovered" if summary["published"] else f"ended {summary['status']}"
 
 
-def seed_burst(url: str) -> None:
-    failed = {"status": "error", "type": "now", "post": "burst", "postIds": [], "mediaUrls": []}
-    posts = []
-    for index in range(POSTS):
-        platform = ("linkedin", "facebook", "instagram", "tiktok")[index % 4]
-        error = {"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}
-        post = {**failed, "platforms": [platform], "errors": [error],
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600 + index * 3))}
-        if index % FAIL_AGAIN_EVERY == 0:
-            post["_fails_again"] = {platform: [138, "The network rejected the post."]}
-        posts.append(post)
-    control(url, "POST", "posts", json={"posts": posts})
-
-
 def recover(batch_wait: bool) -> dict[str, Any]:
     args = ("--rate-limit", str(LIMIT), "--rate-window", str(WINDOW / SCALE), "--history-cache", str(60 / SCALE),
             "--retry-delay", str(60 / SCALE), "--retry-delay-max", str(300 / SCALE))
     with emulator(*args) as url:
-        seed_burst(url)
+        seed_failed_posts(url, POSTS, fail_again_every=FAIL_AGAIN_EVERY)
         os.environ.update(connection_env(url))
         control(url, "POST", "reset-counters")
         fork = multiprocessing.get_context("fork")
@@ -176,7 +162,7 @@ def main() -> str:
         ])
     per_post, batched = figures.get("per-post polling", 1.0), figures.get("batched (batch_wait=True)", 1.0)
     return (
-        f"## 5. A burst of {POSTS} failed posts within the rate limit ({SLOTS} task slots, deferrable, "
+        f"## 4. A burst of {POSTS} failed posts within the rate limit ({SLOTS} task slots, deferrable, "
         f"poll_interval {POLL:g} s)\n\n"
         f"Ayrshare time-scaled {SCALE:g}x: {LIMIT} requests per {WINDOW:g} s per profile, history cached 60 s, "
         f"retries final 1 to 5 min after they are sent; times are real-time equivalents. "

@@ -9,14 +9,13 @@ from pathlib import Path
 import call_cost
 import parse_cost
 import recovery_at_scale
-import recovery_calls
 import waiting_at_scale
 from common import REPEATS, machine
 
 
 def main() -> None:
     sections = []
-    for bench in (parse_cost, call_cost, waiting_at_scale, recovery_calls, recovery_at_scale):
+    for bench in (parse_cost, call_cost, waiting_at_scale, recovery_at_scale):
         print(f"running {bench.__name__} ...", file=sys.stderr, flush=True)
         sections.append(bench.main())
         print(sections[-1], flush=True)

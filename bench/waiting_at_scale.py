@@ -23,7 +23,7 @@ import time
 
 import requests
 
-from common import API_KEY, REPEATS, connection_env, control, emulator, spread, summarize, table
+from common import API_KEY, REPEATS, connection_env, control, emulator, seed_failed_posts, spread, summarize, table
 
 POSTS = int(os.environ.get("BENCH_WAITS", "1000"))
 POLL = 1.0  # seconds between polls of one post
@@ -101,12 +101,8 @@ def child(variant: str, post_ids: list[str]) -> dict[str, float]:
 
 
 def one_run(variant: str) -> dict[str, float]:
-    # About two in three bulk posts are transient failures: make enough of them.
-    with emulator("--scenario", "bulk", "--count", str(POSTS * 8 // 5), "--retry-delay", str(SETTLE), "--history-cache", "0") as url:
-        records = [entry["record"] for entry in control(url, "GET", "posts")["posts"]]
-        # The posts a retry publishes (transient errors, code 136): all of them end the same way.
-        post_ids = [r["id"] for r in records if r["status"] == "error" and r["errors"] and r["errors"][0]["code"] == 136]
-        post_ids = post_ids[:POSTS]
+    with emulator("--retry-delay", str(SETTLE), "--history-cache", "0") as url:
+        post_ids = seed_failed_posts(url, POSTS)  # all end the same way: published by their retry
         with requests.Session() as session:  # put every post in flight; each settles SETTLE s later
             session.headers.update({"Authorization": f"Bearer {API_KEY}", "X-Twitter-OAuth1-Api-Key": "bench-x-key",
                                     "X-Twitter-OAuth1-Api-Secret": "bench-x-secret"})

@@ -2,9 +2,10 @@
 ### Recover failed Ayrshare posts
 
 Lists failed posts from Ayrshare's history, skips (with a reason) posts that are in fact
-published or whose errors say a retry cannot help, retries every other one **exactly once**
+published or whose errors say a retry cannot help, lists as "retry later" (with the moment) the
+posts whose network asked to wait (Instagram's code 435), retries every other one **exactly once**
 with `RetryPostOperator` (one mapped, deferrable task per post), and ends with a report:
-recovered, failed again (with each network's error), skipped (with reasons).
+recovered, failed again (with each network's error), retry later, skipped (with reasons).
 
 Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`.
 Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots, and on
@@ -22,6 +23,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from ayrshare_provider.operators.ayrshare import SUMMARY_XCOM_KEY, RetryPostOperator
+from ayrshare_provider.retry_policy import retry_policy_args
 
 # Seconds between two reads of a retried post; the demo sets a short one.
 POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))
@@ -51,7 +53,12 @@ with DAG(
             status="error", last_days=params["last_days"], limit=params["limit"], platforms=params["platforms"] or None
         )
         plan = plan_recovery(records, dry_run=params["dry_run"])
-        print(f"{len(records)} failed posts: {len(plan['to_retry'])} to retry, {len(plan['skipped'])} skipped")
+        print(
+            f"{len(records)} failed posts: {len(plan['to_retry'])} to retry, "
+            f"{len(plan['retry_later'])} to retry later, {len(plan['skipped'])} skipped"
+        )
+        for later in plan["retry_later"]:
+            print(f"retry later {later['id']}: {later['reason']}")
         for skipped in plan["skipped"]:
             print(f"skip {skipped['id']}: {skipped['reason']}")
         ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
@@ -63,9 +70,11 @@ with DAG(
         batch_wait=True,
         poll_interval=POLL_INTERVAL,
         timeout=1800,
-        # Safe to repeat: each attempt reads the post first and never sends a second retry.
+        # Safe to repeat: each attempt reads the post first and never sends a second retry. On
+        # Airflow 3.3+ the retry policy fails at once what no attempt can fix and waits out a 429.
         retries=2,
         retry_delay=timedelta(seconds=30),
+        **retry_policy_args(),
     ).expand(post_id=find_failed_posts())
 
     @task(trigger_rule="all_done")

@@ -13,6 +13,7 @@ import os
 from airflow.providers.common.compat.sdk import DAG, Param
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.retry_policy import retry_policy_args
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
 
 # Seconds between two reads of the post while waiting; the tests set a short one.
@@ -26,7 +27,9 @@ with DAG(
     doc_md=__doc__,
     params={"post_id": Param(type="string", description="The Ayrshare post id to retry.")},
 ):
-    retry = RetryPostOperator(task_id="retry_post", post_id="{{ params.post_id }}", wait_for_completion=False)
+    retry = RetryPostOperator(
+        task_id="retry_post", post_id="{{ params.post_id }}", wait_for_completion=False, retries=2, **retry_policy_args()
+    )
     published = PostStatusSensor(
         task_id="wait_until_published", post_id="{{ params.post_id }}", deferrable=True, poke_interval=POLL_INTERVAL, timeout=1800
     )

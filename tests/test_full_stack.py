@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 
+from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
+from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
 from tests.conftest import API_KEY, X_KEY, X_SECRET, connection_json
 from tests.stack import ADMIN, Standalone
 
@@ -63,7 +67,7 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     assert "deferred" in recovery_run["retry_states_seen"]  # the triggerer did the waiting, not a worker slot
 
     report = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
-    assert report["counts"] == {"recovered": 7, "failed_again": 3, "skipped": 3, "unknown": 0}
+    assert report["counts"] == {"recovered": 7, "failed_again": 3, "retry_later": 1, "skipped": 3, "unknown": 0}
     counters = emulator_for_stack.state.counters()
     retried = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
     assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
@@ -81,6 +85,8 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 CHROMIUM = "/usr/bin/chromium"
+# The README's screenshots are refreshed on request only: AYRSHARE_REFRESH_SCREENSHOTS=1 make test.
+REFRESH_SCREENSHOTS = os.environ.get("AYRSHARE_REFRESH_SCREENSHOTS") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +104,8 @@ def browser():
         chromium.close()
 
 
-def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulator_for_stack, recovery_run, browser):
-    IMAGES.mkdir(parents=True, exist_ok=True)
+def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulator_for_stack, recovery_run, browser, tmp_path):
+    images = IMAGES if REFRESH_SCREENSHOTS else tmp_path
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
     # The post URLs are on the networks' sites: answer them here, nothing leaves the machine.
     context.route("https://*.example.com/**", lambda route: route.fulfill(body="<h1>the published post</h1>", content_type="text/html"))
@@ -125,19 +131,26 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
     page.locator("input[name=connection_id]").fill("ayrshare_ui")
     page.locator("input[name=host]").fill(emulator_for_stack.url)
     page.locator("input[name=password]").fill(API_KEY)
-    page.screenshot(path=str(IMAGES / "connection-form-standard.png"))
+    page.screenshot(path=str(images / "connection-form-standard.png"))
     page.get_by_text("Extra Fields", exact=True).click()
     for field, label in (("profile_key", "Profile Key"), ("x_twitter_api_key", "X API Key (Consumer Key)"),
                          ("x_twitter_api_secret", "X API Key Secret (Consumer Secret)")):
         assert page.locator(f"input[name=element_{field}]").get_attribute("type") == "password", field
         assert page.get_by_text(label, exact=True).count() == 1
+    # Every tuning setting the README documents has its field, its default at the end of its description.
+    for field in TUNING_DEFAULTS:
+        assert page.locator(f"input[name=element_{field}]").count() == 1, field
+        assert page.get_by_text(connection_form.TUNING_FIELDS[field]["label"], exact=True).count() == 1, field
+        assert page.get_by_text(connection_form.tuning_description(field), exact=True).count() == 1, field
+    page.locator("input[name=element_timeout]").fill("20")
     page.locator("input[name=element_x_twitter_api_key]").fill(X_KEY)
     page.locator("input[name=element_x_twitter_api_secret]").fill(X_SECRET)
-    page.screenshot(path=str(IMAGES / "connection-form-extra.png"))
+    page.screenshot(path=str(images / "connection-form-extra.png"))
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Connection has been successfully created").wait_for()
     stored = stack.api("GET", "/connections/ayrshare_ui")
     assert stored["conn_type"] == "ayrshare" and stored["password"] == "***"  # the API never shows it back
+    assert float(json.loads(stored["extra"])["timeout"]) == 20
 
     # A finished recovery task: Details > Extra Links > "Ayrshare post" opens the published post.
     recovered = next(ti for ti in recovery_run["instances"] if ti["task_id"] == "retry_post" and ti["state"] == "success")
@@ -147,7 +160,7 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
               wait_until="networkidle")
     link = page.get_by_text("Ayrshare post", exact=True)
     link.wait_for()
-    page.screenshot(path=str(IMAGES / "extra-link.png"))
+    page.screenshot(path=str(images / "extra-link.png"))
     with context.expect_page() as opened:
         link.click()
     post_page = opened.value
@@ -168,7 +181,7 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
     with page.expect_response(lambda response: "connections/test" in response.url) as tested:
         page.get_by_role("button", name="Test Connection").first.click()
     page.wait_for_timeout(500)
-    page.screenshot(path=str(IMAGES / "connection-test.png"))
+    page.screenshot(path=str(images / "connection-test.png"))
     answer = tested.value
     if answer.status == 400 and "host or port to test differs" in answer.text():
         pytest.xfail("Airflow 3.3.2 UI bug: the list's Test sends port 0 for a port-less connection")

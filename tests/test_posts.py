@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,6 +17,7 @@ from ayrshare_provider.posts import (
     network_results,
     parse_date,
     plan_retry,
+    retry_not_before,
     retry_possible,
     summarize,
     validate_post_id,
@@ -120,3 +121,43 @@ def test_post_ids_that_could_reach_another_url_are_refused(bad):
 def test_a_numeric_post_id_is_accepted_as_text():
     assert validate_post_id(12345) == "12345"
     assert validate_post_id("8tNTr73VV8Y66bHwC2322") == "8tNTr73VV8Y66bHwC2322"
+
+
+SENT = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("error_fields", "wait"),
+    [
+        ({"code": 435, "details": 3600}, 3600),  # Instagram's limit, Meta's Retry-After in details
+        ({"code": 435, "details": "7200"}, 7200),
+        ({"code": 444, "details": 60.5}, 60.5),  # Facebook's throttle
+        ({"code": 435, "details": {"retryAfter": 900}}, 900),
+        ({"code": 138, "retry_after": "120"}, 120),  # any error may pass a Retry-After through
+        ({"code": 138, "details": 3600}, None),  # a number in details means a wait only for throttles
+        ({"code": 435, "details": "wait a bit"}, None),
+        ({"code": 435, "details": True}, None),
+        ({"code": 435}, None),
+    ],
+)
+def test_wait_hints_are_read_from_the_networks_errors(error_fields, wait):
+    record = error_post("p1", platform="instagram", scheduleDate=SENT.isoformat())
+    record["errors"][0].update(error_fields)
+    hint = retry_not_before(record)
+    assert (hint[0] if hint else None) == (SENT + timedelta(seconds=wait) if wait else None)
+
+
+def test_the_latest_wait_hint_wins_and_counts_from_the_send_date_in_either_form():
+    record = error_post("p1", created={"_seconds": int(SENT.timestamp()), "_nanoseconds": 0})
+    record["errors"] = [{"platform": "instagram", "code": 435, "details": 60},
+                        {"platform": "facebook", "code": 444, "details": 600}]
+    moment, why = retry_not_before(record)
+    assert moment == SENT + timedelta(seconds=600) and why.startswith("facebook asked to wait 600 s (code 444)")
+
+
+def test_a_post_is_planned_for_later_until_its_wait_hint_is_over():
+    record = error_post("p1", platform="instagram", code=435, scheduleDate=SENT.isoformat())
+    record["errors"][0]["details"] = 3600
+    plan, reason = plan_retry(record, now=SENT + timedelta(minutes=59))
+    assert plan is Plan.RETRY_LATER and "retry not before 2026-11-20T11:00:00+00:00" in reason
+    assert plan_retry(record, now=SENT + timedelta(minutes=61))[0] is Plan.RETRY

@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import distribution
 
 from ayrshare_provider import get_provider_info
+from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
 from tests.conftest import SECRETS, connection_json
 
 
@@ -35,11 +36,17 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
 
     manager = ProvidersManager()
     widgets = {name: widget for name, widget in manager.connection_form_widgets.items() if name.startswith("extra__ayrshare__")}
-    assert set(widgets) == {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
-    assert all(widget.is_sensitive for widget in widgets.values())
+    secrets = {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
+    tuning = {f"extra__ayrshare__{f}" for f in TUNING_DEFAULTS}  # every setting the README documents
+    assert set(widgets) == secrets | tuning
+    assert {name for name, widget in widgets.items() if widget.is_sensitive} == secrets
     behaviour = manager.field_behaviours["ayrshare"]
     assert set(behaviour["hidden_fields"]) == {"login", "schema", "port", "extra"}
     assert behaviour["relabeling"]["password"] == "API Key"
+    assert {name: behaviour["placeholders"][f"extra__ayrshare__{name}"] for name in TUNING_DEFAULTS} == {
+        "timeout": "30", "max_attempts": "5", "backoff": "1", "max_backoff": "60", "rate_headroom": "0.98",
+        "history_max_age": "60",
+    }
 
 
 def test_airflow_connections_test_reaches_ayrshare_and_says_who_we_are(ayrshare_conn):

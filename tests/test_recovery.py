@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from ayrshare_provider.emulator import scenarios
@@ -43,11 +45,27 @@ def test_report_accounts_for_every_post_exactly_once():
         None,
     ]
     report = build_report(plan, summaries)
-    assert report["counts"] == {"recovered": 1, "failed_again": 2, "skipped": 1, "unknown": 1}
+    assert report["counts"] == {"recovered": 1, "failed_again": 2, "retry_later": 0, "skipped": 1, "unknown": 1}
     assert report["unknown"][0]["id"] == "lost"
     table = format_report(report)
     assert "instagram: 138 rejected" in table and "already retried before" in table
-    assert table.splitlines()[-1] == "1 recovered, 2 failed again, 1 skipped, 1 unknown"
+    assert table.splitlines()[-1] == "1 recovered, 2 failed again, 0 to retry later, 1 skipped, 1 unknown"
+
+
+def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment():
+    sent = datetime.now(timezone.utc) - timedelta(hours=1)
+    waiting = error_post("ig", platform="instagram", code=435, created=sent.isoformat())
+    waiting["errors"][0]["details"] = 86400
+    over = error_post("ig-over", platform="instagram", code=435, created=(sent - timedelta(days=2)).isoformat())
+    over["errors"][0]["details"] = "86400"
+    plan = plan_recovery([waiting, over])
+    assert plan["to_retry"] == ["ig-over"]  # its day is over: retried now
+    [later] = plan["retry_later"]
+    assert later["id"] == "ig" and later["not_before"] == (sent + timedelta(days=1)).isoformat()
+    assert "instagram asked to wait 86400 s (code 435)" in later["reason"]
+    report = build_report(plan, [{"id": "ig-over", "published": True, "action": "retried", "post_url": None}])
+    assert report["counts"]["retry_later"] == 1 and report["retry_later"] == [later]
+    assert "retry later  ig" in format_report(report)
 
 
 @pytest.mark.dag
@@ -62,11 +80,13 @@ def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db
     report = stored_xcoms(dag.dag_id, dag_run.run_id)[("report", "return_value", -1)]
 
     texts = {post.id: post.record["post"] for post in emulator_conn.state.posts.values()}
-    outcome = {bucket: sorted(texts[entry["id"]] for entry in report[bucket]) for bucket in ("recovered", "failed_again", "skipped")}
+    buckets = ("recovered", "failed_again", "retry_later", "skipped")
+    outcome = {bucket: sorted(texts[entry["id"]] for entry in report[bucket]) for bucket in buckets}
     assert outcome == {
         "recovered": ["Behind the scenes", "Black Friday opening hours", "Launch thread on X", "Mood board",
                       "New tutorial video", "Our Q4 report is out", "We are hiring (half published)"],
         "failed_again": ["Carousel of the week", "Event reminder", "Infographic"],
+        "retry_later": ["Reel of the day"],
         "skipped": ["Needs a relink", "Published despite the error", "Same text twice"],
     }
     assert report["unknown"] == []
@@ -75,5 +95,5 @@ def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db
     retried_ids = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
     assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried_ids} == dict.fromkeys(retried_ids, 1)
     assert sum(counters["retry_puts"].values()) == 10
-    assert "7 recovered, 3 failed again, 3 skipped, 0 unknown" in output
+    assert "7 recovered, 3 failed again, 1 to retry later, 3 skipped, 0 unknown" in output
     assert not any(secret in str(report) for secret in SECRETS)

@@ -1,7 +1,7 @@
 """Named sets of posts the emulator starts with.
 
 - ``empty``: no posts.
-- ``demo``: thirteen failed posts across networks, each a case a recovery must get right.
+- ``demo``: fourteen failed posts across networks, each a case a recovery must get right.
 - ``bulk``: ``count`` failed posts with seeded variety, for soak tests and benchmarks.
 """
 
@@ -19,6 +19,8 @@ FACEBOOK_RELINK = (161, "Facebook authorization expired. Please relink Facebook.
 DUPLICATE = (110, "Status is a duplicate.")
 REJECTED = (138, "The network rejected the post. Please try again later.")
 NOT_LINKED = (156, "The social network is not linked to this profile. Please link it first.")
+INSTAGRAM_LIMIT = (435, "Instagram rate limit: the account reached its 50 posts per 24 hours. Please wait.")
+INSTAGRAM_LIMIT_WAIT = 86400  # seconds, in the error's details: Meta's Retry-After
 
 
 def failed_record(
@@ -89,6 +91,9 @@ def demo(state: State, profile: str = "") -> None:
     add_failed(state, profile, ["youtube"], {}, published=["youtube"], text="Published despite the error", age_days=6.5)
     add_failed(state, profile, ["facebook"], {"facebook": FACEBOOK_RELINK}, text="Needs a relink", age_days=7)
     add_failed(state, profile, ["twitter"], {"twitter": DUPLICATE}, text="Same text twice", age_days=7.5, retryAvailable=False)
+    # Instagram asked to wait a day (code 435): retrying now would spend the one retry for nothing.
+    late = add_failed(state, profile, ["instagram"], {"instagram": INSTAGRAM_LIMIT}, text="Reel of the day", age_days=0.25)
+    late.record["errors"][0]["details"] = INSTAGRAM_LIMIT_WAIT
     # And one that never failed, so history has more than failures.
     ok = failed_record(state, ["linkedin"], {}, published=["linkedin"], text="All good", age_days=0.5)
     state.add(StoredPost({**ok, "status": "success"}, profile))

@@ -165,6 +165,7 @@ class State:
                     "X/Twitter requires the X-Twitter-OAuth1-Api-Key and X-Twitter-OAuth1-Api-Secret headers.",
                     platform="twitter",
                 )
+            post.retry_failures.update(_still_throttled(post.record))
             post.retried_at = self.clock()
             low, high = self.settings.retry_delay, self.settings.retry_delay_max
             post.settle_after = self.random.uniform(low, high) if high and high > low else low
@@ -241,6 +242,20 @@ class State:
             self.retries_refused.clear()
             self.rate_limited = 0
             self.clients.clear()
+
+
+def _still_throttled(record: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """The networks whose throttle (code 435/444 with the seconds to wait in ``details``) is not over yet."""
+    sent = created_of(record, "scheduleDate") if record.get("scheduleDate") else created_of(record)
+    throttled = {}
+    for error in record.get("errors") or []:
+        try:
+            wait = float(error.get("details"))
+        except (TypeError, ValueError):
+            continue
+        if error.get("code") in (435, 444) and datetime.now(timezone.utc) < sent + timedelta(seconds=wait):
+            throttled[str(error.get("platform"))] = (int(error["code"]), str(error.get("message")))
+    return throttled
 
 
 def publish_date_of(record: dict[str, Any]) -> datetime:

@@ -23,22 +23,16 @@ from ayrshare_provider.exceptions import (
     parse_response,
 )
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
-from ayrshare_provider.rate_budget import RATE_HEADROOM, ProfileBudget, budget_for, reset_seconds
+from ayrshare_provider.rate_budget import ProfileBudget, budget_for, reset_seconds
 
 if TYPE_CHECKING:
     import aiohttp
 
 USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
 _LOOPBACK_NAMES = {"localhost"}
-#: Defaults of the hook's tuning; each can be set in the connection's extra or as a hook argument.
-TUNING_DEFAULTS: dict[str, float] = {
-    "timeout": 30.0,
-    "max_attempts": 5,
-    "backoff": 1.0,
-    "max_backoff": 60.0,
-    "history_max_age": 60.0,  # Ayrshare caches a history answer with limit > 25 for a minute
-    "rate_headroom": RATE_HEADROOM,
-}
+#: Defaults of the hook's tuning; each can be set in the connection's extra (the form has a field
+#: for each) or as a hook argument.
+TUNING_DEFAULTS: dict[str, float] = {name: field["default"] for name, field in connection_form.TUNING_FIELDS.items()}
 RETRY_CALL = "PUT /api/post/retry"
 HISTORY_CALL = "GET /api/history"
 
@@ -224,7 +218,9 @@ class AyrshareHook(HttpHook):
         for name, default in TUNING_DEFAULTS.items():
             value = self._tuning_args[name]
             if value is None:
-                value = extra.get(name, default)
+                value = extra.get(name)
+            if value is None or value == "":  # a form field left empty
+                value = default
             try:
                 values[name] = float(value)
             except (TypeError, ValueError):

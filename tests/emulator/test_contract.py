@@ -139,14 +139,14 @@ def test_create_post_fails_the_networks_the_request_names_and_accepts_unknown_fi
 def test_history_filters_and_orders_newest_first():
     with Emulator(API_KEY, scenario="demo") as emulator:
         everything = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 1000}).json()["history"]
-        assert len(everything) == 14
+        assert len(everything) == 15
         created = [record["created"] if isinstance(record["created"], str) else record["created"]["utc"] for record in everything]
         assert created == sorted(created, reverse=True)
         errors = api(emulator, "GET", "/api/history", params={"status": "error", "limit": 100, "source": "pypi"}).json()["history"]
-        assert len(errors) == 13 and {record["status"] for record in errors} == {"error"}
+        assert len(errors) == 14 and {record["status"] for record in errors} == {"error"}
         assert len(api(emulator, "GET", "/api/history", params={"status": "error", "limit": 5}).json()["history"]) == 5
         recent = api(emulator, "GET", "/api/history", params={"status": "error", "lastDays": 2, "limit": 100}).json()["history"]
-        assert len(recent) == 2  # the demo's posts of 1 and 1.5 days ago
+        assert len(recent) == 3  # the demo's posts of 6 hours, 1 and 1.5 days ago
         linked = api(emulator, "GET", "/api/history", params=[("status", "error"), ("platforms", "tiktok"), ("platforms", "pinterest")]).json()
         assert {p for record in linked["history"] for p in record["platforms"]} == {"tiktok", "pinterest"}
         assert api(emulator, "GET", "/api/history", params={"type": "scheduled"}).json()["history"] == []
@@ -171,6 +171,18 @@ def test_history_with_a_limit_over_25_is_cached_for_the_cache_time_and_25_or_les
         assert status_in(26) == "error"  # the answer of before the retry, from the cache
         time.sleep(0.65)
         assert status_in(26) == "success"  # the cache expired
+
+
+def test_a_retry_before_instagrams_wait_hint_is_over_meets_the_limit_again():
+    with Emulator(API_KEY, retry_delay=0.05) as emulator:
+        throttled = failed("instagram")
+        throttled["errors"][0].update(code=435, details=3600, message="Instagram rate limit")
+        over = {**throttled, "created": "2020-01-01T00:00:00Z", "scheduleDate": "2020-01-01T00:00:00Z"}
+        too_soon, later = seed(emulator, throttled, over)
+        for post_id in (too_soon, later):
+            assert api(emulator, "PUT", "/api/post/retry", json={"id": post_id}).status_code == 200
+        assert wait_final(emulator, too_soon)["errors"][0]["code"] == 435  # the one retry, spent for nothing
+        assert wait_final(emulator, later)["status"] == "success"
 
 
 def test_deleted_posts_are_listed_only_under_status_deleted():
@@ -318,7 +330,7 @@ def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
     )
     try:
         line = process.stdout.readline()
-        assert line.startswith("Ayrshare emulator serving http://127.0.0.1:") and "14 posts" in line
+        assert line.startswith("Ayrshare emulator serving http://127.0.0.1:") and "15 posts" in line
         url = line.split()[3]
         assert requests.get(f"{url}/api/user", headers=AUTH, timeout=10).status_code == 200
         process.send_signal(signal.SIGTERM)

@@ -166,7 +166,9 @@ def test_deferrable_defers_after_the_retry_and_completes_from_the_event(ayrshare
 
 def test_template_fields_and_no_io_at_construction():
     task = RetryPostOperator(task_id="t", post_id="{{ params.post_id }}", profile_key="never-rendered")
-    assert set(task.template_fields) == {"post_id", "ayrshare_conn_id"}
+    assert set(task.template_fields) == {
+        "post_id", "ayrshare_conn_id", "poll_interval", "timeout", "wait_for_completion", "check_retryable"
+    }
     assert "hook" not in task.__dict__  # built only when executed
 
 

@@ -1,0 +1,67 @@
+"""Which failures of an Ayrshare task another attempt can fix: a retry policy for Airflow 3.3+.
+
+Airflow 3.3 lets a task decide per exception whether to retry (``retry_policy=``). For Ayrshare
+tasks: a refused key, a post that cannot or must not be retried, a post whose one retry is spent
+(it failed again, or was retried before) or that is gone, fail at once, since no attempt can
+change them; a rate limit is retried once the profile's window has turned (Ayrshare's windows
+last 5 minutes); anything else keeps the task's own ``retries`` and ``retry_delay``.
+
+Use it as ``RetryPostOperator(..., **retry_policy_args())``: on Airflow before 3.3 that adds nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ayrshare_provider.exceptions import (
+    AyrshareAlreadyRetriedError,
+    AyrshareAuthError,
+    AyrshareConfigError,
+    AyrshareNotFoundError,
+    AyrshareNotRetryableError,
+    AyrsharePostFailedError,
+    AyrshareRateLimitError,
+    AyrshareRetryLaterError,
+)
+
+#: Ayrshare's rate-limit window: a task retried this long after a 429 meets a new window.
+RATE_LIMIT_WINDOW = timedelta(minutes=5)
+
+
+def ayrshare_retry_policy() -> Any:
+    """The policy (an ``ExceptionRetryPolicy``), or None on Airflow before 3.3, which has no retry policies."""
+    try:
+        from airflow.providers.common.compat.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+    except (ImportError, AttributeError):
+        return None
+    no_attempt_can_help = [
+        AyrshareAuthError,
+        AyrshareConfigError,
+        AyrshareNotRetryableError,
+        AyrsharePostFailedError,
+        AyrshareAlreadyRetriedError,
+        AyrshareNotFoundError,
+        AyrshareRetryLaterError,
+    ]
+    return ExceptionRetryPolicy(
+        rules=[
+            RetryRule(
+                exception=no_attempt_can_help,
+                action=RetryAction.FAIL,
+                reason="Ayrshare: another attempt cannot change this outcome",
+            ),
+            RetryRule(
+                exception=AyrshareRateLimitError,
+                action=RetryAction.RETRY,
+                retry_delay=RATE_LIMIT_WINDOW,
+                reason="Ayrshare rate limit: retrying once the profile's window has turned",
+            ),
+        ]
+    )
+
+
+def retry_policy_args() -> dict[str, Any]:
+    """``{"retry_policy": ...}`` for a task's arguments on Airflow 3.3+, ``{}`` before."""
+    policy = ayrshare_retry_policy()
+    return {"retry_policy": policy} if policy is not None else {}
