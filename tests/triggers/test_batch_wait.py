@@ -19,7 +19,7 @@ from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.conftest import API_KEY, SECRETS, connection_json
 from tests.triggerer import first_events, shared_streams_available
 
-pytestmark = pytest.mark.skipif(not shared_streams_available(), reason="shared trigger streams came with Airflow 3.3")
+needs_shared_streams = pytest.mark.skipif(not shared_streams_available(), reason="shared trigger streams came with Airflow 3.3")
 
 CACHE = 0.4  # the emulator's history cache, time-scaled: Ayrshare's is 60 s
 HOOK = {"backoff": 0.01, "max_backoff": 0.05, "max_attempts": 2, "history_max_age": CACHE}
@@ -62,6 +62,7 @@ def calls(emulator: Emulator) -> dict[str, int]:
     return emulator.state.counters()["requests"]
 
 
+@needs_shared_streams
 def test_many_waits_share_one_listing_per_interval_and_read_no_post_alone(service):
     post_ids = seed(service, 30)
     retry_all(post_ids)
@@ -78,6 +79,7 @@ def test_many_waits_share_one_listing_per_interval_and_read_no_post_alone(servic
     assert not any(secret in json.dumps(events) for secret in SECRETS)
 
 
+@needs_shared_streams
 def test_a_cached_listing_from_before_the_retry_does_not_end_the_wait_as_failed(service):
     [post_id] = seed(service, 1)
     hook = AyrshareHook(**HOOK)
@@ -87,6 +89,7 @@ def test_a_cached_listing_from_before_the_retry_does_not_end_the_wait_as_failed(
     assert event["status"] == "success"
 
 
+@needs_shared_streams
 def test_a_post_that_fails_again_ends_failed_once_a_listing_is_fresh_enough_to_say_so(service):
     records = [{**FAILED, "_fails_again": {"linkedin": [138, "rejected"]}}]
     [post_id] = seed_records(service, records)
@@ -97,6 +100,7 @@ def test_a_post_that_fails_again_ends_failed_once_a_listing_is_fresh_enough_to_s
     assert time.time() - started >= 0.3  # the retry's own time: no stale "error" was taken for the outcome
 
 
+@needs_shared_streams
 def test_a_failing_listing_falls_back_to_reading_each_post(service):
     post_ids = seed(service, 3)
     retry_all(post_ids)
@@ -107,6 +111,7 @@ def test_a_failing_listing_falls_back_to_reading_each_post(service):
     assert calls(service)[READS] >= 3
 
 
+@needs_shared_streams
 def test_a_post_the_listing_does_not_show_still_ends(service):
     [deleted] = seed(service, 1, status="deleted")  # deleted posts are listed only under status=deleted
     [event] = first_events([batched(deleted)])
@@ -114,6 +119,7 @@ def test_a_post_the_listing_does_not_show_still_ends(service):
     assert calls(service)[READS] == 1
 
 
+@needs_shared_streams
 def test_waits_of_two_profiles_use_a_listing_each(service):
     first, second = seed(service, 4, "PROFILE-A"), seed(service, 4, "PROFILE-B")
     retry_all(first, "PROFILE-A")
@@ -126,6 +132,7 @@ def test_waits_of_two_profiles_use_a_listing_each(service):
     assert 2 <= calls(service)[LISTINGS]
 
 
+@needs_shared_streams
 def test_a_batched_wait_ends_at_its_deadline(service):
     [post_id] = seed(service, 1, status="processing")
     [event] = first_events([batched(post_id, timeout=0.3)])
