@@ -7,7 +7,7 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: install
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Ruff with a selection close to Airflow's (pyproject.toml), and mypy on the package.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Side-by-side measurements against the http provider and the official SDK: bench/RESULTS.md.
 bench: install

@@ -35,7 +35,7 @@ class AyrshareError(AirflowException):
     :param message: what went wrong, in words (Ayrshare's own message where it gave one).
     :param call: the call that failed, such as ``"PUT /api/post/retry"``.
     :param post_id: the Ayrshare post concerned, if any.
-    :param status_code: the HTTP status Ayrshare answered with, if any.
+    :param http_status: the HTTP status Ayrshare answered with, if any.
     :param code: Ayrshare's numeric error code, if any.
     :param errors: per-network errors, each a dict with ``platform``, ``code`` and ``message``.
     :param hint: what the user can do next, if known.
@@ -47,7 +47,7 @@ class AyrshareError(AirflowException):
         *,
         call: str | None = None,
         post_id: str | None = None,
-        status_code: int | None = None,
+        http_status: int | None = None,
         code: int | None = None,
         errors: list[dict[str, Any]] | None = None,
         hint: str | None = None,
@@ -55,7 +55,7 @@ class AyrshareError(AirflowException):
         self.message = message
         self.call = call
         self.post_id = post_id
-        self.status_code = status_code  # type: ignore[assignment]  # AirflowException has a class default
+        self.http_status = http_status
         self.code = code
         self.errors = errors or []
         self.hint = hint or _hint_for(code, self.errors)
@@ -64,8 +64,8 @@ class AyrshareError(AirflowException):
     def _describe(self) -> str:
         where = " ".join(part for part in (self.call, f"for post {self.post_id!r}" if self.post_id else "") if part)
         parts = [f"Ayrshare {where} failed" if where else ""]
-        if self.status_code is not None:
-            parts.append(f"HTTP {self.status_code}")
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
         if self.code is not None:
             parts.append(f"code {self.code}")
         head = ", ".join(part for part in parts if part)
@@ -215,18 +215,18 @@ def parse_response(
     :param post_id: the post concerned, for the error message.
     :param retry_after: seconds to wait before another call, for a 429.
     """
-    context: dict[str, Any] = {"call": call, "post_id": post_id, "status_code": status_code}
+    context: dict[str, Any] = {"call": call, "post_id": post_id, "http_status": status_code}
     ok = 200 <= status_code < 300
     try:
         body = json.loads(text) if text.strip() else None
     except ValueError:
         title = _html_title(text)
         kind = "an HTML page" if "<html" in text[:500].lower() or title else "a body that is not JSON"
-        message = f"Ayrshare answered with {kind} instead of JSON" + (f" ({title!r})" if title else "")
+        said = f"Ayrshare answered with {kind} instead of JSON" + (f" ({title!r})" if title else "")
         error_class = AyrshareServerError if ok else _error_class(status_code, None)
         if error_class is AyrshareError:
             error_class = AyrshareServerError
-        raise error_class(message + "; a proxy or gateway may be in the way", **context) from None
+        raise error_class(said + "; a proxy or gateway may be in the way", **context) from None
 
     if not isinstance(body, dict):
         shape = "an empty body" if body is None else f"JSON {type(body).__name__}"
@@ -242,7 +242,7 @@ def parse_response(
     code = _as_int(body.get("code"))
     if code is None and len(errors) == 1:
         code = errors[0]["code"]
-    message = body.get("message") if isinstance(body.get("message"), str) else None
+    message = body["message"] if isinstance(body.get("message"), str) else None
     if not message:
         message = "; ".join(str(error["message"]) for error in errors if error.get("message")) or "no message"
         if len(errors) == 1:

@@ -7,13 +7,19 @@ a missing field or an unknown status never crashes, it just means "not final yet
 
 from __future__ import annotations
 
-import logging
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.exceptions import ALREADY_RETRIED_CODE, AyrshareInvalidPostIdError, AyrsharePostFailedError
+from ayrshare_provider.exceptions import (
+    ALREADY_RETRIED_CODE,
+    AyrshareInvalidPostIdError,
+    AyrsharePostFailedError,
+)
+
+if TYPE_CHECKING:
+    import logging
 
 SUCCESS = "success"
 ERROR = "error"
@@ -190,7 +196,7 @@ def retry_not_before(record: dict[str, Any]) -> tuple[datetime, str] | None:
     A hint counts from when the post was sent (``scheduleDate``, else ``created``); a record with
     neither date counts it from now. None when no network asks to wait.
     """
-    sent = parse_date(record.get("scheduleDate")) or parse_date(record.get("created")) or datetime.now(timezone.utc)
+    sent = parse_date(record.get("scheduleDate")) or parse_date(record.get("created")) or datetime.now(UTC)
     latest: tuple[datetime, str] | None = None
     for error in _items(record, "errors"):
         wait = _wait_of(error)
@@ -221,7 +227,7 @@ def plan_retry(record: dict[str, Any], now: datetime | None = None) -> tuple[Pla
     if not possible:
         return Plan.NOT_RETRYABLE, reason
     hint = retry_not_before(record)
-    if hint and hint[0] > (now or datetime.now(timezone.utc)):
+    if hint and hint[0] > (now or datetime.now(UTC)):
         return Plan.RETRY_LATER, f"{hint[1]}: retry not before {hint[0].isoformat()}"
     return Plan.RETRY, reason
 
@@ -266,7 +272,7 @@ def parse_date(value: Any) -> datetime | None:
     if isinstance(value, dict):
         if isinstance(value.get("_seconds"), (int, float)):
             seconds = value["_seconds"] + (value.get("_nanoseconds") or 0) / 1e9
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         value = value.get("utc")
     if not isinstance(value, str) or not value.strip():
         return None
@@ -274,17 +280,7 @@ def parse_date(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def first_post_url(record_or_summary: dict[str, Any]) -> str | None:
-    """The first published post URL in a record or a summary, for links."""
-    if record_or_summary.get("post_url"):
-        return str(record_or_summary["post_url"])
-    for result in network_results(record_or_summary):
-        if result["post_url"]:
-            return str(result["post_url"])
-    return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def summarize(record: dict[str, Any], action: Action, *, post_id: str | None = None) -> dict[str, Any]:

@@ -20,9 +20,11 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25

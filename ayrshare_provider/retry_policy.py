@@ -29,13 +29,17 @@ from ayrshare_provider.exceptions import (
 RATE_LIMIT_WINDOW = timedelta(minutes=5)
 
 
-def ayrshare_retry_policy() -> Any:
-    """The policy (an ``ExceptionRetryPolicy``), or None on Airflow before 3.3, which has no retry policies."""
+def ayrshare_retry_policy(rate_limit_delay: timedelta = RATE_LIMIT_WINDOW) -> Any:
+    """
+    The policy (an ``ExceptionRetryPolicy``), or None on Airflow before 3.3, which has no retry policies.
+
+    :param rate_limit_delay: how long after a 429 the task is tried again (default: one rate-limit window).
+    """
     try:
         from airflow.providers.common.compat.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
     except (ImportError, AttributeError):
         return None
-    no_attempt_can_help = [
+    no_attempt_can_help: list[type[BaseException] | str] = [
         AyrshareAuthError,
         AyrshareConfigError,
         AyrshareNotRetryableError,
@@ -54,7 +58,7 @@ def ayrshare_retry_policy() -> Any:
             RetryRule(
                 exception=AyrshareRateLimitError,
                 action=RetryAction.RETRY,
-                retry_delay=RATE_LIMIT_WINDOW,
+                retry_delay=rate_limit_delay,
                 reason="Ayrshare rate limit: retrying once the profile's window has turned",
             ),
         ]

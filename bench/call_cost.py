@@ -11,7 +11,6 @@ import tempfile
 import time
 
 import requests
-
 from common import API_KEY, REPEATS, connection_env, control, emulator, spread, summarize, table
 
 CALLS = int(os.environ.get("BENCH_CALLS", "1000"))
@@ -28,9 +27,10 @@ def main() -> str:
     with emulator("--scenario", "demo") as url:
         os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
         os.environ.update(connection_env(url))
-        from ayrshare_provider.hooks.ayrshare import AyrshareHook
         import ayrshare.ayrshare as sdk_module
         from ayrshare import SocialPost
+
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
         post_id = control(url, "GET", "posts")["posts"][0]["record"]["id"]
         sdk_module.base = f"{url}/api/"  # the SDK's module-level base URL, pointed at the emulator

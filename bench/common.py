@@ -8,12 +8,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # The repository root, for tests.context (the minimal task context the direct operator runs use).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -22,8 +22,17 @@ import tempfile
 import time
 
 import requests
-
-from common import API_KEY, REPEATS, connection_env, control, emulator, seed_failed_posts, spread, summarize, table
+from common import (
+    API_KEY,
+    REPEATS,
+    connection_env,
+    control,
+    emulator,
+    seed_failed_posts,
+    spread,
+    summarize,
+    table,
+)
 
 POSTS = int(os.environ.get("BENCH_WAITS", "1000"))
 POLL = 1.0  # seconds between polls of one post
@@ -84,16 +93,15 @@ def child(variant: str, post_ids: list[str]) -> dict[str, float]:
         return worst[0]
 
     import aiohttp  # noqa: F401 - imports are not the waiting's cost: load them first
-    from airflow.providers.http.hooks.http import HttpAsyncHook  # noqa: F401
-
-    from airflow.triggers.base import TriggerEvent
 
     # What a running triggerer has loaded already: its supervisor, connection lookups, shared streams.
-    import airflow.providers.common.compat.connection  # noqa: F401
-    import airflow.sdk.execution_time.cache  # noqa: F401
-    import airflow.sdk.execution_time.supervisor  # noqa: F401
-    import asgiref.sync  # noqa: F401
+    import airflow.providers.common.compat.connection
+    import airflow.sdk.execution_time.cache
+    import airflow.sdk.execution_time.supervisor
     import airflow.triggers.shared_stream  # noqa: F401
+    import asgiref.sync  # noqa: F401
+    from airflow.providers.http.hooks.http import HttpAsyncHook  # noqa: F401
+    from airflow.triggers.base import TriggerEvent
 
     import ayrshare_provider.hooks.ayrshare  # noqa: F401 - a trigger imports it on its first poll
     from ayrshare_provider.triggers.ayrshare import PostStatusTrigger  # noqa: F401

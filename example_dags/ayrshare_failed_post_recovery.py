@@ -22,8 +22,9 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
-from ayrshare_provider.operators.ayrshare import SUMMARY_XCOM_KEY, RetryPostOperator
+from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.retry_policy import retry_policy_args
+from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY
 
 # Seconds between two reads of a retried post; the demo sets a short one.
 POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))

@@ -4,58 +4,50 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-# Airflow reads its configuration when first imported: point it at a throwaway home first.
-_HOME = Path(tempfile.mkdtemp(prefix="ayrshare-tests-airflow-"))
-os.environ["AIRFLOW_HOME"] = str(_HOME)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-# The DAGs folder: the example DAGs users copy, and the DAGs of tests/dags, linked side by side.
+import pytest
+
+from tests.fake_ayrshare import FakeAyrshare
+from tests.helpers import API_KEY, PROFILE_KEY, X_KEY, X_SECRET, connection_json
+
 _REPO = Path(__file__).resolve().parent.parent
-_DAGS = _HOME / "dags"
-_DAGS.mkdir()
-for _dag_file in [*(_REPO / "example_dags").glob("*.py"), *(_REPO / "tests" / "dags").glob("*.py")]:
-    (_DAGS / _dag_file.name).symlink_to(_dag_file)
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
-os.environ.pop("AIRFLOW_CONN_AYRSHARE_DEFAULT", None)
-logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns failures
-
-import pytest  # noqa: E402
-from airflow.models.connection import Connection  # noqa: E402
-
-from tests.fake_ayrshare import FakeAyrshare  # noqa: E402
-
-# Distinctive credentials, so that a test can search any output for them.
-API_KEY = "APIKEY-7f3e9c1d-secret"
-PROFILE_KEY = "PROFILEKEY-2b8a4e6f-secret"
-X_KEY = "XCONSUMERKEY-5d1c7a9b-secret"
-X_SECRET = "XCONSUMERSECRET-9e4f2a6c-secret"
-SECRETS = (API_KEY, PROFILE_KEY, X_KEY, X_SECRET)
+_HOME = pytest.StashKey[Path]()
 
 
-def connection_json(host: str, **extra: str) -> str:
-    """An Ayrshare connection in the ``AIRFLOW_CONN_*`` JSON form."""
-    return Connection(conn_type="ayrshare", host=host, password=API_KEY, extra=extra or None).as_json()
+def pytest_configure(config: pytest.Config) -> None:
+    """Point Airflow at a throwaway home before any test module imports it; removed at the end."""
+    home = Path(tempfile.mkdtemp(prefix="ayrshare-tests-airflow-"))
+    dags = home / "dags"
+    dags.mkdir()
+    for dag_file in [*(_REPO / "example_dags").glob("*.py"), *(_REPO / "tests" / "dags").glob("*.py")]:
+        (dags / dag_file.name).symlink_to(dag_file)
+    os.environ.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__UNIT_TEST_MODE="False",
+    )
+    os.environ.pop("AIRFLOW_CONN_AYRSHARE_DEFAULT", None)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns failures
+    config.stash[_HOME] = home
 
 
-def load_dag(dag_id: str):
-    """A DAG from the DAGs folder, parsed as Airflow parses it."""
-    from tests.airflow_compat import dag_bag
-
-    dag = dag_bag(str(_DAGS)).get_dag(dag_id)
-    assert dag is not None, f"no DAG {dag_id!r} in {_DAGS}"
-    return dag
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HOME, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB in the throwaway AIRFLOW_HOME (migrated once per run)."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    return _HOME
+    return Path(os.environ["AIRFLOW_HOME"])
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ torn down with its whole process group, so that no process outlives the test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -113,10 +114,8 @@ class Standalone:
         deadline = time.monotonic() + 30
         while (left := self.processes_left()) and time.monotonic() < deadline:
             for pid in left:  # children that made process groups of their own stay in the session
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.5)
         if self.process.poll() is None:
             self.process.kill()

@@ -21,7 +21,6 @@ from ayrshare_provider.exceptions import (
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.posts import Plan, WaitState, parse_date, plan_retry, retry_possible, wait_state
-from tests.conftest import API_KEY, connection_json
 from tests.context import make_context
 from tests.fake_ayrshare import Fault, error_post
 

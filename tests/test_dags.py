@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.airflow_compat import TRIGGER_RAN_INLINE, stored_xcoms
-from tests.conftest import SECRETS, load_dag
 from tests.fake_ayrshare import error_post
+from tests.helpers import SECRETS, load_dag
 
 pytestmark = pytest.mark.dag
 
@@ -71,11 +69,11 @@ def test_example_dags_parse_cleanly_without_heavy_imports():
     import subprocess
     import sys
 
-    from tests.conftest import _DAGS
+    from tests.helpers import dags_folder
 
     code = (
         "import sys, runpy, glob\n"
-        f"for path in sorted(glob.glob({str(_DAGS)!r} + '/*.py')): runpy.run_path(path)\n"
+        f"for path in sorted(glob.glob({str(dags_folder())!r} + '/*.py')): runpy.run_path(path)\n"
         "heavy = ('aiohttp', 'fastapi', 'uvicorn', 'ayrshare_provider.emulator', 'ayrshare_provider.hooks.ayrshare',\n"
         "         'airflow.providers.http.hooks.http')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"

@@ -30,7 +30,7 @@ def test_already_retried_is_its_own_error_with_the_documented_code_and_advice():
     with pytest.raises(AyrshareAlreadyRetriedError) as caught:
         parse_response(400, json.dumps(body), call=CALL, post_id="p1")
     err = caught.value
-    assert (err.status_code, err.code, err.post_id, err.call) == (400, 329, "p1", CALL)
+    assert (err.http_status, err.code, err.post_id, err.call) == (400, 329, "p1", CALL)
     assert "already retried" in str(err) and "'p1'" in str(err) and "PUT /api/post/retry" in str(err)
 
 
@@ -59,7 +59,7 @@ def test_an_error_envelope_with_http_200_is_still_an_error():
 def test_http_status_picks_the_error_class(status, error_class):
     with pytest.raises(error_class) as caught:
         parse_response(status, json.dumps({"status": "error", "code": 1, "message": "nope"}), call=CALL)
-    assert caught.value.status_code == status
+    assert caught.value.http_status == status
 
 
 def test_an_html_gateway_page_becomes_a_server_error_naming_the_page():

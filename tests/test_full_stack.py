@@ -12,7 +12,7 @@ import pytest
 from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
-from tests.conftest import API_KEY, X_KEY, X_SECRET, connection_json
+from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
 from tests.stack import ADMIN, Standalone
 
 pytestmark = pytest.mark.stack

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -89,7 +89,7 @@ def test_unknown_status_is_logged_once(caplog):
 
 
 def test_dates_in_both_formats():
-    expected = datetime(2020, 11, 5, 12, 21, 29, tzinfo=timezone.utc)
+    expected = datetime(2020, 11, 5, 12, 21, 29, tzinfo=UTC)
     assert parse_date("2020-11-05T12:21:29Z") == expected
     assert parse_date({"_seconds": 1604578889, "_nanoseconds": 0, "utc": "2020-11-05T12:21:29Z"}) == expected
     assert parse_date({"utc": "2020-11-05T12:21:29Z"}) == expected
@@ -123,7 +123,7 @@ def test_a_numeric_post_id_is_accepted_as_text():
     assert validate_post_id("8tNTr73VV8Y66bHwC2322") == "8tNTr73VV8Y66bHwC2322"
 
 
-SENT = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+SENT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from importlib.metadata import distribution
 
 from ayrshare_provider import get_provider_info
 from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
-from tests.conftest import SECRETS, connection_json
+from tests.helpers import SECRETS, connection_json
 
 
 def airflow_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.rate_budget import ProfileBudget, budget_for
-from tests.conftest import API_KEY, connection_json
+from tests.helpers import API_KEY, connection_json
 
 LIMIT, WINDOW = 40, 1.5
+REPO = Path(__file__).resolve().parent.parent
 
 
 def calls_from_a_fresh_process(calls: int) -> int:
@@ -24,26 +28,30 @@ def calls_from_a_fresh_process(calls: int) -> int:
     return calls
 
 
-def test_processes_sharing_a_profile_stay_under_its_limit_together(monkeypatch):
+def run_processes(count: int, calls: int, temp_dirs: list[Path]) -> None:
+    """``count`` fresh Python processes at once, as task runners start them, each with its temp dir."""
+    code = f"from tests.test_rate_budget import calls_from_a_fresh_process; calls_from_a_fresh_process({calls})"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "TMPDIR": str(temp_dirs[i % len(temp_dirs)])})
+        for i in range(count)
+    ]
+    assert [process.wait(timeout=120) for process in processes] == [0] * count
+
+
+def test_processes_sharing_a_profile_stay_under_its_limit_together(monkeypatch, tmp_path):
     with Emulator(API_KEY, rate_limit=LIMIT, rate_window=WINDOW) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
-        # Eight processes, 15 calls each: three windows' worth, all at once.
-        with multiprocessing.get_context("fork").Pool(8) as pool:
-            done = sum(pool.map(calls_from_a_fresh_process, [15] * 8))
+        run_processes(8, 15, [tmp_path])  # one machine: three windows' worth of calls, all at once
         counters = emulator.state.counters()
-    assert done == 120 and counters["requests"]["GET /api/user"] == 120
+    assert counters["requests"]["GET /api/user"] == 120
     assert counters["rate_limited"] == 0
 
 
-def test_without_the_shared_budget_the_same_load_meets_429s(monkeypatch):
-    """The control: processes that each keep their own budget overshoot the window (the test above can fail)."""
-    import ayrshare_provider.rate_budget as rate_budget
-
+def test_without_the_shared_budget_the_same_load_meets_429s(monkeypatch, tmp_path):
+    """The control: each process on a budget of its own (its own temp dir) overshoots the window."""
     with Emulator(API_KEY, rate_limit=LIMIT, rate_window=WINDOW) as emulator:
         monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
-        monkeypatch.setattr(rate_budget, "_shared_dir", lambda: None)
-        with multiprocessing.get_context("fork").Pool(8) as pool:
-            pool.map(calls_from_a_fresh_process, [15] * 8)
+        run_processes(8, 15, [tmp_path / str(i) for i in range(8) if not (tmp_path / str(i)).mkdir()])
         assert emulator.state.counters()["rate_limited"] > 0
 
 

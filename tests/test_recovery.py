@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ayrshare_provider.emulator import scenarios
 from ayrshare_provider.recovery import build_report, format_report, plan_recovery
 from tests.airflow_compat import stored_xcoms
-from tests.conftest import SECRETS, load_dag
 from tests.fake_ayrshare import error_post
+from tests.helpers import SECRETS, load_dag
 
 
 def test_plan_skips_published_and_hopeless_posts_with_reasons():
@@ -53,7 +53,7 @@ def test_report_accounts_for_every_post_exactly_once():
 
 
 def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment():
-    sent = datetime.now(timezone.utc) - timedelta(hours=1)
+    sent = datetime.now(UTC) - timedelta(hours=1)
     waiting = error_post("ig", platform="instagram", code=435, created=sent.isoformat())
     waiting["errors"][0]["details"] = 86400
     over = error_post("ig-over", platform="instagram", code=435, created=(sent - timedelta(days=2)).isoformat())

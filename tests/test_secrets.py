@@ -15,7 +15,7 @@ import pytest
 
 from ayrshare_provider.emulator.scenarios import REJECTED, TRANSIENT, add_failed
 from tests.airflow_compat import TRIGGER_RAN_INLINE, rendered_fields, stored_xcoms
-from tests.conftest import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
+from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
 
 
 def test_the_hook_registers_every_secret_with_the_masker(emulator_conn, monkeypatch):

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger
 
 
 def shared_streams_available() -> bool:

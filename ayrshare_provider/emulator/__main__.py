@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                         rate_limit=args.rate_limit, rate_window=args.rate_window)
     for rule in args.fault:
         emulator.faults.add(json.loads(rule))
+    emulator.bind()
     print(f"Ayrshare emulator serving {emulator.url} (scenario {args.scenario}, {len(emulator.state.posts)} posts)", flush=True)
     emulator.serve_forever()
     print("Ayrshare emulator stopped", file=sys.stderr, flush=True)

@@ -11,14 +11,13 @@ import asyncio
 import json
 import logging
 import re
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ayrshare_provider.emulator import scenarios
-from ayrshare_provider.emulator.faults import Fault, Faults
 from ayrshare_provider.emulator.state import (
     X_PLATFORMS,
     ApiError,
@@ -28,6 +27,9 @@ from ayrshare_provider.emulator.state import (
     iso,
     publish_date_of,
 )
+
+if TYPE_CHECKING:
+    from ayrshare_provider.emulator.faults import Fault, Faults
 
 STATUSES = {"success", "error", "pending", "processing", "paused", "awaiting approval", "deleted"}
 _ENDPOINTS = [
@@ -51,11 +53,10 @@ class DroppedConnection(Exception):
 
 
 class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging a traceback for each connection the emulator drops on purpose."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
-
-
-logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 
 
 class ServiceRules:
@@ -151,11 +152,14 @@ def _date_param(request: Request, name: str) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(400, 101, f"{name} must be an ISO 8601 date, got {value!r}", action="request") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def create_app(state: State, faults: Faults) -> Any:
     """The emulator as an ASGI app (FastAPI inside :class:`ServiceRules`)."""
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(existing, _QuietDrops) for existing in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_QuietDrops())
     api = FastAPI(title="Ayrshare emulator", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json")
 
     @api.exception_handler(ApiError)

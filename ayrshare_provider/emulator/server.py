@@ -35,18 +35,27 @@ class Emulator:
         self.state = State(Settings(api_key=api_key, **settings), seed=seed)
         self.faults = Faults(seed=seed)
         scenarios.load(scenario, self.state, profile_key, count)
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind((host, port))
-        self.socket.listen(2048)  # connections queue from now on, even before uvicorn runs
+        self.address = (host, port)
+        self.socket: socket.socket | None = None
         config = uvicorn.Config(create_app(self.state, self.faults), log_level="warning", access_log=False,
                                 timeout_keep_alive=30, lifespan="off")
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
+    def bind(self) -> socket.socket:
+        """Take the address (port 0 picks a free one); connections queue from now on, even before serving."""
+        if self.socket is None:
+            self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind(self.address)
+            self.socket.listen(2048)
+        return self.socket
+
     @property
     def url(self) -> str:
-        """The base URL to put in the connection's host, such as ``http://127.0.0.1:8765``."""
+        """The base URL to put in the connection's host, such as ``http://127.0.0.1:8765`` (once bound)."""
+        if self.socket is None:
+            raise RuntimeError("the emulator has no address yet: call bind() or start() first")
         host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
@@ -56,11 +65,11 @@ class Emulator:
         # found: a no-op one turns that into a normal return instead of death by signal.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: None)
-        self.server.run(sockets=[self.socket])
+        self.server.run(sockets=[self.bind()])
 
     def start(self) -> Emulator:
         """Serve in a background thread; returns once the server accepts connections."""
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.bind()]}, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
@@ -73,7 +82,8 @@ class Emulator:
         self.server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)
-        self.socket.close()
+        if self.socket is not None:
+            self.socket.close()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 X_PLATFORMS = frozenset({"twitter", "x"})
@@ -22,7 +22,7 @@ ALREADY_RETRIED_CODE = 329
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def post_url(platform: str, network_id: str) -> str:
@@ -253,7 +253,7 @@ def _still_throttled(record: dict[str, Any]) -> dict[str, tuple[int, str]]:
             wait = float(error.get("details"))
         except (TypeError, ValueError):
             continue
-        if error.get("code") in (435, 444) and datetime.now(timezone.utc) < sent + timedelta(seconds=wait):
+        if error.get("code") in (435, 444) and datetime.now(UTC) < sent + timedelta(seconds=wait):
             throttled[str(error.get("platform"))] = (int(error["code"]), str(error.get("message")))
     return throttled
 
@@ -270,13 +270,13 @@ def created_of(record: dict[str, Any], field_name: str = "created") -> datetime:
     value = record.get(field_name)
     if isinstance(value, dict):
         if isinstance(value.get("_seconds"), (int, float)):
-            return datetime.fromtimestamp(value["_seconds"], tz=timezone.utc)
+            return datetime.fromtimestamp(value["_seconds"], tz=UTC)
         value = value.get("utc")
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def days_ago(days: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(days=days)
+    return datetime.now(UTC) - timedelta(days=days)

@@ -34,6 +34,7 @@ _LOOPBACK_NAMES = {"localhost"}
 #: for each) or as a hook argument.
 TUNING_DEFAULTS: dict[str, float] = {name: field["default"] for name, field in connection_form.TUNING_FIELDS.items()}
 RETRY_CALL = "PUT /api/post/retry"
+POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
 
 
@@ -103,6 +104,11 @@ def auth_headers(conn_id: str, api_key: str | None, extra: dict[str, Any], profi
     for value in headers.values():
         mask_secret(value.removeprefix("Bearer "))
     return headers
+
+
+def _post_path(post_id: str) -> str:
+    """The path of one post; the id is escaped (it was validated too), so it cannot reach another endpoint."""
+    return f"/api/post/{quote(post_id, safe='')}"
 
 
 def history_params(
@@ -195,7 +201,7 @@ class AyrshareHook(HttpHook):
         rate_headroom: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(method="GET", http_conn_id=ayrshare_conn_id, **kwargs)
+        super().__init__(http_conn_id=ayrshare_conn_id, **kwargs)
         self.ayrshare_conn_id = ayrshare_conn_id
         self.profile_key = profile_key
         self._tuning_args = {
@@ -206,11 +212,9 @@ class AyrshareHook(HttpHook):
             "history_max_age": history_max_age,
             "rate_headroom": rate_headroom,
         }
-        self._tune({})
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
-        self._async_base_url = ""
-        self._budget: ProfileBudget | None = None  # the profile's rate-limit window, shared in this process
+        self._budget: ProfileBudget | None = None  # the profile's rate-limit window, shared on this machine
 
     def _tune(self, extra: dict[str, Any]) -> None:
         """Resolve each tuning value: hook argument, else connection extra, else default."""
@@ -252,22 +256,32 @@ class AyrshareHook(HttpHook):
 
     # -- sync -------------------------------------------------------------------------------
 
+    def _configure(self, conn: Any, extra: dict[str, Any]) -> dict[str, str]:
+        """
+        Take what the hook needs from its connection, once, for either session: tuning, base URL,
+        the profile's rate budget. Returns the headers of every request.
+
+        :param conn: the Airflow connection.
+        :param extra: its extra fields (read apart: the async path has its own reader).
+        """
+        self._tune(extra)
+        headers = auth_headers(self.ayrshare_conn_id, conn.password, extra, self.profile_key)
+        self.base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
+        self._budget = budget_for(self.base_url, headers.get("Profile-Key"))
+        return {**headers, "Accept": "application/json", "User-Agent": USER_AGENT}
+
     def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
-        """The hook's one ``requests.Session``, with base URL and credential headers set."""
+        """
+        The hook's one ``requests.Session``, with Ayrshare's headers only.
+
+        Built here rather than by ``HttpHook.get_conn``, which would send the password as basic
+        auth and every extra field (credentials, tuning) as a header of its own name.
+        """
         if self._session is None:
             conn = self.get_connection(self.ayrshare_conn_id)
-            session = super().get_conn(headers, extra_options)
-            session.auth = None  # login/password would override the bearer token
-            # HttpHook sends every extra key as a header; ours are credentials with their own names, or tuning.
-            for field in [*connection_form.EXTRA_FIELDS, *TUNING_DEFAULTS]:
-                session.headers.pop(field, None)
-            self._tune(conn.extra_dejson)
-            headers = auth_headers(self.ayrshare_conn_id, conn.password, conn.extra_dejson, self.profile_key)
-            session.headers.update(headers)
-            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
-            self.base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
-            self._budget = budget_for(self.base_url, headers.get("Profile-Key"))
-            self._session = session
+            session = requests.Session()
+            session.headers.update(self._configure(conn, conn.extra_dejson))
+            self._session = self._configure_session_from_mount_adapters(session)  # HttpHook's TCP keep-alive
         return self._session
 
     def _backoff(self, retry_state: tenacity.RetryCallState) -> float:
@@ -311,7 +325,7 @@ class AyrshareHook(HttpHook):
         while pause := self._budget_pause():
             time.sleep(pause)
         prepared = session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **request))
-        options = {**self.merged_extra, "check_response": False, "timeout": (min(10.0, self.timeout), self.timeout)}
+        options = {"check_response": False, "timeout": (min(10.0, self.timeout), self.timeout)}
         try:
             response = self.run_and_check(session, prepared, options)
         except requests.RequestException as err:
@@ -332,7 +346,7 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id.
         """
         post_id = validate_post_id(post_id)
-        return self._read(f"/api/post/{quote(post_id, safe='')}", call="GET /api/post/{id}", post_id=post_id)
+        return self._read(_post_path(post_id), call=POST_CALL, post_id=post_id)
 
     def retry_post(self, post_id: str) -> dict[str, Any]:
         """
@@ -447,17 +461,15 @@ class AyrshareHook(HttpHook):
         """The hook's one ``aiohttp`` session; the connection is read with the async-safe helpers."""
         if self._async_session is None:
             import aiohttp
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
 
             conn = await get_async_connection(self.ayrshare_conn_id, hook=self)
-            extra = await get_async_extra_dejson(conn)
-            self._tune(extra)
-            headers = auth_headers(self.ayrshare_conn_id, conn.password, extra, self.profile_key)
-            self._async_base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
-            self._budget = budget_for(self._async_base_url, headers.get("Profile-Key"))
+            headers = self._configure(conn, await get_async_extra_dejson(conn))
             self._async_session = aiohttp.ClientSession(
-                headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout)),
+                headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout))
             )
         return self._async_session
 
@@ -470,9 +482,9 @@ class AyrshareHook(HttpHook):
         while pause := self._budget_pause():
             await asyncio.sleep(pause)
         try:
-            async with session.request(method, self._async_base_url + path, **request) as response:
+            async with session.request(method, self.base_url + path, **request) as response:
                 status, text, headers = response.status, await response.text(), response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
         self._budget.observe(headers)  # type: ignore[union-attr]
         return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
@@ -491,7 +503,7 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id.
         """
         post_id = validate_post_id(post_id)
-        return await self._aread(f"/api/post/{quote(post_id, safe='')}", "GET /api/post/{id}", post_id)
+        return await self._aread(_post_path(post_id), POST_CALL, post_id)
 
     async def aclose(self) -> None:
         """Close the async session, if one was opened."""

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
-from functools import cached_property
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink, conf
+from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink
 
 from ayrshare_provider.exceptions import (
     AyrshareAlreadyRetriedError,
@@ -28,22 +26,20 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
+from ayrshare_provider.task_helpers import (
+    POST_URL_XCOM_KEY,
+    AyrshareTaskMixin,
+    default_deferrable,
+    report_summary,
+    result_from_event,
+    run_inline,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
-
-    from ayrshare_provider.hooks.ayrshare import AyrshareHook
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-
-#: XCom key of the first published post URL, read by the extra link.
-POST_URL_XCOM_KEY = "ayrshare_post_url"
-#: XCom key of the post summary, pushed even when the task then fails (the recovery DAG's report reads it).
-SUMMARY_XCOM_KEY = "ayrshare_summary"
-# How much longer Airflow's own deferral timeout is than the trigger's deadline, so that the
-# trigger's clear "not final by the deadline" event wins the race.
-_DEFERRAL_GRACE = timedelta(minutes=1)
-
 
 class AyrsharePostLink(BaseOperatorLink):
     """Opens the published post on its network (the first post URL Ayrshare returned)."""
@@ -56,52 +52,7 @@ class AyrsharePostLink(BaseOperatorLink):
         return XCom.get_value(key=POST_URL_XCOM_KEY, ti_key=ti_key) or ""
 
 
-def report_summary(context: Context, summary: dict[str, Any]) -> None:
-    """Push the summary and the post URL as XComs, for the extra link and the recovery report."""
-    ti = context["ti"]
-    ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
-    # Pushed even when None: Airflow evaluates the link when the task defers, and a missing key logs an error.
-    ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url"))
-
-
-def result_from_event(context: Context, event: dict[str, Any] | None, task_post_id: Any) -> dict[str, Any]:
-    """
-    Report a trigger event's summary (before any failure is raised), then return it or raise its error.
-
-    :param context: the task's context.
-    :param event: the trigger event's payload.
-    :param task_post_id: the task's ``post_id``, used only when the event names none (the event's
-        own id is the one the trigger watched; a resumed task is not always re-rendered).
-    """
-    from ayrshare_provider.triggers.ayrshare import summary_from_event
-
-    summary = event.get("summary") if isinstance(event, dict) else None
-    if isinstance(summary, dict):
-        report_summary(context, summary)
-    watched = event.get("post_id") if isinstance(event, dict) else None
-    return summary_from_event(event, watched if isinstance(watched, str) else validate_post_id(task_post_id))
-
-
-class AyrshareHookMixin:
-    """The hook of a task that talks to Ayrshare, built from its connection, Profile Key and hook params."""
-
-    ayrshare_conn_id: str
-    profile_key: str | None
-    hook_params: dict[str, Any]
-
-    @cached_property
-    def hook(self) -> AyrshareHook:
-        from ayrshare_provider.hooks.ayrshare import AyrshareHook
-
-        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
-
-
-def default_deferrable() -> bool:
-    """The ``[operators] default_deferrable`` setting."""
-    return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
-class RetryPostOperator(AyrshareHookMixin, BaseOperator):
+class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
     """
     Retry one failed Ayrshare post exactly once, then wait for its final status.
 
@@ -202,20 +153,16 @@ class RetryPostOperator(AyrshareHookMixin, BaseOperator):
 
         if not self.wait_for_completion:
             return self._finish(context, summarize(record, action, post_id=post_id))
-        trigger = self._trigger(post_id, action)
+        trigger = self.status_trigger(post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=action.value)
         if self.deferrable:
             report_summary(context, summarize(record, action, post_id=post_id))  # visible while deferred
-            self.defer(
-                trigger=trigger,
-                method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout) + _DEFERRAL_GRACE,
-            )
+            self.defer_until_final(trigger, self.timeout)
         return self.execute_complete(context, run_inline(trigger))
 
     def _retry_after_wait_hint(self, context: Context, post_id: str, record: dict[str, Any]) -> dict[str, Any]:
         """Wait until the network's wait hint is over (deferred, or here), then start again from the read."""
-        not_before, why = retry_not_before(record) or (datetime.now(timezone.utc), "")
-        wait = (not_before - datetime.now(timezone.utc)).total_seconds()
+        not_before, why = retry_not_before(record) or (datetime.now(UTC), "")
+        wait = (not_before - datetime.now(UTC)).total_seconds()
         if wait > self.timeout:
             report_summary(context, summarize(record, Action.NOT_RETRIED, post_id=post_id))
             raise AyrshareRetryLaterError(
@@ -273,20 +220,6 @@ class RetryPostOperator(AyrshareHookMixin, BaseOperator):
         self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
         return Action.RETRIED, {"id": post_id, "status": answer.get("status") or "pending"}
 
-    def _trigger(self, post_id: str, action: Action) -> PostStatusTrigger:
-        from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-
-        return PostStatusTrigger(
-            post_id=post_id,
-            ayrshare_conn_id=self.ayrshare_conn_id,
-            end_time=time.time() + self.timeout,
-            poll_interval=self.poll_interval,
-            profile_key=self.profile_key,
-            action=action.value,
-            hook_params=self.hook_params,
-            batch_wait=self.batch_wait,
-        )
-
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the task's result (or its error)."""
         return result_from_event(context, event, self.post_id)
@@ -315,17 +248,3 @@ def _sent_before(context: Context, post_id: str) -> bool:
     store = context.get("task_state_store")
     memory = store.get(_STATE_KEY) if store is not None else None
     return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == _SENT
-
-
-def run_inline(trigger: PostStatusTrigger) -> dict[str, Any]:
-    """Run the trigger in this process until its one event: the same wait, holding the worker slot."""
-    import asyncio
-
-    async def first_event() -> dict[str, Any]:
-        events = trigger.run()
-        try:
-            return (await anext(events)).payload
-        finally:
-            await events.aclose()  # closes the trigger's HTTP session
-
-    return asyncio.run(first_event())

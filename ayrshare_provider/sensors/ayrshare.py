@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
 from ayrshare_provider.exceptions import AyrshareError, is_transient
-from ayrshare_provider.operators.ayrshare import (
-    AyrshareHookMixin,
+from ayrshare_provider.operators.ayrshare import AyrsharePostLink
+from ayrshare_provider.posts import (
+    Action,
+    StatusWatch,
+    WaitState,
+    post_failed_error,
+    summarize,
+    validate_post_id,
+)
+from ayrshare_provider.task_helpers import (
     POST_URL_XCOM_KEY,
-    AyrsharePostLink,
+    AyrshareTaskMixin,
     default_deferrable,
     report_summary,
     result_from_event,
 )
-from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_error, summarize, validate_post_id
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.sdk import Context
 
 
-class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
+class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
     """
     Wait for a post's final status: succeed with its summary when published, fail when it failed.
 
@@ -94,22 +100,14 @@ class PostStatusSensor(AyrshareHookMixin, BaseSensorOperator):
         first = self.poke(context)  # no deferral when the post is final already
         if first.is_done:
             return first.xcom_value
-        from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-
         context["ti"].xcom_push(key=POST_URL_XCOM_KEY, value=None)  # the link has no URL yet
-        self.defer(
-            trigger=PostStatusTrigger(
-                post_id=validate_post_id(self.post_id),
-                ayrshare_conn_id=self.ayrshare_conn_id,
-                end_time=time.time() + float(self.timeout),
-                poll_interval=float(self.poke_interval),
-                profile_key=self.profile_key,
-                hook_params=self.hook_params,
-                batch_wait=self.batch_wait,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)) + timedelta(minutes=1),
+        trigger = self.status_trigger(
+            validate_post_id(self.post_id),
+            timeout=float(self.timeout),
+            poll_interval=float(self.poke_interval),
+            action=Action.WATCHED.value,
         )
+        self.defer_until_final(trigger, float(self.timeout))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the trigger's event into the sensor's result (or its error)."""

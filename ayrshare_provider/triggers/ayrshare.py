@@ -8,16 +8,17 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Hashable
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
-from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError, is_transient
-from ayrshare_provider.posts import Action, StatusWatch, WaitState, post_failed_error, summarize, wait_state
+from ayrshare_provider.exceptions import AyrshareError, is_transient
+from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Hashable
+
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
 _FIRST_POLL_SPREAD = 5.0  # seconds, at most
@@ -27,8 +28,11 @@ _READ_ALONE_AFTER_UNSEEN = 2
 # ... or showed it unsettled this many times (about ten minutes): correctness never rests on the listing.
 _READ_ALONE_AFTER_UNSETTLED = 10
 _LISTING_LIMIT = 1000  # Ayrshare's largest page
+# One listing can settle hundreds of waits at once; each finishes within this many seconds, at
+# random, so that their events are not all built in one turn of the triggerer's event loop.
+_SETTLE_SPREAD = 0.1
 
-# Event "status" values; execute_complete() turns each into a return value or an error.
+# Event "status" values; task_helpers.result_from_event() turns each into a result or an error.
 EVENT_SUCCESS = "success"
 EVENT_FAILED = "failed"
 EVENT_TIMEOUT = "timeout"
@@ -215,6 +219,7 @@ class PostStatusTrigger(BaseEventTrigger):
                         state = wait_state(record)
                         # A cached listing may predate the retry and still show the old failure.
                         if state is WaitState.SUCCESS or (state is WaitState.FAILED and update["fresh_as_of"] >= self.since):
+                            await asyncio.sleep(random.uniform(0, _SETTLE_SPREAD))
                             watch.observe(record)
                             yield self._final_event(record, state)
                             return
@@ -242,23 +247,3 @@ def _hook_of(kwargs: dict[str, Any]) -> AyrshareHook:
         tcp_keep_alive=False,  # the sync session's socket options
         **(kwargs.get("hook_params") or {}),
     )
-
-
-def summary_from_event(event: dict[str, Any] | None, post_id: str) -> dict[str, Any]:
-    """
-    Check a :class:`PostStatusTrigger` event: return the post's summary, or raise its error.
-
-    :param event: the event's payload, as given to ``execute_complete``.
-    :param post_id: the post the task waited for, for the error message.
-    """
-    if not isinstance(event, dict) or "status" not in event:
-        raise AyrshareError(f"the trigger sent no usable event: {event!r}", post_id=post_id)
-    status, message, summary = event["status"], event.get("message") or "", event.get("summary")
-    if status == EVENT_SUCCESS and isinstance(summary, dict):
-        return summary
-    if status == EVENT_FAILED and isinstance(summary, dict):
-        raise post_failed_error(summary)
-    if status == EVENT_TIMEOUT:
-        raise AyrshareWaitTimeoutError(message, post_id=post_id)
-    raise AyrshareError(message or f"the trigger ended with status {status!r}", post_id=post_id)
-

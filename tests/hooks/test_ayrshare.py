@@ -9,15 +9,15 @@ import pytest
 
 from ayrshare_provider.exceptions import (
     AyrshareAuthError,
-    AyrshareError,
     AyrshareConfigError,
+    AyrshareError,
     AyrshareNotFoundError,
     AyrshareRateLimitError,
     AyrshareServerError,
 )
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
-from tests.conftest import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
 from tests.fake_ayrshare import Fault, error_post
+from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
 
 HTML_502 = Fault(502, "<html><head><title>502 Bad Gateway</title></head></html>", content_type="text/html")
 OVERLOADED = Fault(503, json.dumps({"status": "error", "code": 503, "message": "Service unavailable"}))

@@ -15,11 +15,12 @@ from ayrshare_provider.exceptions import (
     AyrshareServerError,
     AyrshareWaitTimeoutError,
 )
-from ayrshare_provider.operators.ayrshare import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY, RetryPostOperator, run_inline
+from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.task_helpers import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-from tests.conftest import API_KEY, SECRETS, connection_json
 from tests.context import make_context
 from tests.fake_ayrshare import PASS, Fault, error_post
+from tests.helpers import API_KEY, SECRETS, connection_json
 
 PUT = "PUT /api/post/retry"
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareRetryLaterError
-from ayrshare_provider.operators.ayrshare import SUMMARY_XCOM_KEY, RetryPostOperator, run_inline
+from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.context import make_context
 
@@ -19,7 +20,7 @@ LIMIT_MESSAGE = "Instagram rate limit: the account reached its 50 posts per 24 h
 
 def seed_throttled(emulator, wait: float, sent_ago: float = 0.0) -> str:
     """An Instagram post that failed with code 435 ``sent_ago`` seconds ago, asking to wait ``wait`` seconds."""
-    sent = datetime.now(timezone.utc) - timedelta(seconds=sent_ago)
+    sent = datetime.now(UTC) - timedelta(seconds=sent_ago)
     record = {"status": "error", "type": "now", "platforms": ["instagram"], "post": "reel", "postIds": [],
               "created": sent.isoformat(), "scheduleDate": sent.isoformat(),
               "errors": [{"action": "post", "status": "error", "code": 435, "message": LIMIT_MESSAGE,
@@ -72,7 +73,7 @@ def test_a_hint_past_the_timeout_fails_clearly_without_a_put(emulator_conn):
     context = make_context()
     with pytest.raises(AyrshareRetryLaterError, match="code 435.*after this task's timeout of 60 s") as error:
         operator(post_id, timeout=60).execute(context)
-    assert error.value.not_before > datetime.now(timezone.utc) + timedelta(minutes=59)
+    assert error.value.not_before > datetime.now(UTC) + timedelta(minutes=59)
     assert puts(emulator_conn, post_id) == 0
     assert context["ti"].xcoms[SUMMARY_XCOM_KEY]["action"] == "not_retried"
 

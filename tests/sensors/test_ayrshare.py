@@ -8,9 +8,9 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 from ayrshare_provider.exceptions import AyrshareAuthError, AyrsharePostFailedError
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
 from ayrshare_provider.triggers.ayrshare import EVENT_FAILED, EVENT_SUCCESS, PostStatusTrigger
-from tests.conftest import API_KEY, connection_json
 from tests.context import make_context
 from tests.fake_ayrshare import Fault, error_post
+from tests.helpers import API_KEY, connection_json
 
 
 def sensor(**kwargs) -> PostStatusSensor:

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
-from ayrshare_provider.operators.ayrshare import run_inline
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger, summary_from_event
-from tests.conftest import SECRETS
+from ayrshare_provider.task_helpers import result_from_event, run_inline
+from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from tests.context import make_context
 from tests.fake_ayrshare import Fault, error_post
+from tests.helpers import SECRETS
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_attempts": 2}
 
@@ -59,17 +60,17 @@ def test_a_non_transient_error_ends_the_wait_at_once(ayrshare_conn):
     event = first_event(trigger(post_id="ghost"))
     assert event["status"] == "error" and "HTTP 404" in event["message"]
     with pytest.raises(AyrshareError, match="HTTP 404"):
-        summary_from_event(event, "ghost")
+        result_from_event(make_context(), event, "ghost")
 
 
 def test_timeout_event_becomes_a_timeout_error(ayrshare_conn):
     ayrshare_conn.add_post({**error_post("p1"), "status": "processing"})
     event = first_event(trigger(timeout=0.2))
     with pytest.raises(AyrshareWaitTimeoutError, match="deadline"):
-        summary_from_event(event, "p1")
+        result_from_event(make_context(), event, "p1")
 
 
 @pytest.mark.parametrize("event", [None, {}, {"status": "success"}, "garbage"])
 def test_malformed_events_are_clear_errors(event):
     with pytest.raises(AyrshareError):
-        summary_from_event(event, "p1")
+        result_from_event(make_context(), event, "p1")

@@ -14,9 +14,9 @@ import requests
 
 from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
-from ayrshare_provider.operators.ayrshare import run_inline
+from ayrshare_provider.task_helpers import run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-from tests.conftest import API_KEY, SECRETS, connection_json
+from tests.helpers import API_KEY, SECRETS, connection_json
 from tests.triggerer import first_events, shared_streams_available
 
 needs_shared_streams = pytest.mark.skipif(not shared_streams_available(), reason="shared trigger streams came with Airflow 3.3")
@@ -129,7 +129,7 @@ def test_waits_of_two_profiles_use_a_listing_each(service):
                           + [batched(post_id, profile_key="PROFILE-B") for post_id in second])
     assert [event["status"] for event in events] == ["success"] * 8
     assert calls(service).get(READS, 0) == 0  # each profile's listing held its own posts
-    assert 2 <= calls(service)[LISTINGS]
+    assert calls(service)[LISTINGS] >= 2
 
 
 @needs_shared_streams

@@ -1,0 +1,39 @@
+"""What tests share besides fixtures: distinctive credentials, a connection, the DAGs folder.
+
+Nothing here imports Airflow at module level: conftest.py points Airflow at a throwaway home
+before anything loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+# Distinctive credentials, so that a test can search any output for them.
+API_KEY = "APIKEY-7f3e9c1d-secret"
+PROFILE_KEY = "PROFILEKEY-2b8a4e6f-secret"
+X_KEY = "XCONSUMERKEY-5d1c7a9b-secret"
+X_SECRET = "XCONSUMERSECRET-9e4f2a6c-secret"
+SECRETS = (API_KEY, PROFILE_KEY, X_KEY, X_SECRET)
+
+
+def connection_json(host: str, **extra: str) -> str:
+    """An Ayrshare connection in the ``AIRFLOW_CONN_*`` JSON form."""
+    from airflow.models.connection import Connection
+
+    return Connection(conn_type="ayrshare", host=host, password=API_KEY, extra=extra or None).as_json()
+
+
+def dags_folder() -> Path:
+    """The test session's DAGs folder: the example DAGs users copy, and tests/dags, side by side."""
+    return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+
+
+def load_dag(dag_id: str) -> Any:
+    """A DAG from the DAGs folder, parsed as Airflow parses it."""
+    from tests.airflow_compat import dag_bag
+
+    dag = dag_bag(str(dags_folder())).get_dag(dag_id)
+    assert dag is not None, f"no DAG {dag_id!r} in {dags_folder()}"
+    return dag
