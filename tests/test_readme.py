@@ -19,3 +19,19 @@ def test_the_readme_dag_example_builds_its_tasks():
     retry, published = namespace["retry"], namespace["published"]
     assert retry.deferrable and published.deferrable
     assert retry.downstream_task_ids == {"post_is_published"}
+
+
+RESULTS = README.parent / "bench" / "RESULTS.md"
+
+
+def test_the_readme_quotes_the_benchmark_figures_as_bench_results_has_them():
+    """Figures are measured once, by make bench; the README only quotes them (so the two cannot drift)."""
+    readme, results = README.read_text(), RESULTS.read_text()
+    performance = readme[readme.index("## Performance") : readme.index("## Example DAGs")]
+    quoted = re.findall(r"\*\*([0-9.]+x?)\*\*", performance)
+    assert quoted, "the Performance section quotes no figure"
+    for figure in quoted:
+        assert f"**{figure.removesuffix('x')}**" in results, f"README quotes {figure}, bench/RESULTS.md does not say it"
+    burst = readme[readme.index("## Recovering many posts") : readme.index("## Reliability and security")]
+    rows = [line for line in burst.splitlines() if line.startswith(("| per-post", "| batched"))]
+    assert len(rows) == 2 and all(row in results for row in rows)
