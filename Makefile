@@ -7,7 +7,7 @@ VENV ?= .venv
 STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint package-check bench clean
 
 install: $(STAMP)
 
@@ -29,10 +29,23 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# The release artifacts: build the sdist and wheel, check their metadata, install the wheel alone
+# into a fresh venv with Airflow, and check that Airflow finds the provider and its connection type.
+package-check: install
+	rm -rf dist .venv-wheel
+	$(VENV)/bin/python -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" dist/*.whl
+	home=$$(mktemp -d) && cd /tmp && \
+	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers list -o plain | grep -q "airflow-provider-ayrshare" && \
+	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers hooks -o plain | grep -q "ayrshare" && \
+	  echo "the wheel installs alone; Airflow lists the provider and the ayrshare connection type"
+
 # Side-by-side measurements against the http provider and the official SDK: bench/RESULTS.md.
 bench: install
 	$(VENV)/bin/python -m pip install -q social-post-api
 	cd bench && ../$(VENV)/bin/python run_all.py
 
 clean:
-	rm -rf .venv .venv-airflow-* .pytest_cache *.egg-info
+	rm -rf .venv .venv-airflow-* .venv-wheel dist .pytest_cache *.egg-info
