@@ -111,32 +111,30 @@ def _post_path(post_id: str) -> str:
     return f"/api/post/{quote(post_id, safe='')}"
 
 
-def history_params(
-    status: str | None = None,
-    last_days: int | None = None,
-    limit: int | None = None,
-    platforms: list[str] | None = None,
-    post_type: str | None = None,
-    start_date: str | None = None,
-    end_date: str | None = None,
-) -> dict[str, Any]:
+# The keyword of each history filter, and its name in Ayrshare's query.
+_HISTORY_FILTERS = {
+    "status": "status",
+    "last_days": "lastDays",
+    "limit": "limit",
+    "platforms": "platforms",
+    "post_type": "type",
+    "start_date": "startDate",
+    "end_date": "endDate",
+}
+
+
+def history_params(**filters: Any) -> dict[str, Any]:
     """The query of ``GET /api/history``, checked before anything is sent (see :meth:`AyrshareHook.get_history`)."""
+    status, limit, last_days = filters.get("status"), filters.get("limit"), filters.get("last_days")
     if status is not None and status not in KNOWN_STATUSES:
         raise AyrshareConfigError(f"status {status!r} is not one of {sorted(KNOWN_STATUSES)}")
     if limit is not None and not 1 <= int(limit) <= 1000:
         raise AyrshareConfigError(f"limit must be between 1 and 1000, got {limit}")
     if last_days is not None and int(last_days) < 0:
         raise AyrshareConfigError(f"last_days must be 0 (all) or more, got {last_days}")
-    params = {
-        "status": status,
-        "lastDays": last_days,
-        "limit": limit,
-        "platforms": list(platforms) if platforms else None,
-        "type": post_type,
-        "startDate": start_date,
-        "endDate": end_date,
-    }
-    return {name: value for name, value in params.items() if value is not None}
+    if filters.get("platforms"):
+        filters["platforms"] = list(filters["platforms"])
+    return {_HISTORY_FILTERS[name]: value for name, value in filters.items() if value not in (None, [])}
 
 
 def history_records(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -425,7 +423,15 @@ class AyrshareHook(HttpHook):
         :param start_date: ISO 8601 start; with ``end_date`` it overrides ``last_days``.
         :param end_date: ISO 8601 end.
         """
-        params = history_params(status, last_days, limit, platforms, post_type, start_date, end_date)
+        params = history_params(
+            status=status,
+            last_days=last_days,
+            limit=limit,
+            platforms=platforms,
+            post_type=post_type,
+            start_date=start_date,
+            end_date=end_date,
+        )
         return history_records(self._read("/api/history", call=HISTORY_CALL, params=params))
 
     async def aget_history(
@@ -438,7 +444,7 @@ class AyrshareHook(HttpHook):
         :param last_days: only posts of the last N days; 0 means all.
         :param limit: at most this many records, 1 to 1000.
         """
-        params = history_params(status, last_days, limit)
+        params = history_params(status=status, last_days=last_days, limit=limit)
         return history_records(await self._aread("/api/history", HISTORY_CALL, None, params=params))
 
     def get_user(self) -> dict[str, Any]:
