@@ -12,7 +12,7 @@ import requests
 
 from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.emulator.state import StoredPost
-from tests.helpers import API_KEY, X_KEY, X_SECRET
+from tests.helpers import API_KEY, X_KEY, X_SECRET, failed_post, seed_posts
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 X_HEADERS = {"X-Twitter-OAuth1-Api-Key": X_KEY, "X-Twitter-OAuth1-Api-Secret": X_SECRET}
@@ -22,17 +22,6 @@ RECORD_FIELDS = {"id", "status", "type", "created", "scheduleDate", "platforms",
 
 def api(emulator: Emulator, method: str, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
     return requests.request(method, emulator.url + path, headers={**AUTH, **(headers or {})}, timeout=10, **kwargs)
-
-
-def seed(emulator: Emulator, *records: dict, profile_key: str = "", **extra) -> list[str]:
-    answer = requests.post(f"{emulator.url}/_emulator/posts", json={"profile_key": profile_key, "posts": list(records)}, timeout=10)
-    answer.raise_for_status()
-    return answer.json()["ids"]
-
-
-def failed(platform: str = "linkedin", **extra) -> dict:
-    return {"status": "error", "type": "now", "platforms": [platform], "post": "hi", "postIds": [],
-            "errors": [{"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}], **extra}
 
 
 def wait_final(emulator: Emulator, post_id: str, headers: dict | None = None) -> dict:
@@ -55,7 +44,7 @@ def test_a_missing_or_wrong_api_key_is_401(emulator, headers):
 
 
 def test_posts_are_scoped_to_their_profile_key(emulator):
-    [mine] = seed(emulator, failed(), profile_key="PROFILE-A")
+    [mine] = seed_posts(emulator, failed_post(), profile_key="PROFILE-A")
     assert api(emulator, "GET", f"/api/post/{mine}", {"Profile-Key": "PROFILE-A"}).status_code == 200
     assert api(emulator, "GET", f"/api/post/{mine}", {"Profile-Key": "PROFILE-B"}).status_code == 404
     assert api(emulator, "GET", f"/api/post/{mine}").status_code == 404  # the Primary Profile is another profile
@@ -76,7 +65,7 @@ def test_get_post_has_the_documented_shape_and_404_for_unknown_ids():
 
 
 def test_a_retry_goes_pending_then_processing_then_final_with_post_urls(emulator):
-    [post_id] = seed(emulator, failed())
+    [post_id] = seed_posts(emulator, failed_post())
     answer = api(emulator, "PUT", "/api/post/retry", json={"id": post_id, "source": "pypi"})
     assert answer.status_code == 200 and answer.json() == {"status": "pending", "id": post_id}
     seen = [api(emulator, "GET", f"/api/post/{post_id}").json()["status"]]
@@ -89,7 +78,7 @@ def test_a_retry_goes_pending_then_processing_then_final_with_post_urls(emulator
 
 
 def test_a_retry_can_fail_again_with_the_networks_errors(emulator):
-    [post_id] = seed(emulator, {**failed("instagram"), "_fails_again": {"instagram": [138, "rejected"]}})
+    [post_id] = seed_posts(emulator, {**failed_post("instagram"), "_fails_again": {"instagram": [138, "rejected"]}})
     api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
     final = wait_final(emulator, post_id)
     assert final["status"] == "error"
@@ -97,7 +86,7 @@ def test_a_retry_can_fail_again_with_the_networks_errors(emulator):
 
 
 def test_a_second_retry_is_400_with_code_329(emulator):
-    [post_id] = seed(emulator, failed())
+    [post_id] = seed_posts(emulator, failed_post())
     api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
     wait_final(emulator, post_id)
     again = api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
@@ -110,14 +99,14 @@ def test_a_second_retry_is_400_with_code_329(emulator):
 
 @pytest.mark.parametrize("status", ["success", "pending", "processing", "paused", "awaiting approval", "deleted"])
 def test_only_error_posts_can_be_retried(emulator, status):
-    [post_id] = seed(emulator, {**failed(), "status": status})
+    [post_id] = seed_posts(emulator, {**failed_post(), "status": status})
     answer = api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
     assert answer.status_code == 400 and answer.json()["status"] == "error"
     assert api(emulator, "GET", f"/api/post/{post_id}").json()["status"] == status
 
 
 def test_x_posts_need_both_x_headers(emulator):
-    [post_id] = seed(emulator, failed("twitter"))
+    [post_id] = seed_posts(emulator, failed_post("twitter"))
     refused = api(emulator, "PUT", "/api/post/retry", {"X-Twitter-OAuth1-Api-Key": X_KEY}, json={"id": post_id})
     assert refused.status_code == 400 and refused.json()["code"] == 272
     assert api(emulator, "PUT", "/api/post/retry", X_HEADERS, json={"id": post_id}).status_code == 200
@@ -158,7 +147,7 @@ def test_history_filters_and_orders_newest_first():
 
 def test_history_with_a_limit_over_25_is_cached_for_the_cache_time_and_25_or_less_is_not():
     with Emulator(API_KEY, retry_delay=0.05, history_cache=0.6) as emulator:
-        [post_id] = seed(emulator, failed())
+        [post_id] = seed_posts(emulator, failed_post())
 
         def status_in(limit: int) -> str:
             listing = api(emulator, "GET", "/api/history", params={"limit": limit}).json()["history"]
@@ -175,10 +164,10 @@ def test_history_with_a_limit_over_25_is_cached_for_the_cache_time_and_25_or_les
 
 def test_a_retry_before_instagrams_wait_hint_is_over_meets_the_limit_again():
     with Emulator(API_KEY, retry_delay=0.05) as emulator:
-        throttled = failed("instagram")
+        throttled = failed_post("instagram")
         throttled["errors"][0].update(code=435, details=3600, message="Instagram rate limit")
         over = {**throttled, "created": "2020-01-01T00:00:00Z", "scheduleDate": "2020-01-01T00:00:00Z"}
-        too_soon, later = seed(emulator, throttled, over)
+        too_soon, later = seed_posts(emulator, throttled, over)
         for post_id in (too_soon, later):
             assert api(emulator, "PUT", "/api/post/retry", json={"id": post_id}).status_code == 200
         assert wait_final(emulator, too_soon)["errors"][0]["code"] == 435  # the one retry, spent for nothing
@@ -187,7 +176,7 @@ def test_a_retry_before_instagrams_wait_hint_is_over_meets_the_limit_again():
 
 def test_deleted_posts_are_listed_only_under_status_deleted():
     with Emulator(API_KEY) as emulator:
-        deleted, kept = seed(emulator, failed(status="deleted"), failed())
+        deleted, kept = seed_posts(emulator, failed_post(status="deleted"), failed_post())
         listed = {record["id"] for record in api(emulator, "GET", "/api/history", params={"lastDays": 0}).json()["history"]}
         assert listed == {kept}
         only_deleted = api(emulator, "GET", "/api/history", params={"status": "deleted"}).json()["history"]
@@ -198,15 +187,15 @@ def test_last_days_counts_by_publish_date_for_scheduled_posts():
     with Emulator(API_KEY) as emulator:
         old = "2020-01-01T00:00:00Z"
         soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-        scheduled, now_post = seed(emulator, failed(type="scheduled", created=old, scheduleDate=soon),
-                                   failed(created=old, scheduleDate=soon))
+        scheduled, now_post = seed_posts(emulator, failed_post(type="scheduled", created=old, scheduleDate=soon),
+                                   failed_post(created=old, scheduleDate=soon))
         listed = {record["id"] for record in api(emulator, "GET", "/api/history", params={"lastDays": 2}).json()["history"]}
         assert scheduled in listed and now_post not in listed
 
 
 def test_retries_settle_after_a_seeded_spread_of_delays():
     with Emulator(API_KEY, retry_delay=0.1, retry_delay_max=0.6) as emulator:
-        ids = seed(emulator, *(failed() for _ in range(20)))
+        ids = seed_posts(emulator, *(failed_post() for _ in range(20)))
         for post_id in ids:
             api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
         delays = [emulator.state.posts[post_id].settle_after for post_id in ids]
@@ -263,7 +252,7 @@ def test_a_dropped_connection_answers_nothing(emulator):
 
 
 def test_apply_then_drop_retries_the_post_but_loses_the_answer(emulator):
-    [post_id] = seed(emulator, failed())
+    [post_id] = seed_posts(emulator, failed_post())
     emulator.faults.add({"endpoint": "PUT /api/post/retry", "sequence": ["apply_then_drop"]})
     with pytest.raises(requests.exceptions.RequestException):
         api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
@@ -299,7 +288,7 @@ def test_control_api_seeds_any_state_and_counts_calls_and_connections(emulator):
     fault = requests.post(f"{emulator.url}/_emulator/faults", json=[{"endpoint": "GET /api/user", "sequence": ["unavailable"]}], timeout=10)
     assert fault.json() == {"rules": 1}
     assert requests.post(f"{emulator.url}/_emulator/faults", json=[{"endpoint": "*", "kind": "boom"}], timeout=10).status_code == 400
-    [post_id] = seed(emulator, {**failed(), "_already_retried": True})
+    [post_id] = seed_posts(emulator, {**failed_post(), "_already_retried": True})
     with requests.Session() as session:
         session.headers.update(AUTH)
         for _ in range(5):

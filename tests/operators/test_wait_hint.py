@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareRetryLaterError
@@ -14,19 +13,18 @@ from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.context import make_context
+from tests.helpers import failed_post, seed_posts
 
 LIMIT_MESSAGE = "Instagram rate limit: the account reached its 50 posts per 24 hours."
 
 
 def seed_throttled(emulator, wait: float, sent_ago: float = 0.0) -> str:
     """An Instagram post that failed with code 435 ``sent_ago`` seconds ago, asking to wait ``wait`` seconds."""
-    sent = datetime.now(UTC) - timedelta(seconds=sent_ago)
-    record = {"status": "error", "type": "now", "platforms": ["instagram"], "post": "reel", "postIds": [],
-              "created": sent.isoformat(), "scheduleDate": sent.isoformat(),
-              "errors": [{"action": "post", "status": "error", "code": 435, "message": LIMIT_MESSAGE,
-                          "platform": "instagram", "details": wait}]}
-    answer = requests.post(f"{emulator.url}/_emulator/posts", json={"posts": [record]}, timeout=10)
-    return answer.json()["ids"][0]
+    sent = (datetime.now(UTC) - timedelta(seconds=sent_ago)).isoformat()
+    record = failed_post("instagram", created=sent, scheduleDate=sent)
+    record["errors"][0].update(code=435, message=LIMIT_MESSAGE, details=wait)
+    [post_id] = seed_posts(emulator, record)
+    return post_id
 
 
 def operator(post_id: str, **kwargs) -> RetryPostOperator:

@@ -10,21 +10,18 @@ import json
 import time
 
 import pytest
-import requests
 
 from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.task_helpers import run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-from tests.helpers import API_KEY, SECRETS, connection_json
+from tests.helpers import API_KEY, SECRETS, connection_json, failed_post, seed_posts
 from tests.triggerer import first_events, shared_streams_available
 
 needs_shared_streams = pytest.mark.skipif(not shared_streams_available(), reason="shared trigger streams came with Airflow 3.3")
 
 CACHE = 0.4  # the emulator's history cache, time-scaled: Ayrshare's is 60 s
 HOOK = {"backoff": 0.01, "max_backoff": 0.05, "max_attempts": 2, "history_max_age": CACHE}
-FAILED = {"status": "error", "type": "now", "platforms": ["linkedin"], "post": "hi", "postIds": [],
-          "errors": [{"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": "linkedin"}]}
 READS, LISTINGS = "GET /api/post/{id}", "GET /api/history"
 
 
@@ -36,15 +33,9 @@ def service(monkeypatch):
         yield emulator
 
 
-def seed(emulator: Emulator, count: int, profile_key: str = "", **extra) -> list[str]:
-    """``count`` failed posts of the profile, through the emulator's control API."""
-    return seed_records(emulator, [{**FAILED, **extra} for _ in range(count)], profile_key)
-
-
-def seed_records(emulator: Emulator, records: list[dict], profile_key: str = "") -> list[str]:
-    answer = requests.post(f"{emulator.url}/_emulator/posts", json={"profile_key": profile_key, "posts": records}, timeout=10)
-    answer.raise_for_status()
-    return answer.json()["ids"]
+def seed(emulator: Emulator, count: int, profile_key: str = "", **fields) -> list[str]:
+    """``count`` failed posts of the profile."""
+    return seed_posts(emulator, *(failed_post(**fields) for _ in range(count)), profile_key=profile_key)
 
 
 def retry_all(post_ids: list[str], profile_key: str | None = None) -> None:
@@ -91,8 +82,7 @@ def test_a_cached_listing_from_before_the_retry_does_not_end_the_wait_as_failed(
 
 @needs_shared_streams
 def test_a_post_that_fails_again_ends_failed_once_a_listing_is_fresh_enough_to_say_so(service):
-    records = [{**FAILED, "_fails_again": {"linkedin": [138, "rejected"]}}]
-    [post_id] = seed_records(service, records)
+    [post_id] = seed(service, 1, _fails_again={"linkedin": [138, "rejected"]})
     retry_all([post_id])
     started = time.time()
     [event] = first_events([batched(post_id)])
