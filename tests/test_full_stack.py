@@ -73,8 +73,11 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
     assert sum(counters["retry_puts"].values()) == 10
     # The waits shared the triggerer's history listings (batch_wait): no post was polled on its own.
-    # 11 reads: each retry task's read before its PUT, and the "already retried" post's read after its 329.
-    assert counters["requests"]["GET /api/post/{id}"] == 11
+    # 11 reads: each retry task's read before its PUT, and the "already retried" post's read after its 329;
+    # plus one per extra attempt: Airflow 3.3's scheduler can take a late executor event for a resumed
+    # task as a kill and run it again, and the new attempt reads, finds the retry done and sends none.
+    extra_attempts = sum(ti["try_number"] - 1 for ti in recovery_run["instances"] if ti["task_id"] == "retry_post")
+    assert counters["requests"]["GET /api/post/{id}"] == 11 + extra_attempts
     assert counters["requests"]["GET /api/history"] >= 2  # the DAG's listing of failed posts, then the waits'
 
     one = next(ti for ti in recovery_run["instances"] if ti["task_id"] == "retry_post" and ti["state"] == "success")

@@ -286,7 +286,9 @@ class AyrshareHook(HttpHook):
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, AyrshareRateLimitError) and error.retry_after is not None:
             return min(error.retry_after, self.max_backoff)
-        return tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff)(retry_state)
+        # Exponential with up to a second of jitter; spelled so that tenacity 8.2 to 9.x all take it.
+        wait = tenacity.wait_exponential(multiplier=self.backoff) + tenacity.wait_random(0, 1)
+        return min(wait(retry_state), self.max_backoff)
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
