@@ -52,3 +52,10 @@ def rendered_fields() -> list[Any]:
 
     with create_session() as session:
         return [row.rendered_fields for row in session.query(RenderedTaskInstanceFields)]
+
+
+def airflow_version() -> tuple[int, int]:
+    from airflow import __version__
+
+    major, minor = __version__.split(".")[:2]
+    return int(major), int(minor)

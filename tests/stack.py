@@ -1,7 +1,8 @@
-"""A whole Airflow (``airflow standalone``: API server, scheduler, DAG processor, triggerer) for tests.
+"""A whole Airflow for tests: what every stack shares, and ``airflow standalone``.
 
 Started on free loopback ports with a throwaway ``AIRFLOW_HOME`` and the example DAGs, and
-torn down with its whole process group, so that no process outlives the test.
+torn down with its processes' sessions, so that no process outlives the test.
+tests/production_stack.py builds the production-shaped stack on the same base.
 """
 
 from __future__ import annotations
@@ -30,8 +31,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Standalone:
+def session_pids(session_ids: set[int]) -> list[int]:
+    """Live pids of these sessions (a process started with ``start_new_session`` leads one); zombies are dead."""
+    result = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True)
+    rows = (line.split() for line in result.stdout.splitlines())
+    return [int(pid) for pid, sid, stat in rows if int(sid) in session_ids and not stat.startswith("Z")]
+
+
+def kill_sessions(session_ids: set[int], timeout: float = 30) -> None:
+    """SIGKILL every live process of these sessions until none is left (children may fork meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while (left := session_pids(session_ids)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+
+
+class AirflowStack:
     """
+    The parts every test stack shares: a throwaway home, the API on a free loopback port, REST calls.
+
     :param env: extra environment (connections, poll intervals) for every Airflow process.
     """
 
@@ -43,7 +63,7 @@ class Standalone:
         self.env = {
             **os.environ,
             **env,
-            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",  # standalone starts `airflow` subcommands
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",  # Airflow starts `airflow` subcommands
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -56,10 +76,38 @@ class Standalone:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
         }
+        self.session = requests.Session()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def healthy(self) -> bool:
+        try:
+            health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+        except (requests.RequestException, ValueError):
+            return False
+        return all(health.get(part, {}).get("status") == "healthy" for part in ("scheduler", "triggerer", "dag_processor"))
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=10)
+            if answer.status_code == 200:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"the DAG processor never found {dag_id}")
+
+
+class Standalone(AirflowStack):
+    """``airflow standalone``: API server, scheduler, DAG processor and triggerer, LocalExecutor, SQLite."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
         self.log = self.home / "standalone.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.admin_password = ""
-        self.session = requests.Session()
 
     def start(self, timeout: float = 240) -> Standalone:
         with self.log.open("wb") as out:
@@ -71,12 +119,8 @@ class Standalone:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"airflow standalone exited: {self.log.read_text()[-3000:]}")
-            try:
-                health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
-                if all(health.get(part, {}).get("status") == "healthy" for part in ("scheduler", "triggerer", "dag_processor")):
-                    break
-            except (requests.RequestException, ValueError):
-                pass
+            if self.healthy():
+                break
             time.sleep(1)
         else:
             raise RuntimeError(f"airflow standalone was not healthy in {timeout} s: {self.log.read_text()[-3000:]}")
@@ -88,20 +132,6 @@ class Standalone:
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
         return self
 
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
-        answer.raise_for_status()
-        return answer.json() if answer.content else None
-
-    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            answer = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=10)
-            if answer.status_code == 200:
-                return
-            time.sleep(1)
-        raise RuntimeError(f"the DAG processor never found {dag_id}")
-
     def stop(self) -> None:
         """SIGTERM to the process group, then SIGKILL to whatever of its session is still alive."""
         if self.process is None:
@@ -111,12 +141,7 @@ class Standalone:
             self.process.wait(timeout=30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
-        deadline = time.monotonic() + 30
-        while (left := self.processes_left()) and time.monotonic() < deadline:
-            for pid in left:  # children that made process groups of their own stay in the session
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.5)
+        kill_sessions({self.process.pid})  # children that made process groups of their own stay in the session
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
@@ -125,6 +150,4 @@ class Standalone:
         """Live pids of the standalone's session (none after :meth:`stop`); zombies are already dead."""
         if self.process is None:
             return []
-        result = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True)
-        rows = (line.split() for line in result.stdout.splitlines())
-        return [int(pid) for pid, sid, stat in rows if int(sid) == self.process.pid and not stat.startswith("Z")]
+        return session_pids({self.process.pid})

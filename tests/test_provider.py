@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from importlib.metadata import distribution
 
+import pytest
+
 from ayrshare_provider import get_provider_info
 from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
+from tests.airflow_compat import airflow_version
 from tests.helpers import SECRETS, connection_json
 
 
@@ -34,6 +38,9 @@ def test_airflow_lists_the_provider_and_its_connection_type():
 def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
     from airflow.providers_manager import ProvidersManager
 
+    if (3, 0) <= airflow_version() < (3, 2) and importlib.util.find_spec("flask_appbuilder") is None:
+        pytest.skip("Airflow 3.0 and 3.1 build every provider's connection form with Flask-AppBuilder "
+                    "(apache-airflow-providers-fab), which this venv does not have")
     manager = ProvidersManager()
     widgets = {name: widget for name, widget in manager.connection_form_widgets.items() if name.startswith("extra__ayrshare__")}
     secrets = {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
