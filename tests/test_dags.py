@@ -81,3 +81,22 @@ def test_example_dags_parse_cleanly_without_heavy_imports():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_watcher_dag_is_scheduled_on_failed_posts_or_says_why_not(airflow_db, caplog, capfd):
+    import runpy
+
+    from ayrshare_provider.triggers.ayrshare import FailedPostsTrigger
+    from tests.airflow_compat import airflow_version
+    from tests.helpers import dags_folder
+
+    names = runpy.run_path(str(dags_folder() / "ayrshare_recover_on_failure.py"))
+    if airflow_version() < (3, 0):  # no asset watchers: no DAG, a message instead of an import error
+        assert "failed_posts" not in names
+        assert "needs Airflow 3.0+" in caplog.text + "".join(capfd.readouterr())
+        return
+    (watcher,) = names["failed_posts"].watchers
+    assert isinstance(watcher.trigger, FailedPostsTrigger)
+    assert watcher.trigger.serialize()[1]["ayrshare_conn_id"] == "ayrshare_default"
+    dag = load_dag("ayrshare_recover_on_failure")
+    assert set(dag.task_ids) == {"plan_failed_posts", "retry_post", "report"}

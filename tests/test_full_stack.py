@@ -80,10 +80,58 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     assert counters["requests"]["GET /api/post/{id}"] == 11 + extra_attempts
     assert counters["requests"]["GET /api/history"] >= 2  # the DAG's listing of failed posts, then the waits'
 
-    one = next(ti for ti in recovery_run["instances"] if ti["task_id"] == "retry_post" and ti["state"] == "success")
+    one = next(ti for ti in recovery_run["instances"]
+               if ti["task_id"] == "retry_post" and ti["state"] == "success" and ti["try_number"] == 1)
     log = str(stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/1",
                         params={"map_index": one["map_index"], "full_content": True}))
     assert "Pausing task as DEFERRED" in log  # the worker let go of the slot while the triggerer polled
+
+
+WATCHER_DAG_ID = "ayrshare_recover_on_failure"
+WATCH_INTERVAL = 2  # seconds: the connection's history_max_age above, Ayrshare's 60 s time-scaled
+
+
+def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(stack, emulator_for_stack, recovery_run):
+    from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
+
+    emulator = emulator_for_stack
+    stack.wait_for_dag(WATCHER_DAG_ID)
+    stack.api("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": False})
+
+    def runs() -> list[dict]:
+        return stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns")["dag_runs"]
+
+    # The watcher looks at failed posts every interval; let it look twice, so that what failed
+    # before (the demo's posts, the ones that failed again above) is what it has seen.
+    # (The DAG processor registers the watcher's trigger at its next parse of the file once the DAG is unpaused.)
+    listings = emulator.state.counters()["requests"]["GET /api/history"]
+    deadline = time.monotonic() + 120
+    while emulator.state.counters()["requests"]["GET /api/history"] < listings + 2:
+        assert time.monotonic() < deadline, "the watcher never looked at failed posts"
+        time.sleep(0.5)
+    assert runs() == []  # posts that failed before the watcher looked start nothing
+
+    post_id = add_failed(emulator.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="fails now", age_days=0).id
+    failed_at = time.monotonic()
+    deadline = failed_at + 300
+    while not (found := runs()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    started_within = time.monotonic() - failed_at
+    assert found, "no run started for the post that failed"
+    assert started_within < 2 * WATCH_INTERVAL + 10  # two intervals, plus the scheduler's turn
+    run_id = found[0]["dag_run_id"]
+    while (state := stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline, "the recovery run did not end"
+        time.sleep(1)
+    assert state == "success"
+    assert found[0]["run_type"] == "asset_triggered"
+    report = stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
+    assert [entry["id"] for entry in report["recovered"]] == [post_id]
+    assert emulator.state.counters()["retry_puts"].get(post_id) == 1
+
+    # Later looks see the same failure listed (cached answers, the post's old status): no second run.
+    time.sleep(3 * WATCH_INTERVAL)
+    assert len(runs()) == 1
 
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
