@@ -89,8 +89,9 @@ def report_summary(context: Context, summary: dict[str, Any]) -> None:
     """Push the summary and the post URL as XComs, for the extra link and the recovery report."""
     ti = context["ti"]
     ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
-    # Pushed even when None: Airflow evaluates the link when the task defers, and a missing key logs an error.
-    ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url"))
+    # Pushed even without a URL: Airflow evaluates the link when the task defers, and a missing key logs
+    # an error. "" rather than None: Airflow 3.0's task API refuses an XCom whose value is null.
+    ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url") or "")
 
 
 def result_from_event(context: Context, event: dict[str, Any] | None, task_post_id: Any) -> dict[str, Any]:

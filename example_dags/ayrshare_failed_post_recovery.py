@@ -7,7 +7,8 @@ posts whose network asked to wait (Instagram's code 435), retries every other on
 with `RetryPostOperator` (one mapped, deferrable task per post), and ends with a report:
 recovered, failed again (with each network's error), retry later, skipped (with reasons).
 
-Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`.
+Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`,
+`poll_interval` (seconds between two reads of a retried post, default 15).
 Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots, and on
 Airflow 3.3+ every wait shares one history listing per interval (`batch_wait`), so a burst of
 hundreds of posts costs about two calls per post: the read before the retry, and the retry.
@@ -16,7 +17,6 @@ To cap how many retry tasks call Ayrshare at once, give them a pool (README, "Re
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,6 @@ from ayrshare_provider.retry_policy import retry_policy_args
 from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY
 
 # Seconds between two reads of a retried post; the demo sets a short one.
-POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))
 PLAN_XCOM_KEY = "recovery_plan"
 
 with DAG(
@@ -41,6 +40,7 @@ with DAG(
         "limit": Param(100, type="integer", minimum=1, maximum=1000, description="At most this many failed posts."),
         "platforms": Param([], type="array", description="Only posts to these networks (empty: all)."),
         "dry_run": Param(False, type="boolean", description="Decide and report, retry nothing."),
+        "poll_interval": Param(15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."),
     },
 ):
 
@@ -69,7 +69,7 @@ with DAG(
         task_id="retry_post",
         deferrable=True,
         batch_wait=True,
-        poll_interval=POLL_INTERVAL,
+        poll_interval="{{ params.poll_interval }}",
         timeout=1800,
         # Safe to repeat: each attempt reads the post first and never sends a second retry. On
         # Airflow 3.3+ the retry policy fails at once what no attempt can fix and waits out a 429.

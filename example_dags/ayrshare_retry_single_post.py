@@ -8,16 +8,11 @@ waits in the triggerer until the post is published, and fails if it failed again
 
 from __future__ import annotations
 
-import os
-
 from airflow.providers.common.compat.sdk import DAG, Param
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.retry_policy import retry_policy_args
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
-
-# Seconds between two reads of the post while waiting; the tests set a short one.
-POLL_INTERVAL = float(os.environ.get("AYRSHARE_POLL_INTERVAL", "15"))
 
 with DAG(
     dag_id="ayrshare_retry_single_post",
@@ -31,6 +26,6 @@ with DAG(
         task_id="retry_post", post_id="{{ params.post_id }}", wait_for_completion=False, retries=2, **retry_policy_args()
     )
     published = PostStatusSensor(
-        task_id="wait_until_published", post_id="{{ params.post_id }}", deferrable=True, poke_interval=POLL_INTERVAL, timeout=1800
+        task_id="wait_until_published", post_id="{{ params.post_id }}", deferrable=True, poke_interval=15, timeout=1800
     )
     retry >> published

@@ -75,6 +75,7 @@ class AirflowStack:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",  # an unpaused watcher's trigger is registered sooner
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",  # a new triggerer takes over sooner (30 s)
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
         }
         self.session = requests.Session()
@@ -108,6 +109,7 @@ class Standalone(AirflowStack):
         super().__init__(env)
         self.log = self.home / "standalone.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.triggerers: list[subprocess.Popen[bytes]] = []  # started by restart_triggerer(), beside standalone's
         self.admin_password = ""
 
     def start(self, timeout: float = 240) -> Standalone:
@@ -133,8 +135,29 @@ class Standalone(AirflowStack):
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
         return self
 
+    def restart_triggerer(self) -> list[int]:
+        """SIGKILL the running triggerer and its children, then start a new one; the killed pids."""
+        assert self.process is not None
+        sessions = {self.process.pid, *(extra.pid for extra in self.triggerers)}
+        tree = {int(pid): int(ppid) for pid, ppid in (line.split() for line in subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout.splitlines())}
+        roots = [pid for pid in session_pids(sessions) if "triggerer" in _cmdline(pid)]
+        killed = [pid for pid in tree if any(_descends(pid, root, tree) for root in roots)]
+        for pid in killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        log = (self.home / f"triggerer-{len(self.triggerers) + 1}.log").open("wb")
+        self.triggerers.append(subprocess.Popen(
+            [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+        return killed
+
     def stop(self) -> None:
         """SIGTERM to the process group, then SIGKILL to whatever of its session is still alive."""
+        for extra in self.triggerers:
+            extra.terminate()
+        kill_sessions({extra.pid for extra in self.triggerers})
         if self.process is None:
             return
         try:
@@ -151,4 +174,17 @@ class Standalone(AirflowStack):
         """Live pids of the standalone's session (none after :meth:`stop`); zombies are already dead."""
         if self.process is None:
             return []
-        return session_pids({self.process.pid})
+        return session_pids({self.process.pid, *(extra.pid for extra in self.triggerers)})
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _descends(pid: int, root: int, parents: dict[int, int]) -> bool:
+    while pid not in (root, 0, 1):
+        pid = parents.get(pid, 0)
+    return pid == root

@@ -33,7 +33,6 @@ def stack(emulator_for_stack):
         "AIRFLOW_CONN_AYRSHARE_DEFAULT": connection_json(
             emulator_for_stack.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET, history_max_age="2"
         ),
-        "AYRSHARE_POLL_INTERVAL": "1",
     }
     airflow = Standalone(env)
     try:
@@ -48,7 +47,7 @@ def recovery_run(stack) -> dict:
     """The recovery DAG triggered over REST, watched until it ends: its run id and the states seen."""
     stack.wait_for_dag(DAG_ID)
     stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"last_days": 0}})["dag_run_id"]
+    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"last_days": 0, "poll_interval": 1}})["dag_run_id"]
     seen: set[str] = set()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -132,6 +131,30 @@ def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(stack, e
     # Later looks see the same failure listed (cached answers, the post's old status): no second run.
     time.sleep(3 * WATCH_INTERVAL)
     assert len(runs()) == 1
+
+    # The triggerer dies; a post fails while none runs; a new triggerer takes the watcher over and
+    # resumes from the ids in Airflow's asset state store: one run for the new failure, none again
+    # for the first.
+    assert stack.restart_triggerer(), "no triggerer process was found to kill"
+    during_downtime = add_failed(emulator.state, "", ["tiktok"], {"tiktok": TRANSIENT}, text="fails meanwhile", age_days=0).id
+    deadline = time.monotonic() + 300
+    while len(found := runs()) < 2:
+        assert time.monotonic() < deadline, "no run started for the post that failed while the triggerer was down"
+        time.sleep(1)
+    second = next(run for run in found if run["dag_run_id"] != run_id)
+    while (state := stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{second['dag_run_id']}")["state"]) not in (
+            "success", "failed"):
+        assert time.monotonic() < deadline, "the second recovery run did not end"
+        time.sleep(1)
+    assert state == "success"
+    report = stack.api(
+        "GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{second['dag_run_id']}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
+    assert [entry["id"] for entry in report["recovered"]] == [during_downtime]
+    time.sleep(3 * WATCH_INTERVAL)
+    assert len(runs()) == 2  # one run per failure, across the restart
+    assert emulator.state.counters()["retry_puts"].get(post_id) == 1
+    assert emulator.state.counters()["retry_puts"].get(during_downtime) == 1
 
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"

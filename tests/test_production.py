@@ -56,7 +56,6 @@ def production(emulator_for_production):
             emulator_for_production.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET,
             history_max_age="2", timeout="2", backoff="0.2", max_backoff="2", max_attempts="8",
         ),
-        "AYRSHARE_POLL_INTERVAL": "2",
     }
     stack = ProductionStack(env)
     try:
@@ -97,7 +96,7 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     started = time.monotonic()
     run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns",
-                       json={"logical_date": None, "conf": {"last_days": 0, "limit": 1000}})["dag_run_id"]
+                       json={"logical_date": None, "conf": {"last_days": 0, "limit": 1000, "poll_interval": 2}})["dag_run_id"]
 
     def retry_tasks() -> list[dict[str, Any]]:
         return [ti for ti in task_instances(stack, run_id) if ti["task_id"] == "retry_post"]

@@ -69,11 +69,10 @@ def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment
 
 
 @pytest.mark.dag
-def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db, emulator_conn, monkeypatch, capfd):
+def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db, emulator_conn, capfd):
     scenarios.demo(emulator_conn.state)
-    monkeypatch.setenv("AYRSHARE_POLL_INTERVAL", "0.2")
     dag = load_dag("ayrshare_failed_post_recovery")
-    dag_run = dag.test()
+    dag_run = dag.test(run_conf={"poll_interval": 0.2})
     output = capfd.readouterr().out
     assert dag_run.state == "success"
 

@@ -76,7 +76,6 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(
         emulator.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET, timeout="1", backoff="0.05", max_backoff="0.3",
         max_attempts="8"))
-    monkeypatch.setenv("AYRSHARE_POLL_INTERVAL", "0.2")
 
     dag = load_dag("ayrshare_failed_post_recovery")
     retry_post = dag.get_task("retry_post")
@@ -84,7 +83,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     if "retry_policy" in retry_post.partial_kwargs:  # Airflow 3.3+: after a 429 the DAG waits 5 minutes
         retry_post.partial_kwargs["retry_policy"] = ayrshare_retry_policy(rate_limit_delay=timedelta(seconds=1))
     started = time.monotonic()
-    dag_run = dag.test(run_conf={"last_days": 0, "limit": 1000})
+    dag_run = dag.test(run_conf={"last_days": 0, "limit": 1000, "poll_interval": 0.2})
     elapsed = time.monotonic() - started
     assert dag_run.state == "success"
 

@@ -72,14 +72,13 @@ def run(dags_folder: Path, keep_home: bool = False) -> int:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder.resolve()),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps(connection),
-                "AYRSHARE_POLL_INTERVAL": "1",
             }
             _step(f"Migrating a temporary Airflow metadata DB in {home}")
             if _airflow(env, log, "db", "migrate"):
                 print(log.read_text()[-3000:])
                 return 1
             _step(f"Running the DAG {DAG_ID} (airflow dags test; full log: {log})")
-            code = _airflow(env, log, "dags", "test", DAG_ID)
+            code = _airflow(env, log, "dags", "test", DAG_ID, "--conf", json.dumps({"poll_interval": 1}))
             report = _report(home, env)
             if report is None:
                 print(log.read_text()[-5000:])

@@ -100,7 +100,7 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
         first = self.poke(context)  # no deferral when the post is final already
         if first.is_done:
             return first.xcom_value
-        context["ti"].xcom_push(key=POST_URL_XCOM_KEY, value=None)  # the link has no URL yet
+        context["ti"].xcom_push(key=POST_URL_XCOM_KEY, value="")  # no URL yet (3.0 refuses a null XCom)
         trigger = self.status_trigger(
             validate_post_id(self.post_id),
             timeout=float(self.timeout),
