@@ -335,7 +335,8 @@ class FailedPostsTrigger(BaseEventTrigger):
                     if seen is None:
                         seen = [record["id"] for record in failed]  # the first look: all of it is old
                         await self._store_seen(seen)
-                    elif new := [record for record in failed if record["id"] not in set(seen)]:
+                    known = set(seen)
+                    if new := [record for record in failed if record["id"] not in known]:
                         yield TriggerEvent({"posts": [_failure(record) for record in new]})
                         seen = (seen + [record["id"] for record in new])[-_SEEN_CAP:]
                         await self._store_seen(seen)
