@@ -12,6 +12,7 @@ check that nothing is left. Each worker and triggerer reports its own name as it
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -34,14 +35,10 @@ WORKER_CONCURRENCY = 4  # 2 cores: eight task processes at once are plenty
 
 def missing_parts() -> list[str]:
     """What this machine lacks to start the stack (.ci/run installs the Debian packages)."""
-    missing = [name for name, path in (("postgresql", PG_BIN / "postgres"), ("redis-server", None)) if
-               (path is not None and not path.exists()) or (path is None and shutil.which(name) is None)]
-    for module in ("psycopg2", "airflow.providers.celery"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(f"python module {module}")
-    return missing
+    missing = [] if (PG_BIN / "postgres").exists() else ["postgresql"]
+    missing += [] if shutil.which("redis-server") else ["redis-server"]
+    return missing + [f"python module {module}" for module in ("psycopg2", "asyncpg", "airflow.providers.celery")
+                      if importlib.util.find_spec(module) is None]
 
 
 class ProductionStack(AirflowStack):
