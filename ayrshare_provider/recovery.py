@@ -11,6 +11,9 @@ from typing import Any
 from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
 from ayrshare_provider.posts import Action, Plan, plan_retry, retry_not_before, validate_post_id
 
+#: The XCom key under which a recovery DAG's planning task pushes its plan.
+PLAN_XCOM_KEY = "recovery_plan"
+
 # Plans that a RetryPostOperator can carry out (it waits for an in-flight retry instead of sending one).
 _RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
 
@@ -108,3 +111,23 @@ def format_report(report: dict[str, Any]) -> str:
     )
     return "\n".join(lines)
 
+
+
+def report_run(ti: Any, plan_task_id: str, retry_task_id: str = "retry_post") -> dict[str, Any]:
+    """
+    A recovery run's report task: the plan and the retry tasks' summaries from XCom, logged as a table.
+
+    :param ti: the report task's task instance.
+    :param plan_task_id: the task that pushed the plan under :data:`PLAN_XCOM_KEY`.
+    :param retry_task_id: the (mapped) ``RetryPostOperator`` task.
+    :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
+    """
+    from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY
+
+    plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
+    summaries = ti.xcom_pull(task_ids=[retry_task_id], key=SUMMARY_XCOM_KEY) or []
+    result = build_report(plan, summaries)
+    print(format_report(result))
+    if result["unknown"]:
+        raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
+    return result

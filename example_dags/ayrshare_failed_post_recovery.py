@@ -23,11 +23,10 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.recovery import PLAN_XCOM_KEY, plan_recovery, report_run
 from ayrshare_provider.retry_policy import retry_policy_args
-from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY
 
 # Seconds between two reads of a retried post; the demo sets a short one.
-PLAN_XCOM_KEY = "recovery_plan"
 
 with DAG(
     dag_id="ayrshare_failed_post_recovery",
@@ -48,7 +47,6 @@ with DAG(
     def find_failed_posts(params: dict[str, Any], ti: Any = None) -> list[str]:
         """Read failed posts from history, decide retry or skip for each; return the ids to retry."""
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
-        from ayrshare_provider.recovery import plan_recovery
 
         records = AyrshareHook().get_history(
             status="error", last_days=params["last_days"], limit=params["limit"], platforms=params["platforms"] or None
@@ -81,14 +79,6 @@ with DAG(
     @task(trigger_rule="all_done")
     def report(ti: Any = None) -> dict[str, Any]:
         """Aggregate the retry tasks' summaries into one table; every planned post is accounted for."""
-        from ayrshare_provider.recovery import build_report, format_report
-
-        plan = ti.xcom_pull(task_ids="find_failed_posts", key=PLAN_XCOM_KEY)
-        summaries = ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or []
-        result = build_report(plan, summaries)
-        print(format_report(result))
-        if result["unknown"]:
-            raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
-        return result
+        return report_run(ti, "find_failed_posts")
 
     retries >> report()

@@ -22,10 +22,8 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, task
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.recovery import PLAN_XCOM_KEY, plan_recovery, report_run
 from ayrshare_provider.retry_policy import retry_policy_args
-from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY
-
-PLAN_XCOM_KEY = "recovery_plan"
 
 try:
     from airflow.sdk import Asset, AssetWatcher
@@ -57,7 +55,6 @@ else:
         def plan_failed_posts(triggering_asset_events: Any = None, ti: Any = None) -> list[str]:
             """Read each post the watcher's events name, decide retry or skip; return the ids to retry."""
             from ayrshare_provider.hooks.ayrshare import AyrshareHook
-            from ayrshare_provider.recovery import plan_recovery
 
             post_ids = list(dict.fromkeys(
                 post["id"]
@@ -85,14 +82,6 @@ else:
         @task(trigger_rule="all_done")
         def report(ti: Any = None) -> dict[str, Any]:
             """Every post of the run with its outcome, as the recovery DAG reports it."""
-            from ayrshare_provider.recovery import build_report, format_report
-
-            plan = ti.xcom_pull(task_ids="plan_failed_posts", key=PLAN_XCOM_KEY)
-            summaries = ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or []
-            result = build_report(plan, summaries)
-            print(format_report(result))
-            if result["unknown"]:
-                raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
-            return result
+            return report_run(ti, "plan_failed_posts")
 
         retries >> report()
