@@ -31,9 +31,10 @@ test: install
 production: install
 	$(VENV)/bin/python -m pytest -s -m production $(PYTEST_ARGS)
 
-# Ruff with a selection close to Airflow's (pyproject.toml), and mypy on the package.
+# Ruff with a selection close to Airflow's (pyproject.toml), its formatter, and mypy on the package.
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # The release artifacts: build the sdist and wheel, check their metadata, install the wheel alone

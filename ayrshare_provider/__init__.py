@@ -27,7 +27,11 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Retry failed Ayrshare social-media posts exactly once and wait for their outcome.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": integration, "external-doc-url": "https://www.ayrshare.com/docs", "tags": ["service"]}
+            {
+                "integration-name": integration,
+                "external-doc-url": "https://www.ayrshare.com/docs",
+                "tags": ["service"],
+            }
         ],
         "hooks": modules("hooks"),
         "operators": modules("operators"),

@@ -104,7 +104,10 @@ def declarative_connection_type() -> dict[str, Any]:
                     "label": field["label"],
                     # Airflow 3.2+'s form shows no placeholder for extra fields: the default goes here.
                     "description": tuning_description(name),
-                    "schema": {"type": ["integer" if field.get("integer") else "number", "null"], "minimum": 0},
+                    "schema": {
+                        "type": ["integer" if field.get("integer") else "number", "null"],
+                        "minimum": 0,
+                    },
                 }
                 for name, field in TUNING_FIELDS.items()
             },
@@ -129,11 +132,15 @@ def legacy_form_widgets() -> dict[str, Any]:
     from wtforms import PasswordField, StringField
 
     secrets = {
-        name: PasswordField(lazy_gettext(field["label"]), widget=BS3PasswordFieldWidget(), description=field["description"])
+        name: PasswordField(
+            lazy_gettext(field["label"]), widget=BS3PasswordFieldWidget(), description=field["description"]
+        )
         for name, field in EXTRA_FIELDS.items()
     }
     tuning = {
-        name: StringField(lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=tuning_description(name))
+        name: StringField(
+            lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=tuning_description(name)
+        )
         for name, field in TUNING_FIELDS.items()
     }
     return {**secrets, **tuning}

@@ -62,7 +62,9 @@ class AyrshareError(AirflowException):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        where = " ".join(part for part in (self.call, f"for post {self.post_id!r}" if self.post_id else "") if part)
+        where = " ".join(
+            part for part in (self.call, f"for post {self.post_id!r}" if self.post_id else "") if part
+        )
         parts = [f"Ayrshare {where} failed" if where else ""]
         if self.http_status is not None:
             parts.append(f"HTTP {self.http_status}")

@@ -162,7 +162,9 @@ def retry_possible(record: dict[str, Any]) -> tuple[bool, str]:
         return False, "every error says retryAvailable is false"
     codes = [item.get("code") for item in errors]
     if codes and all(code in PERMANENT_ERROR_CODES for code in codes):
-        details = ", ".join(f"{item.get('platform')}: {item.get('code')} {item.get('message')}" for item in errors)
+        details = ", ".join(
+            f"{item.get('platform')}: {item.get('code')} {item.get('message')}" for item in errors
+        )
         return False, f"errors need a person, not a retry ({details})"
     return True, "no error rules a retry out"
 
@@ -204,7 +206,9 @@ def retry_not_before(record: dict[str, Any]) -> tuple[datetime, str] | None:
             continue
         moment = sent + timedelta(seconds=wait)
         if latest is None or moment > latest[0]:
-            why = f"{error.get('platform') or 'a network'} asked to wait {wait:g} s (code {error.get('code')})"
+            why = (
+                f"{error.get('platform') or 'a network'} asked to wait {wait:g} s (code {error.get('code')})"
+            )
             latest = (moment, why)
     return latest
 
@@ -260,7 +264,9 @@ class StatusWatch:
         status = status_of(record)
         if status not in KNOWN_STATUSES and status not in self._unknown_seen:
             self._unknown_seen.add(status)
-            self.log.warning("Post %s has a status this provider does not know: %r; still waiting", self.post_id, status)
+            self.log.warning(
+                "Post %s has a status this provider does not know: %r; still waiting", self.post_id, status
+            )
         if status != self._last_status:
             self._last_status = status
             self.log.info("Post %s is %r", self.post_id, status)

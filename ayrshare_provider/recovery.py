@@ -42,16 +42,31 @@ def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[
         plan, reason = plan_retry(record)
         if plan is Plan.RETRY_LATER:
             not_before, _ = retry_not_before(record) or (None, "")
-            retry_later.append({"id": post_id, "not_before": not_before.isoformat() if not_before else None, "reason": reason})
+            retry_later.append(
+                {
+                    "id": post_id,
+                    "not_before": not_before.isoformat() if not_before else None,
+                    "reason": reason,
+                }
+            )
         elif plan in _RETRY_PLANS and not dry_run:
             to_retry.append(post_id)
         else:
-            skipped.append({"id": post_id, "reason": f"dry run, would retry: {reason}" if plan in _RETRY_PLANS else reason})
+            skipped.append(
+                {
+                    "id": post_id,
+                    "reason": f"dry run, would retry: {reason}" if plan in _RETRY_PLANS else reason,
+                }
+            )
     return {"to_retry": to_retry, "retry_later": retry_later, "skipped": skipped, "dry_run": dry_run}
 
 
 def _network_errors(summary: dict[str, Any]) -> str:
-    errors = [f"{n['platform']}: {n['code']} {n['message']}" for n in summary.get("networks", []) if n.get("status") == "error"]
+    errors = [
+        f"{n['platform']}: {n['code']} {n['message']}"
+        for n in summary.get("networks", [])
+        if n.get("status") == "error"
+    ]
     return "; ".join(errors) or "no network error given"
 
 
@@ -62,14 +77,18 @@ def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
     :param plan: what :func:`plan_recovery` returned.
     :param summaries: the ``ayrshare_summary`` XComs of the retry tasks (any order; None for a task that pushed none).
     """
-    by_id = {summary["id"]: summary for summary in summaries if isinstance(summary, dict) and summary.get("id")}
+    by_id = {
+        summary["id"]: summary for summary in summaries if isinstance(summary, dict) and summary.get("id")
+    }
     recovered, failed_again, unknown = [], [], []
     for post_id in plan["to_retry"]:
         summary = by_id.get(post_id)
         if summary is None:
             unknown.append({"id": post_id, "reason": "the retry task ended without a summary: see its log"})
         elif summary.get("published"):
-            recovered.append({"id": post_id, "action": summary.get("action"), "post_url": summary.get("post_url")})
+            recovered.append(
+                {"id": post_id, "action": summary.get("action"), "post_url": summary.get("post_url")}
+            )
         else:
             reason = (
                 "already retried before: cannot be retried again"
@@ -96,7 +115,10 @@ def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
 def format_report(report: dict[str, Any]) -> str:
     """The report as a plain-text table, one line per post."""
     rows = [("outcome", "post id", "details")]
-    rows += [("recovered", r["id"], f"{r['action']}: {r['post_url'] or 'no URL given'}") for r in report["recovered"]]
+    rows += [
+        ("recovered", r["id"], f"{r['action']}: {r['post_url'] or 'no URL given'}")
+        for r in report["recovered"]
+    ]
     rows += [("failed again", r["id"], f"{r['reason']}; {r['errors']}") for r in report["failed_again"]]
     rows += [("retry later", r["id"], r["reason"]) for r in report["retry_later"]]
     rows += [("skipped", r["id"], r["reason"]) for r in report["skipped"]]
@@ -110,7 +132,6 @@ def format_report(report: dict[str, Any]) -> str:
         f"{counts['retry_later']} to retry later, {counts['skipped']} skipped, {counts['unknown']} unknown"
     )
     return "\n".join(lines)
-
 
 
 def report_run(ti: Any, plan_task_id: str, retry_task_id: str = "retry_post") -> dict[str, Any]:

@@ -54,7 +54,9 @@ class AyrshareTaskMixin:
 
         return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
 
-    def status_trigger(self, post_id: str, *, timeout: float, poll_interval: float, action: str) -> PostStatusTrigger:
+    def status_trigger(
+        self, post_id: str, *, timeout: float, poll_interval: float, action: str
+    ) -> PostStatusTrigger:
         """
         The trigger that waits for the post's final status, ``timeout`` seconds from now.
 

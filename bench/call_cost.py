@@ -55,14 +55,27 @@ def main() -> str:
     stats = {name: summarize(values) for name, values in samples.items()}
     bare = stats["bare requests.Session"]["median"]
     rows = [
-        [name, spread({k: v * 1e6 for k, v in s.items()}, " µs", 0), f"{s['median'] / bare:.2f}", connections[name]]
+        [
+            name,
+            spread({k: v * 1e6 for k, v in s.items()}, " µs", 0),
+            f"{s['median'] / bare:.2f}",
+            connections[name],
+        ]
         for name, s in stats.items()
     ]
     hook_ratio = stats["AyrshareHook.get_post"]["median"] / bare
     sdk_ratio = stats["SDK SocialPost.getPost"]["median"] / stats["AyrshareHook.get_post"]["median"]
     return (
         f"## 2. Call cost ({CALLS} sequential GET post calls, {REPEATS} runs)\n\n"
-        + table(["client", "per call, median (min to max)", "x bare session", f"TCP connections per {CALLS} calls"], rows)
+        + table(
+            [
+                "client",
+                "per call, median (min to max)",
+                "x bare session",
+                f"TCP connections per {CALLS} calls",
+            ],
+            rows,
+        )
         + f"\n\nHook / bare session: **{hook_ratio:.2f}** (target <= 1.3). SDK / hook: **{sdk_ratio:.2f}** "
         + f"(target > 1). Connections opened by the hook per {CALLS} calls: **{connections['AyrshareHook.get_post']}** (target 1).\n"
     )

@@ -32,8 +32,21 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 def emulator(*args: str) -> Iterator[str]:
     """An emulator in a subprocess (so that its CPU is not the client's), yielding its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "ayrshare_provider.emulator", "--port", "0", "--api-key", API_KEY, "--rate-limit", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ayrshare_provider.emulator",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--rate-limit",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         line = process.stdout.readline()
@@ -58,9 +71,16 @@ def seed_failed_posts(url: str, count: int, fail_again_every: int = 0) -> list[s
     for index in range(count):
         platform = ("linkedin", "facebook", "instagram", "tiktok")[index % 4]
         error = {"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}
-        post = {"status": "error", "type": "now", "post": f"post {index}", "postIds": [], "mediaUrls": [],
-                "platforms": [platform], "errors": [error],
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600 + index * 3))}
+        post = {
+            "status": "error",
+            "type": "now",
+            "post": f"post {index}",
+            "postIds": [],
+            "mediaUrls": [],
+            "platforms": [platform],
+            "errors": [error],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600 + index * 3)),
+        }
         if fail_again_every and index % fail_again_every == 0:
             post["_fails_again"] = {platform: [138, "The network rejected the post."]}
         posts.append(post)
@@ -70,7 +90,11 @@ def seed_failed_posts(url: str, count: int, fail_again_every: int = 0) -> list[s
 def connection_env(url: str) -> dict[str, str]:
     import json
 
-    return {"AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps({"conn_type": "ayrshare", "host": url, "password": API_KEY})}
+    return {
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps(
+            {"conn_type": "ayrshare", "host": url, "password": API_KEY}
+        )
+    }
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -90,6 +114,7 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 def machine() -> str:
     packages = ", ".join(
-        f"{name} {version(name)}" for name in ("apache-airflow", "apache-airflow-providers-http", "aiohttp", "requests")
+        f"{name} {version(name)}"
+        for name in ("apache-airflow", "apache-airflow-providers-http", "aiohttp", "requests")
     )
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {packages}"

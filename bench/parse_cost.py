@@ -14,9 +14,9 @@ from common import REPEATS, spread, summarize, table
 
 CANDIDATES = {
     "ayrshare": "from ayrshare_provider.operators.ayrshare import RetryPostOperator\n"
-                "from ayrshare_provider.sensors.ayrshare import PostStatusSensor",
+    "from ayrshare_provider.sensors.ayrshare import PostStatusSensor",
     "http": "from airflow.providers.http.operators.http import HttpOperator\n"
-            "from airflow.providers.http.sensors.http import HttpSensor",
+    "from airflow.providers.http.sensors.http import HttpSensor",
 }
 HEAVY = ("aiohttp", "fastapi", "uvicorn", "ayrshare_provider.emulator", "ayrshare_provider.hooks.ayrshare")
 PROBE = """
@@ -30,7 +30,12 @@ print(json.dumps({{"seconds": elapsed, "heavy": [m for m in {heavy!r} if m in sy
 
 
 def measure(code: str) -> tuple[float, list[str]]:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(code=code, heavy=HEAVY)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(code=code, heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["seconds"], result["heavy"]
 
@@ -47,11 +52,20 @@ def main() -> str:
     for name, values in samples.items():
         results[name] = summarize(values)
     ratio = results["ayrshare"]["median"] / results["http"]["median"]
-    rows = [[name, spread({k: v * 1000 for k, v in stats.items()}, " ms", 1), ", ".join(heavy[name]) or "none"]
-            for name, stats in results.items()]
+    rows = [
+        [name, spread({k: v * 1000 for k, v in stats.items()}, " ms", 1), ", ".join(heavy[name]) or "none"]
+        for name, stats in results.items()
+    ]
     return (
         "## 1. Parse cost (import at DAG parse time)\n\n"
-        + table(["imports", f"time after airflow.sdk, median of {REPEATS * 2} (min to max)", "heavy modules loaded"], rows)
+        + table(
+            [
+                "imports",
+                f"time after airflow.sdk, median of {REPEATS * 2} (min to max)",
+                "heavy modules loaded",
+            ],
+            rows,
+        )
         + f"\n\nRatio ayrshare / http: **{ratio:.2f}** (target <= 1.05). "
         + f"aiohttp, FastAPI or the emulator at parse time: **{'none' if not heavy['ayrshare'] else heavy['ayrshare']}**.\n"
     )

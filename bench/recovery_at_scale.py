@@ -37,8 +37,15 @@ HOOK = {"backoff": 1.0 / SCALE, "max_backoff": 60.0 / SCALE, "history_max_age": 
 def operator(post_id: str, batch_wait: bool) -> Any:
     from ayrshare_provider.operators.ayrshare import RetryPostOperator
 
-    return RetryPostOperator(task_id="retry_post", post_id=post_id, deferrable=True, batch_wait=batch_wait,
-                             poll_interval=POLL / SCALE, timeout=TIMEOUT / SCALE, hook_params=HOOK)
+    return RetryPostOperator(
+        task_id="retry_post",
+        post_id=post_id,
+        deferrable=True,
+        batch_wait=batch_wait,
+        poll_interval=POLL / SCALE,
+        timeout=TIMEOUT / SCALE,
+        hook_params=HOOK,
+    )
 
 
 def find_failed_posts() -> list[str]:
@@ -46,7 +53,9 @@ def find_failed_posts() -> list[str]:
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
     from ayrshare_provider.recovery import plan_recovery
 
-    return plan_recovery(AyrshareHook(**HOOK).get_history(status="error", last_days=0, limit=1000))["to_retry"]
+    return plan_recovery(AyrshareHook(**HOOK).get_history(status="error", last_days=0, limit=1000))[
+        "to_retry"
+    ]
 
 
 def run_task(job: tuple[str, bool]) -> tuple[str, str, Any, float]:
@@ -69,7 +78,6 @@ def triggerer(inbox: Any, outbox: Any) -> None:
     """The triggerer process: every deferred wait in one event loop, until told to stop and all have fired."""
     from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
     from tests.triggerer import InProcessTriggerer
-
 
     async def main() -> None:
         runner, fired = InProcessTriggerer(), []
@@ -95,7 +103,11 @@ def outcome_of(post_id: str, batch_wait: bool, kind: str, payload: Any) -> str:
     if kind == "error":
         return payload
     try:
-        summary = payload if kind == "done" else operator(post_id, batch_wait).execute_complete(make_context(), payload)
+        summary = (
+            payload
+            if kind == "done"
+            else operator(post_id, batch_wait).execute_complete(make_context(), payload)
+        )
     except AyrsharePostFailedError:
         return "failed again"
     except AyrshareError as err:
@@ -104,8 +116,18 @@ def outcome_of(post_id: str, batch_wait: bool, kind: str, payload: Any) -> str:
 
 
 def recover(batch_wait: bool) -> dict[str, Any]:
-    args = ("--rate-limit", str(LIMIT), "--rate-window", str(WINDOW / SCALE), "--history-cache", str(60 / SCALE),
-            "--retry-delay", str(60 / SCALE), "--retry-delay-max", str(300 / SCALE))
+    args = (
+        "--rate-limit",
+        str(LIMIT),
+        "--rate-window",
+        str(WINDOW / SCALE),
+        "--history-cache",
+        str(60 / SCALE),
+        "--retry-delay",
+        str(60 / SCALE),
+        "--retry-delay-max",
+        str(300 / SCALE),
+    )
     with emulator(*args) as url:
         seed_failed_posts(url, POSTS, fail_again_every=FAIL_AGAIN_EVERY)
         os.environ.update(connection_env(url))
@@ -117,7 +139,9 @@ def recover(batch_wait: bool) -> dict[str, Any]:
         started, outcomes, finished, deferred = time.time(), {}, [], 0
         with fork.Pool(SLOTS, maxtasksperchild=1) as slots:
             to_retry = slots.apply(find_failed_posts)
-            for post_id, kind, payload, when in slots.imap_unordered(run_task, [(p, batch_wait) for p in to_retry]):
+            for post_id, kind, payload, when in slots.imap_unordered(
+                run_task, [(p, batch_wait) for p in to_retry]
+            ):
                 if kind == "deferred":
                     inbox.put((post_id, payload))
                     deferred += 1
@@ -131,7 +155,12 @@ def recover(batch_wait: bool) -> dict[str, Any]:
             finished.append(when)
         waits.join(timeout=60)
         counters = control(url, "GET", "counters")
-    return {"posts": len(to_retry), "outcomes": outcomes, "seconds": (max(finished) - started) * SCALE, "counters": counters}
+    return {
+        "posts": len(to_retry),
+        "outcomes": outcomes,
+        "seconds": (max(finished) - started) * SCALE,
+        "counters": counters,
+    }
 
 
 def main() -> str:
@@ -149,17 +178,19 @@ def main() -> str:
         counters, outcomes = result["counters"], list(result["outcomes"].values())
         calls = sum(counters["requests"].values())
         figures[name] = result["seconds"]
-        rows.append([
-            name,
-            f"{len(result['outcomes'])} of {result['posts']}: {outcomes.count('recovered')} recovered, "
-            f"{outcomes.count('failed again')} failed again, {len(outcomes) - outcomes.count('recovered') - outcomes.count('failed again')} other",
-            f"{calls / result['posts']:.2f}",
-            f"{counters['requests'].get('GET /api/post/{id}', 0)} / {counters['requests'].get('GET /api/history', 0)}",
-            sum(counters["retries_applied"].values()),
-            counters["rate_limited"],
-            f"{result['seconds'] / 60:.1f} min",
-            f"{result['seconds'] / floor:.2f}",
-        ])
+        rows.append(
+            [
+                name,
+                f"{len(result['outcomes'])} of {result['posts']}: {outcomes.count('recovered')} recovered, "
+                f"{outcomes.count('failed again')} failed again, {len(outcomes) - outcomes.count('recovered') - outcomes.count('failed again')} other",
+                f"{calls / result['posts']:.2f}",
+                f"{counters['requests'].get('GET /api/post/{id}', 0)} / {counters['requests'].get('GET /api/history', 0)}",
+                sum(counters["retries_applied"].values()),
+                counters["rate_limited"],
+                f"{result['seconds'] / 60:.1f} min",
+                f"{result['seconds'] / floor:.2f}",
+            ]
+        )
     per_post, batched = figures.get("per-post polling", 1.0), figures.get("batched (batch_wait=True)", 1.0)
     return (
         f"## 4. A burst of {POSTS} failed posts within the rate limit ({SLOTS} task slots, deferrable, "
@@ -167,8 +198,19 @@ def main() -> str:
         f"Ayrshare time-scaled {SCALE:g}x: {LIMIT} requests per {WINDOW:g} s per profile, history cached 60 s, "
         f"retries final 1 to 5 min after they are sent; times are real-time equivalents. "
         f"Floor: 2 calls per post (pre-read and PUT) at the limit's pace = {floor / 60:.1f} min.\n\n"
-        + table(["variant", "posts accounted for", "calls per post", "post reads / listings", "retries applied",
-                 "429 answers", "total time", "x floor"], rows)
+        + table(
+            [
+                "variant",
+                "posts accounted for",
+                "calls per post",
+                "post reads / listings",
+                "retries applied",
+                "429 answers",
+                "total time",
+                "x floor",
+            ],
+            rows,
+        )
         + f"\n\nBatched / per-post total time: **{batched / per_post:.2f}**. "
         "Targets for the batched path: <= 2.2 calls per post, 0 answers 429, <= 1.2x the floor.\n"
     )

@@ -54,8 +54,14 @@ async def wait_ayrshare(post_ids: list[str], batch_wait: bool) -> None:
     triggerer = InProcessTriggerer()
 
     async def one(post_id: str) -> None:
-        trigger = PostStatusTrigger(post_id, "ayrshare_default", end_time=time.time() + 600, poll_interval=POLL,
-                                    batch_wait=batch_wait, hook_params={"history_max_age": 0})
+        trigger = PostStatusTrigger(
+            post_id,
+            "ayrshare_default",
+            end_time=time.time() + 600,
+            poll_interval=POLL,
+            batch_wait=batch_wait,
+            hook_params={"history_max_age": 0},
+        )
         payload = await triggerer.first_event(trigger)
         assert payload["status"] == "success", payload
 
@@ -124,17 +130,31 @@ def one_run(variant: str) -> dict[str, float]:
     with emulator("--retry-delay", str(SETTLE), "--history-cache", "0") as url:
         post_ids = seed_failed_posts(url, POSTS)  # all end the same way: published by their retry
         with requests.Session() as session:  # put every post in flight; each settles SETTLE s later
-            session.headers.update({"Authorization": f"Bearer {API_KEY}", "X-Twitter-OAuth1-Api-Key": "bench-x-key",
-                                    "X-Twitter-OAuth1-Api-Secret": "bench-x-secret"})
+            session.headers.update(
+                {
+                    "Authorization": f"Bearer {API_KEY}",
+                    "X-Twitter-OAuth1-Api-Key": "bench-x-key",
+                    "X-Twitter-OAuth1-Api-Secret": "bench-x-secret",
+                }
+            )
             for post_id in post_ids:
                 session.put(f"{url}/api/post/retry", json={"id": post_id}, timeout=30)
         control(url, "POST", "reset-counters")
         env = {
-            **os.environ, **connection_env(url), "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),
-            "AIRFLOW_CONN_BENCH_HTTP": json.dumps({"conn_type": "http", "host": url, "extra": {"Authorization": f"Bearer {API_KEY}"}}),
+            **os.environ,
+            **connection_env(url),
+            "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),
+            "AIRFLOW_CONN_BENCH_HTTP": json.dumps(
+                {"conn_type": "http", "host": url, "extra": {"Authorization": f"Bearer {API_KEY}"}}
+            ),
         }
-        out = subprocess.run([sys.executable, __file__, "--child", variant], input=json.dumps(post_ids),
-                             capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", variant],
+            input=json.dumps(post_ids),
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if out.returncode:
             raise RuntimeError(f"the {variant} run failed: {out.stderr[-2000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -147,15 +167,26 @@ def one_run(variant: str) -> dict[str, float]:
 
 
 def main() -> str:
-    runs: dict[str, list[dict[str, float]]] = {"ayrshare batched": [], "ayrshare per-post": [], "http-style": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "ayrshare batched": [],
+        "ayrshare per-post": [],
+        "http-style": [],
+    }
     for _ in range(max(1, REPEATS // 2)):
         for variant in runs:
             runs[variant].append(one_run(variant))
     keys = ("cpu_s", "peak_rss_growth_mb", "max_stall_ms", "wall_s")
     stats = {v: {k: summarize([r[k] for r in rs]) for k in keys} for v, rs in runs.items()}
     rows = [
-        [variant, rs[0]["posts"], spread(stats[variant]["cpu_s"], " s", 2), spread(stats[variant]["peak_rss_growth_mb"], " MB", 0),
-         spread(stats[variant]["max_stall_ms"], " ms", 0), f"{rs[-1]['polls']} / {rs[-1]['listings']}", rs[-1]["connections"]]
+        [
+            variant,
+            rs[0]["posts"],
+            spread(stats[variant]["cpu_s"], " s", 2),
+            spread(stats[variant]["peak_rss_growth_mb"], " MB", 0),
+            spread(stats[variant]["max_stall_ms"], " ms", 0),
+            f"{rs[-1]['polls']} / {rs[-1]['listings']}",
+            rs[-1]["connections"],
+        ]
         for variant, rs in runs.items()
     ]
 
@@ -164,8 +195,18 @@ def main() -> str:
 
     return (
         f"## 3. Waiting at scale ({rows[0][1]} posts waited on at once, one event loop, {len(runs['http-style'])} runs)\n\n"
-        + table(["variant", "posts", "CPU", "peak RSS growth", "longest loop stall", "post reads / listings",
-                 "TCP connections"], rows)
+        + table(
+            [
+                "variant",
+                "posts",
+                "CPU",
+                "peak RSS growth",
+                "longest loop stall",
+                "post reads / listings",
+                "TCP connections",
+            ],
+            rows,
+        )
         + f"\n\nBatched / http-style: CPU **{ratio('ayrshare batched', 'cpu_s'):.2f}** (target <= 0.5), memory "
         + f"**{ratio('ayrshare batched', 'peak_rss_growth_mb'):.2f}**; per-post / http-style: CPU "
         + f"**{ratio('ayrshare per-post', 'cpu_s'):.2f}**, memory **{ratio('ayrshare per-post', 'peak_rss_growth_mb'):.2f}**. "

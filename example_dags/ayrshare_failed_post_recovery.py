@@ -36,10 +36,14 @@ with DAG(
     doc_md=__doc__,
     params={
         "last_days": Param(30, type="integer", minimum=0, description="Look back this many days (0: all)."),
-        "limit": Param(100, type="integer", minimum=1, maximum=1000, description="At most this many failed posts."),
+        "limit": Param(
+            100, type="integer", minimum=1, maximum=1000, description="At most this many failed posts."
+        ),
         "platforms": Param([], type="array", description="Only posts to these networks (empty: all)."),
         "dry_run": Param(False, type="boolean", description="Decide and report, retry nothing."),
-        "poll_interval": Param(15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."),
+        "poll_interval": Param(
+            15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."
+        ),
     },
 ):
 
@@ -49,7 +53,10 @@ with DAG(
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
         records = AyrshareHook().get_history(
-            status="error", last_days=params["last_days"], limit=params["limit"], platforms=params["platforms"] or None
+            status="error",
+            last_days=params["last_days"],
+            limit=params["limit"],
+            platforms=params["platforms"] or None,
         )
         plan = plan_recovery(records, dry_run=params["dry_run"])
         print(

@@ -40,7 +40,9 @@ else:
 
     failed_posts = Asset(
         "ayrshare_failed_posts",
-        watchers=[AssetWatcher(name="ayrshare_failed_posts_watcher", trigger=FailedPostsTrigger("ayrshare_default"))],
+        watchers=[
+            AssetWatcher(name="ayrshare_failed_posts_watcher", trigger=FailedPostsTrigger("ayrshare_default"))
+        ],
     )
 
     with DAG(
@@ -56,16 +58,20 @@ else:
             """Read each post the watcher's events name, decide retry or skip; return the ids to retry."""
             from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
-            post_ids = list(dict.fromkeys(
-                post["id"]
-                for events in (triggering_asset_events or {}).values()
-                for event in events
-                for post in (event.extra or {}).get("payload", {}).get("posts", [])
-            ))
+            post_ids = list(
+                dict.fromkeys(
+                    post["id"]
+                    for events in (triggering_asset_events or {}).values()
+                    for event in events
+                    for post in (event.extra or {}).get("payload", {}).get("posts", [])
+                )
+            )
             hook = AyrshareHook()
             plan = plan_recovery([hook.get_post(post_id) for post_id in post_ids])
-            print(f"{len(post_ids)} newly failed posts: {len(plan['to_retry'])} to retry, "
-                  f"{len(plan['retry_later'])} to retry later, {len(plan['skipped'])} skipped")
+            print(
+                f"{len(post_ids)} newly failed posts: {len(plan['to_retry'])} to retry, "
+                f"{len(plan['retry_later'])} to retry later, {len(plan['skipped'])} skipped"
+            )
             ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
             return plan["to_retry"]
 

@@ -23,9 +23,17 @@ with DAG(
     params={"post_id": Param(type="string", description="The Ayrshare post id to retry.")},
 ):
     retry = RetryPostOperator(
-        task_id="retry_post", post_id="{{ params.post_id }}", wait_for_completion=False, retries=2, **retry_policy_args()
+        task_id="retry_post",
+        post_id="{{ params.post_id }}",
+        wait_for_completion=False,
+        retries=2,
+        **retry_policy_args(),
     )
     published = PostStatusSensor(
-        task_id="wait_until_published", post_id="{{ params.post_id }}", deferrable=True, poke_interval=15, timeout=1800
+        task_id="wait_until_published",
+        post_id="{{ params.post_id }}",
+        deferrable=True,
+        poke_interval=15,
+        timeout=1800,
     )
     retry >> published

@@ -61,7 +61,9 @@ def ayrshare_conn(fake: FakeAyrshare, monkeypatch: pytest.MonkeyPatch) -> FakeAy
     """``ayrshare_default`` pointing at the fake, with every credential set."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_AYRSHARE_DEFAULT",
-        connection_json(fake.url, profile_key=PROFILE_KEY, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET),
+        connection_json(
+            fake.url, profile_key=PROFILE_KEY, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET
+        ),
     )
     return fake
 
@@ -79,7 +81,8 @@ def emulator():
 def emulator_conn(emulator, monkeypatch: pytest.MonkeyPatch):
     """``ayrshare_default`` pointing at the emulator, with the X credentials (Primary Profile)."""
     monkeypatch.setenv(
-        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET)
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT",
+        connection_json(emulator.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET),
     )
     return emulator
 

@@ -38,7 +38,15 @@ def error_post(post_id: str, platform: str = "twitter", code: int = 136, **extra
         "platforms": [platform],
         "post": "hello",
         "postIds": [],
-        "errors": [{"action": "post", "status": "error", "code": code, "message": "Network hiccup.", "platform": platform}],
+        "errors": [
+            {
+                "action": "post",
+                "status": "error",
+                "code": code,
+                "message": "Network hiccup.",
+                "platform": platform,
+            }
+        ],
         **extra,
     }
 
@@ -60,7 +68,11 @@ class FakeAyrshare:
         self.retry_puts: Counter[str] = Counter()
         self.headers_seen: list[dict[str, str]] = []
         self.faults: dict[str, deque[Fault]] = {}
-        self.user = {"title": "Test Profile", "refId": "ref123", "activeSocialAccounts": ["twitter", "linkedin"]}
+        self.user = {
+            "title": "Test Profile",
+            "refId": "ref123",
+            "activeSocialAccounts": ["twitter", "linkedin"],
+        }
         httpserver.expect_request(re.compile(r".*")).respond_with_handler(self._handle)
 
     # -- script ---------------------------------------------------------------------------
@@ -91,10 +103,14 @@ class FakeAyrshare:
         if fault is PASS:
             fault = None
         if fault and not fault.apply:
-            return Response(fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers)
+            return Response(
+                fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers
+            )
         response = self._route(request, path)
         if fault:
-            return Response(fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers)
+            return Response(
+                fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers
+            )
         return response
 
     def _route(self, request: Request, path: str) -> Response:
@@ -127,10 +143,23 @@ class FakeAyrshare:
         if outcome == "success":
             record["errors"] = []
             record["postIds"] = [
-                {"platform": platform, "status": "success", "id": "99", "postUrl": f"https://example.test/{platform}/99"}
+                {
+                    "platform": platform,
+                    "status": "success",
+                    "id": "99",
+                    "postUrl": f"https://example.test/{platform}/99",
+                }
             ]
         elif outcome == "error":
-            record["errors"] = [{"action": "post", "status": "error", "code": 272, "message": "X authorization failed.", "platform": platform}]
+            record["errors"] = [
+                {
+                    "action": "post",
+                    "status": "error",
+                    "code": 272,
+                    "message": "X authorization failed.",
+                    "platform": platform,
+                }
+            ]
 
     def _retry(self, body: dict[str, Any]) -> Response:
         post_id = body.get("id")
@@ -141,11 +170,17 @@ class FakeAyrshare:
         if post_id in self.retried:
             return self._json(
                 400,
-                {"action": "post", "status": "error", "code": 329,
-                 "message": "This post was already retried and cannot be retried again."},
+                {
+                    "action": "post",
+                    "status": "error",
+                    "code": 329,
+                    "message": "This post was already retried and cannot be retried again.",
+                },
             )
         if record["status"] != "error":
-            return self._json(400, {"action": "post", "status": "error", "code": 400, "message": "Post is not in error."})
+            return self._json(
+                400, {"action": "post", "status": "error", "code": 400, "message": "Post is not in error."}
+            )
         self.retried.add(post_id)
         record["status"] = "pending"
         return self._json(200, {"status": "pending", "id": post_id})

@@ -42,13 +42,25 @@ def load_dag(dag_id: str) -> Any:
 def failed_post(platform: str = "linkedin", **fields: Any) -> dict[str, Any]:
     """A post record that failed on one network with a transient error; ``fields`` change or add fields."""
     error = {"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}
-    return {"status": "error", "type": "now", "platforms": [platform], "post": "hi", "postIds": [], "errors": [error], **fields}
+    return {
+        "status": "error",
+        "type": "now",
+        "platforms": [platform],
+        "post": "hi",
+        "postIds": [],
+        "errors": [error],
+        **fields,
+    }
 
 
 def seed_posts(emulator: Any, *records: dict[str, Any], profile_key: str = "") -> list[str]:
     """Put records into a running emulator through its control API; returns their ids."""
     import requests
 
-    answer = requests.post(f"{emulator.url}/_emulator/posts", json={"profile_key": profile_key, "posts": list(records)}, timeout=10)
+    answer = requests.post(
+        f"{emulator.url}/_emulator/posts",
+        json={"profile_key": profile_key, "posts": list(records)},
+        timeout=10,
+    )
     answer.raise_for_status()
     return answer.json()["ids"]

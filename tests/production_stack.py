@@ -27,7 +27,11 @@ from typing import IO
 from tests.stack import REPO, AirflowStack, free_port, kill_sessions, session_pids
 
 # Debian's postgresql puts each major version's server programs here; the newest installed is used.
-PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name), default=Path("/nonexistent"))
+PG_BIN = max(
+    Path("/usr/lib/postgresql").glob("*/bin"),
+    key=lambda path: int(path.parent.name),
+    default=Path("/nonexistent"),
+)
 WORKERS = ("worker-a", "worker-b")
 TRIGGERERS = ("triggerer-a", "triggerer-b")
 WORKER_CONCURRENCY = 4  # 2 cores: eight task processes at once are plenty
@@ -37,8 +41,11 @@ def missing_parts() -> list[str]:
     """What this machine lacks to start the stack (.ci/run installs the Debian packages)."""
     missing = [] if (PG_BIN / "postgres").exists() else ["postgresql"]
     missing += [] if shutil.which("redis-server") else ["redis-server"]
-    return missing + [f"python module {module}" for module in ("psycopg2", "asyncpg", "airflow.providers.celery")
-                      if importlib.util.find_spec(module) is None]
+    return missing + [
+        f"python module {module}"
+        for module in ("psycopg2", "asyncpg", "airflow.providers.celery")
+        if importlib.util.find_spec(module) is None
+    ]
 
 
 class ProductionStack(AirflowStack):
@@ -53,28 +60,30 @@ class ProductionStack(AirflowStack):
         self.pg_port, self.redis_port = free_port(), free_port()
         self.pg_data = Path(tempfile.mkdtemp(prefix="ayrshare-stack-postgres-"))
         database = f"postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/airflow"
-        self.env.update({
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/airflow",
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
-            # A worker takes one task per free slot: a killed worker strands no backlog of messages.
-            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-            # What a dead worker held comes back within a minute instead of Airflow's production defaults
-            # (5 minutes without a heartbeat, 10 minutes queued, a day for an unacknowledged message).
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
-            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "60",
-            # A triggerer silent for 15 s is dead: another takes its triggers (default 30 s).
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # the REST calls need no login
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.process_names.process_name",
-            "AIRFLOW__CORE__PARALLELISM": "64",
-            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        })
+        self.env.update(
+            {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/airflow",
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+                # A worker takes one task per free slot: a killed worker strands no backlog of messages.
+                "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+                # What a dead worker held comes back within a minute instead of Airflow's production defaults
+                # (5 minutes without a heartbeat, 10 minutes queued, a day for an unacknowledged message).
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "60",
+                # A triggerer silent for 15 s is dead: another takes its triggers (default 30 s).
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # the REST calls need no login
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.process_names.process_name",
+                "AIRFLOW__CORE__PARALLELISM": "64",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            }
+        )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
@@ -82,15 +91,39 @@ class ProductionStack(AirflowStack):
 
     def start(self, timeout: float = 300) -> ProductionStack:
         self._start_postgres()
-        self._spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no"])
+        self._spawn(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+        )
         self._airflow_command(["db", "migrate"])
         self._spawn("api-server", [*self._airflow, "api-server", "--port", str(self.port)])
         self._spawn("scheduler", [*self._airflow, "scheduler"])
         self._spawn("dag-processor", [*self._airflow, "dag-processor"])
         for name in WORKERS:
-            self._spawn(name, [*self._airflow, "celery", "worker", "--celery-hostname", f"{name}@%h",
-                               "--skip-serve-logs", "--without-mingle", "--without-gossip"], process_name=name)
+            self._spawn(
+                name,
+                [
+                    *self._airflow,
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"{name}@%h",
+                    "--skip-serve-logs",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                process_name=name,
+            )
         for name in TRIGGERERS:
             self._spawn(name, [*self._airflow, "triggerer", "--skip-serve-logs"], process_name=name)
         deadline = time.monotonic() + timeout
@@ -137,13 +170,18 @@ class ProductionStack(AirflowStack):
         return session_pids({process.pid for process in self.processes.values()})
 
     def log_tail(self, chars: int = 3000) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}"
-                         for path in sorted(self.home.glob("*.out")))
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-chars:]}"
+            for path in sorted(self.home.glob("*.out"))
+        )
 
     def _workers_ready(self) -> bool:
         """Celery logs "<name>@<host> ready." once a worker consumes; the health endpoint does not show workers."""
-        return all(f"{name}@" in text and " ready." in text
-                   for name in WORKERS for text in [(self.home / f"{name}.out").read_text(errors="replace")])
+        return all(
+            f"{name}@" in text and " ready." in text
+            for name in WORKERS
+            for text in [(self.home / f"{name}.out").read_text(errors="replace")]
+        )
 
     # -- parts ----------------------------------------------------------------------------------
 
@@ -159,19 +197,65 @@ class ProductionStack(AirflowStack):
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")
             os.chown(self.pg_data, account.pw_uid, account.pw_gid)
-        subprocess.run([*self._as_postgres(), str(PG_BIN / "initdb"), "-D", str(self.pg_data / "data"),
-                        "-U", "postgres", "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
-        self._spawn("postgres", [*self._as_postgres(), str(PG_BIN / "postgres"), "-D", str(self.pg_data / "data"),
-                                 "-p", str(self.pg_port), "-k", str(self.pg_data), "-c", "listen_addresses=127.0.0.1",
-                                 "-c", "fsync=off", "-c", "max_connections=300"])
+        subprocess.run(
+            [
+                *self._as_postgres(),
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.pg_data / "data"),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self._spawn(
+            "postgres",
+            [
+                *self._as_postgres(),
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(self.pg_data / "data"),
+                "-p",
+                str(self.pg_port),
+                "-k",
+                str(self.pg_data),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=300",
+            ],
+        )
         deadline = time.monotonic() + 60
-        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.pg_port)],
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.pg_port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL did not start: {self.log_tail()}")
             time.sleep(0.5)
-        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-c",
-                        "CREATE DATABASE airflow"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.pg_port),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE airflow",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def _airflow_command(self, args: list[str]) -> None:
         result = subprocess.run([*self._airflow, *args], env=self.env, capture_output=True, text=True)
@@ -183,6 +267,10 @@ class ProductionStack(AirflowStack):
         log = (self.home / f"{name}.out").open("wb")
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.pg_data if name == "postgres" else self.home,
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.pg_data if name == "postgres" else self.home,
             start_new_session=True,  # its own session: killed whole, checked whole
         )

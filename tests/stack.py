@@ -90,7 +90,10 @@ class AirflowStack:
             health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
         except (requests.RequestException, ValueError):
             return False
-        return all(health.get(part, {}).get("status") == "healthy" for part in ("scheduler", "triggerer", "dag_processor"))
+        return all(
+            health.get(part, {}).get("status") == "healthy"
+            for part in ("scheduler", "triggerer", "dag_processor")
+        )
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -109,13 +112,18 @@ class Standalone(AirflowStack):
         super().__init__(env)
         self.log = self.home / "standalone.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.triggerers: list[subprocess.Popen[bytes]] = []  # started by restart_triggerer(), beside standalone's
+        self.triggerers: list[
+            subprocess.Popen[bytes]
+        ] = []  # started by restart_triggerer(), beside standalone's
         self.admin_password = ""
 
     def start(self, timeout: float = 240) -> Standalone:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "standalone"], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "airflow", "standalone"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed whole at the end
             )
         deadline = time.monotonic() + timeout
@@ -126,11 +134,15 @@ class Standalone(AirflowStack):
                 break
             time.sleep(1)
         else:
-            raise RuntimeError(f"airflow standalone was not healthy in {timeout} s: {self.log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"airflow standalone was not healthy in {timeout} s: {self.log.read_text()[-3000:]}"
+            )
         # The simple auth manager's admin, with the password it generated at start.
         passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
         self.admin_password = passwords[ADMIN]
-        answer = requests.post(f"{self.url}/auth/token", json={"username": ADMIN, "password": self.admin_password}, timeout=10)
+        answer = requests.post(
+            f"{self.url}/auth/token", json={"username": ADMIN, "password": self.admin_password}, timeout=10
+        )
         answer.raise_for_status()
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
         return self
@@ -139,18 +151,30 @@ class Standalone(AirflowStack):
         """SIGKILL the running triggerer and its children, then start a new one; the killed pids."""
         assert self.process is not None
         sessions = {self.process.pid, *(extra.pid for extra in self.triggerers)}
-        tree = {int(pid): int(ppid) for pid, ppid in (line.split() for line in subprocess.run(
-            ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout.splitlines())}
+        tree = {
+            int(pid): int(ppid)
+            for pid, ppid in (
+                line.split()
+                for line in subprocess.run(
+                    ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True
+                ).stdout.splitlines()
+            )
+        }
         roots = [pid for pid in session_pids(sessions) if "triggerer" in _cmdline(pid)]
         killed = [pid for pid in tree if any(_descends(pid, root, tree) for root in roots)]
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         log = (self.home / f"triggerer-{len(self.triggerers) + 1}.log").open("wb")
-        self.triggerers.append(subprocess.Popen(
-            [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        ))
+        self.triggerers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         return killed
 
     def stop(self) -> None:
@@ -165,7 +189,9 @@ class Standalone(AirflowStack):
             self.process.wait(timeout=30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
-        kill_sessions({self.process.pid})  # children that made process groups of their own stay in the session
+        kill_sessions(
+            {self.process.pid}
+        )  # children that made process groups of their own stay in the session
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)

@@ -27,10 +27,20 @@ from tests.fake_ayrshare import Fault, error_post
 FAST = {"backoff": 0.01, "max_backoff": 0.02, "max_attempts": 2}
 
 BAD_POST_IDS = [
-    ("None", None), ("empty", ""), ("blanks", "   "), ("slash", "abc/def"), ("dot-dot", ".."),
-    ("dot-dot path", "../user"), ("question mark", "abc?status=error"), ("hash", "abc#x"),
-    ("percent escape", "abc%2Fuser"), ("unicode", "pöst-ïd"), ("10 kB", "a" * 10_240), ("float", 1.5),
-    ("newline", "abc\nHost: evil"), ("list", ["abc"]),
+    ("None", None),
+    ("empty", ""),
+    ("blanks", "   "),
+    ("slash", "abc/def"),
+    ("dot-dot", ".."),
+    ("dot-dot path", "../user"),
+    ("question mark", "abc?status=error"),
+    ("hash", "abc#x"),
+    ("percent escape", "abc%2Fuser"),
+    ("unicode", "pöst-ïd"),
+    ("10 kB", "a" * 10_240),
+    ("float", 1.5),
+    ("newline", "abc\nHost: evil"),
+    ("list", ["abc"]),
 ]
 
 
@@ -61,13 +71,33 @@ def test_a_missing_connection_names_the_connection(monkeypatch):
     [
         ('{"conn_type": "ayrshare", "host": "http://127.0.0.1:9"}', "no API key"),
         ('{"conn_type": "ayrshare", "password": "   "}', "no API key"),
-        ('{"conn_type": "ayrshare", "password": "k1234567", "host": "https://api.ayrshare.com/v2/proxy"}', "with a path"),
-        ('{"conn_type": "ayrshare", "password": "k1234567", "host": "ftp://api.ayrshare.com"}', "not an http"),
-        ('{"conn_type": "ayrshare", "password": "k1234567", "host": "http://api.ayrshare.com"}', "plain HTTP"),
-        ('{"conn_type": "ayrshare", "password": "k1234567", "host": "http://127.0.0.1:notaport"}', "not a URL"),
+        (
+            '{"conn_type": "ayrshare", "password": "k1234567", "host": "https://api.ayrshare.com/v2/proxy"}',
+            "with a path",
+        ),
+        (
+            '{"conn_type": "ayrshare", "password": "k1234567", "host": "ftp://api.ayrshare.com"}',
+            "not an http",
+        ),
+        (
+            '{"conn_type": "ayrshare", "password": "k1234567", "host": "http://api.ayrshare.com"}',
+            "plain HTTP",
+        ),
+        (
+            '{"conn_type": "ayrshare", "password": "k1234567", "host": "http://127.0.0.1:notaport"}',
+            "not a URL",
+        ),
         ('{"conn_type": "ayrshare", "password": "k1234567", "extra": {"timeout": "soon"}}', "not a number"),
     ],
-    ids=["no key", "blank key", "host with a path", "not http", "plain http to a remote host", "bad port", "bad tuning"],
+    ids=[
+        "no key",
+        "blank key",
+        "host with a path",
+        "not http",
+        "plain http to a remote host",
+        "bad port",
+        "bad tuning",
+    ],
 )
 def test_bad_connections_are_config_errors(monkeypatch, connection, message):
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection)
@@ -77,8 +107,13 @@ def test_bad_connections_are_config_errors(monkeypatch, connection, message):
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [("[1, 2, 3]", "application/json"), ('"just a string"', "application/json"), ("", "application/json"),
-     ("<html><head><title>Oops</title></head></html>", "text/html"), ("{not json", "application/json")],
+    [
+        ("[1, 2, 3]", "application/json"),
+        ('"just a string"', "application/json"),
+        ("", "application/json"),
+        ("<html><head><title>Oops</title></head></html>", "text/html"),
+        ("{not json", "application/json"),
+    ],
     ids=["array", "string", "empty", "html", "broken json"],
 )
 def test_bodies_that_are_not_a_json_object_are_server_errors(ayrshare_conn, body, content_type):
@@ -92,8 +127,9 @@ def test_records_missing_optional_fields_are_read_tolerantly(ayrshare_conn, miss
     record = error_post("p1")
     del record[missing]
     ayrshare_conn.add_post(record)
-    summary = RetryPostOperator(task_id="t", post_id="p1", poll_interval=0.01, timeout=10, hook_params=FAST,
-                                deferrable=False).execute(make_context())
+    summary = RetryPostOperator(
+        task_id="t", post_id="p1", poll_interval=0.01, timeout=10, hook_params=FAST, deferrable=False
+    ).execute(make_context())
     assert summary["status"] == "success" and ayrshare_conn.retry_puts["p1"] == 1
 
 

@@ -27,7 +27,9 @@ def test_a_dag_recovers_a_failed_post_with_one_retry(airflow_db, ayrshare_conn, 
     assert (TRIGGER_RAN_INLINE in output) is deferrable
     assert "XCom not found" not in output
 
-    values = {(task, key): value for (task, key, _), value in stored_xcoms(dag.dag_id, dag_run.run_id).items()}
+    values = {
+        (task, key): value for (task, key, _), value in stored_xcoms(dag.dag_id, dag_run.run_id).items()
+    }
     summary = values[("retry_post", "return_value")]
     assert summary["status"] == "success" and summary["retried"] is True
     assert values[("retry_post", "ayrshare_post_url")] == "https://example.test/twitter/99"
@@ -51,11 +53,15 @@ def test_a_dag_whose_post_fails_again_fails_the_task(airflow_db, ayrshare_conn):
     assert ayrshare_conn.retry_puts["p1"] == 1
 
 
-def test_the_single_post_example_dag_retries_then_waits_deferred(airflow_db, emulator_conn, capfd, caplog, monkeypatch):
+def test_the_single_post_example_dag_retries_then_waits_deferred(
+    airflow_db, emulator_conn, capfd, caplog, monkeypatch
+):
     emulator_conn.state.settings.retry_delay = 3.0  # still in flight when the sensor first looks: it defers
     from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
 
-    post_id = add_failed(emulator_conn.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="one post", age_days=1).id
+    post_id = add_failed(
+        emulator_conn.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="one post", age_days=1
+    ).id
     dag = load_dag("ayrshare_retry_single_post")
     dag.get_task("wait_until_published").poke_interval = 0.2  # the DAG's 15 s, for a test
     dag_run = dag.test(run_conf={"post_id": post_id})

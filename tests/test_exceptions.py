@@ -25,8 +25,12 @@ def test_a_failed_post_record_is_a_result_not_an_error():
 
 
 def test_already_retried_is_its_own_error_with_the_documented_code_and_advice():
-    body = {"action": "post", "status": "error", "code": 329,
-            "message": "This post was already retried and cannot be retried again."}
+    body = {
+        "action": "post",
+        "status": "error",
+        "code": 329,
+        "message": "This post was already retried and cannot be retried again.",
+    }
     with pytest.raises(AyrshareAlreadyRetriedError) as caught:
         parse_response(400, json.dumps(body), call=CALL, post_id="p1")
     err = caught.value
@@ -35,10 +39,26 @@ def test_already_retried_is_its_own_error_with_the_documented_code_and_advice():
 
 
 def test_the_errors_list_envelope_keeps_every_network_error():
-    body = {"status": "error", "message": "Post failed", "errors": [
-        {"action": "post", "status": "error", "code": 161, "message": "Facebook auth expired", "platform": "facebook"},
-        {"action": "post", "status": "error", "code": 110, "message": "Status is a duplicate.", "platform": "twitter"},
-    ]}
+    body = {
+        "status": "error",
+        "message": "Post failed",
+        "errors": [
+            {
+                "action": "post",
+                "status": "error",
+                "code": 161,
+                "message": "Facebook auth expired",
+                "platform": "facebook",
+            },
+            {
+                "action": "post",
+                "status": "error",
+                "code": 110,
+                "message": "Status is a duplicate.",
+                "platform": "twitter",
+            },
+        ],
+    }
     with pytest.raises(AyrshareError) as caught:
         parse_response(400, json.dumps(body), call=CALL, post_id="p2")
     err = caught.value
@@ -48,13 +68,21 @@ def test_the_errors_list_envelope_keeps_every_network_error():
 
 def test_an_error_envelope_with_http_200_is_still_an_error():
     with pytest.raises(AyrshareError, match="Something went wrong"):
-        parse_response(200, json.dumps({"status": "error", "code": 101, "message": "Something went wrong"}), call=CALL)
+        parse_response(
+            200, json.dumps({"status": "error", "code": 101, "message": "Something went wrong"}), call=CALL
+        )
 
 
 @pytest.mark.parametrize(
     ("status", "error_class"),
-    [(401, AyrshareAuthError), (403, AyrshareAuthError), (404, AyrshareNotFoundError),
-     (429, AyrshareRateLimitError), (500, AyrshareServerError), (503, AyrshareServerError)],
+    [
+        (401, AyrshareAuthError),
+        (403, AyrshareAuthError),
+        (404, AyrshareNotFoundError),
+        (429, AyrshareRateLimitError),
+        (500, AyrshareServerError),
+        (503, AyrshareServerError),
+    ],
 )
 def test_http_status_picks_the_error_class(status, error_class):
     with pytest.raises(error_class) as caught:
@@ -70,7 +98,7 @@ def test_an_html_gateway_page_becomes_a_server_error_naming_the_page():
         parse_response(200, page, call=CALL)
 
 
-@pytest.mark.parametrize("text", ["", "[1, 2]", "\"text\"", "null"])
+@pytest.mark.parametrize("text", ["", "[1, 2]", '"text"', "null"])
 def test_a_body_that_is_not_an_object_is_a_clear_error(text):
     with pytest.raises(AyrshareServerError, match="expected a JSON object"):
         parse_response(200, text, call=CALL)
@@ -78,5 +106,10 @@ def test_a_body_that_is_not_an_object_is_a_clear_error(text):
 
 def test_rate_limit_error_carries_the_wait():
     with pytest.raises(AyrshareRateLimitError) as caught:
-        parse_response(429, json.dumps({"status": "error", "code": 429, "message": "slow down"}), call=CALL, retry_after=2.5)
+        parse_response(
+            429,
+            json.dumps({"status": "error", "code": 429, "message": "slow down"}),
+            call=CALL,
+            retry_after=2.5,
+        )
     assert caught.value.retry_after == 2.5

@@ -31,7 +31,10 @@ def emulator_for_stack():
 def stack(emulator_for_stack):
     env = {
         "AIRFLOW_CONN_AYRSHARE_DEFAULT": connection_json(
-            emulator_for_stack.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET, history_max_age="2"
+            emulator_for_stack.url,
+            x_twitter_api_key=X_KEY,
+            x_twitter_api_secret=X_SECRET,
+            history_max_age="2",
         ),
     }
     airflow = Standalone(env)
@@ -47,11 +50,17 @@ def recovery_run(stack) -> dict:
     """The recovery DAG triggered over REST, watched until it ends: its run id and the states seen."""
     stack.wait_for_dag(DAG_ID)
     stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"last_days": 0, "poll_interval": 1}})["dag_run_id"]
+    run_id = stack.api(
+        "POST",
+        f"/dags/{DAG_ID}/dagRuns",
+        json={"logical_date": None, "conf": {"last_days": 0, "poll_interval": 1}},
+    )["dag_run_id"]
     seen: set[str] = set()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100})["task_instances"]
+        instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100})[
+            "task_instances"
+        ]
         seen |= {ti["state"] for ti in instances if ti["task_id"] == "retry_post" and ti["state"]}
         state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
@@ -65,8 +74,16 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     assert recovery_run["state"] == "success"
     assert "deferred" in recovery_run["retry_states_seen"]  # the triggerer did the waiting, not a worker slot
 
-    report = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
-    assert report["counts"] == {"recovered": 7, "failed_again": 3, "retry_later": 1, "skipped": 3, "unknown": 0}
+    report = stack.api(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
+    assert report["counts"] == {
+        "recovered": 7,
+        "failed_again": 3,
+        "retry_later": 1,
+        "skipped": 3,
+        "unknown": 0,
+    }
     counters = emulator_for_stack.state.counters()
     retried = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
     assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
@@ -75,14 +92,24 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     # 11 reads: each retry task's read before its PUT, and the "already retried" post's read after its 329;
     # plus one per extra attempt: Airflow 3.3's scheduler can take a late executor event for a resumed
     # task as a kill and run it again, and the new attempt reads, finds the retry done and sends none.
-    extra_attempts = sum(ti["try_number"] - 1 for ti in recovery_run["instances"] if ti["task_id"] == "retry_post")
+    extra_attempts = sum(
+        ti["try_number"] - 1 for ti in recovery_run["instances"] if ti["task_id"] == "retry_post"
+    )
     assert counters["requests"]["GET /api/post/{id}"] == 11 + extra_attempts
     assert counters["requests"]["GET /api/history"] >= 2  # the DAG's listing of failed posts, then the waits'
 
-    one = next(ti for ti in recovery_run["instances"]
-               if ti["task_id"] == "retry_post" and ti["state"] == "success" and ti["try_number"] == 1)
-    log = str(stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/1",
-                        params={"map_index": one["map_index"], "full_content": True}))
+    one = next(
+        ti
+        for ti in recovery_run["instances"]
+        if ti["task_id"] == "retry_post" and ti["state"] == "success" and ti["try_number"] == 1
+    )
+    log = str(
+        stack.api(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/1",
+            params={"map_index": one["map_index"], "full_content": True},
+        )
+    )
     assert "Pausing task as DEFERRED" in log  # the worker let go of the slot while the triggerer polled
 
 
@@ -90,7 +117,9 @@ WATCHER_DAG_ID = "ayrshare_recover_on_failure"
 WATCH_INTERVAL = 2  # seconds: the connection's history_max_age above, Ayrshare's 60 s time-scaled
 
 
-def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(stack, emulator_for_stack, recovery_run):
+def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(
+    stack, emulator_for_stack, recovery_run
+):
     from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
 
     emulator = emulator_for_stack
@@ -110,7 +139,9 @@ def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(stack, e
         time.sleep(0.5)
     assert runs() == []  # posts that failed before the watcher looked start nothing
 
-    post_id = add_failed(emulator.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="fails now", age_days=0).id
+    post_id = add_failed(
+        emulator.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="fails now", age_days=0
+    ).id
     failed_at = time.monotonic()
     deadline = failed_at + 300
     while not (found := runs()) and time.monotonic() < deadline:
@@ -119,12 +150,17 @@ def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(stack, e
     assert found, "no run started for the post that failed"
     assert started_within < 2 * WATCH_INTERVAL + 10  # two intervals, plus the scheduler's turn
     run_id = found[0]["dag_run_id"]
-    while (state := stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):
+    while (state := stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}")["state"]) not in (
+        "success",
+        "failed",
+    ):
         assert time.monotonic() < deadline, "the recovery run did not end"
         time.sleep(1)
     assert state == "success"
     assert found[0]["run_type"] == "asset_triggered"
-    report = stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
+    report = stack.api(
+        "GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
     assert [entry["id"] for entry in report["recovered"]] == [post_id]
     assert emulator.state.counters()["retry_puts"].get(post_id) == 1
 
@@ -136,19 +172,25 @@ def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(stack, e
     # resumes from the ids in Airflow's asset state store: one run for the new failure, none again
     # for the first.
     assert stack.restart_triggerer(), "no triggerer process was found to kill"
-    during_downtime = add_failed(emulator.state, "", ["tiktok"], {"tiktok": TRANSIENT}, text="fails meanwhile", age_days=0).id
+    during_downtime = add_failed(
+        emulator.state, "", ["tiktok"], {"tiktok": TRANSIENT}, text="fails meanwhile", age_days=0
+    ).id
     deadline = time.monotonic() + 300
     while len(found := runs()) < 2:
-        assert time.monotonic() < deadline, "no run started for the post that failed while the triggerer was down"
+        assert time.monotonic() < deadline, (
+            "no run started for the post that failed while the triggerer was down"
+        )
         time.sleep(1)
     second = next(run for run in found if run["dag_run_id"] != run_id)
-    while (state := stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{second['dag_run_id']}")["state"]) not in (
-            "success", "failed"):
+    while (
+        state := stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{second['dag_run_id']}")["state"]
+    ) not in ("success", "failed"):
         assert time.monotonic() < deadline, "the second recovery run did not end"
         time.sleep(1)
     assert state == "success"
     report = stack.api(
-        "GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{second['dag_run_id']}/taskInstances/report/xcomEntries/return_value"
+        "GET",
+        f"/dags/{WATCHER_DAG_ID}/dagRuns/{second['dag_run_id']}/taskInstances/report/xcomEntries/return_value",
     )["value"]
     assert [entry["id"] for entry in report["recovered"]] == [during_downtime]
     time.sleep(3 * WATCH_INTERVAL)
@@ -172,17 +214,27 @@ def browser():
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
         )
         yield chromium
         chromium.close()
 
 
-def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulator_for_stack, recovery_run, browser, tmp_path):
+def test_a_person_sets_up_the_connection_and_follows_the_post_link(
+    stack, emulator_for_stack, recovery_run, browser, tmp_path
+):
     images = IMAGES if REFRESH_SCREENSHOTS else tmp_path
     context = browser.new_context(viewport={"width": 1300, "height": 1000})
     # The post URLs are on the networks' sites: answer them here, nothing leaves the machine.
-    context.route("https://*.example.com/**", lambda route: route.fulfill(body="<h1>the published post</h1>", content_type="text/html"))
+    context.route(
+        "https://*.example.com/**",
+        lambda route: route.fulfill(body="<h1>the published post</h1>", content_type="text/html"),
+    )
     page = context.new_page()
 
     # Log in as the admin, then Admin > Connections > Add, type Ayrshare.
@@ -207,8 +259,11 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
     page.locator("input[name=password]").fill(API_KEY)
     page.screenshot(path=str(images / "connection-form-standard.png"))
     page.get_by_text("Extra Fields", exact=True).click()
-    for field, label in (("profile_key", "Profile Key"), ("x_twitter_api_key", "X API Key (Consumer Key)"),
-                         ("x_twitter_api_secret", "X API Key Secret (Consumer Secret)")):
+    for field, label in (
+        ("profile_key", "Profile Key"),
+        ("x_twitter_api_key", "X API Key (Consumer Key)"),
+        ("x_twitter_api_secret", "X API Key Secret (Consumer Secret)"),
+    ):
         assert page.locator(f"input[name=element_{field}]").get_attribute("type") == "password", field
         assert page.get_by_text(label, exact=True).count() == 1
     # Every tuning setting the README documents has its field, its default at the end of its description.
@@ -227,11 +282,18 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
     assert float(json.loads(stored["extra"])["timeout"]) == 20
 
     # A finished recovery task: Details > Extra Links > "Ayrshare post" opens the published post.
-    recovered = next(ti for ti in recovery_run["instances"] if ti["task_id"] == "retry_post" and ti["state"] == "success")
-    expected = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{recovery_run['run_id']}/taskInstances/retry_post/links",
-                         params={"map_index": recovered["map_index"]})["extra_links"]["Ayrshare post"]
-    page.goto(f"{stack.url}/dags/{DAG_ID}/runs/{recovery_run['run_id']}/tasks/retry_post/mapped/{recovered['map_index']}/details",
-              wait_until="networkidle")
+    recovered = next(
+        ti for ti in recovery_run["instances"] if ti["task_id"] == "retry_post" and ti["state"] == "success"
+    )
+    expected = stack.api(
+        "GET",
+        f"/dags/{DAG_ID}/dagRuns/{recovery_run['run_id']}/taskInstances/retry_post/links",
+        params={"map_index": recovered["map_index"]},
+    )["extra_links"]["Ayrshare post"]
+    page.goto(
+        f"{stack.url}/dags/{DAG_ID}/runs/{recovery_run['run_id']}/tasks/retry_post/mapped/{recovered['map_index']}/details",
+        wait_until="networkidle",
+    )
     link = page.get_by_text("Ayrshare post", exact=True)
     link.wait_for()
     page.screenshot(path=str(images / "extra-link.png"))
@@ -243,7 +305,12 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(stack, emulat
     assert "the published post" in post_page.content()
 
     # Test: what the form's Test sends, with the key typed in, against the emulator; then a wrong key.
-    body = {"connection_id": "ayrshare_ui", "conn_type": "ayrshare", "host": emulator_for_stack.url, "password": API_KEY}
+    body = {
+        "connection_id": "ayrshare_ui",
+        "conn_type": "ayrshare",
+        "host": emulator_for_stack.url,
+        "password": API_KEY,
+    }
     good = stack.api("POST", "/connections/test", json=body)
     bad = stack.api("POST", "/connections/test", json={**body, "password": "a-wrong-key-0000"})
     assert good["status"] is True and "Connected to Ayrshare as Emulator Profile" in good["message"]

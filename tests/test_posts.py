@@ -28,9 +28,16 @@ from tests.fake_ayrshare import error_post
 
 @pytest.mark.parametrize(
     ("status", "plan"),
-    [("success", Plan.ALREADY_PUBLISHED), ("pending", Plan.IN_FLIGHT), ("processing", Plan.IN_FLIGHT),
-     ("error", Plan.RETRY), ("paused", Plan.WRONG_STATUS), ("awaiting approval", Plan.WRONG_STATUS),
-     ("deleted", Plan.WRONG_STATUS), ("brand-new-status", Plan.WRONG_STATUS)],
+    [
+        ("success", Plan.ALREADY_PUBLISHED),
+        ("pending", Plan.IN_FLIGHT),
+        ("processing", Plan.IN_FLIGHT),
+        ("error", Plan.RETRY),
+        ("paused", Plan.WRONG_STATUS),
+        ("awaiting approval", Plan.WRONG_STATUS),
+        ("deleted", Plan.WRONG_STATUS),
+        ("brand-new-status", Plan.WRONG_STATUS),
+    ],
 )
 def test_plan_for_each_status(status, plan):
     record = {**error_post("p1"), "status": status}
@@ -38,7 +45,9 @@ def test_plan_for_each_status(status, plan):
 
 
 def test_an_error_post_that_every_network_published_is_not_retried():
-    record = error_post("p1", errors=[], postIds=[{"platform": "twitter", "status": "success", "postUrl": "https://x.test/1"}])
+    record = error_post(
+        "p1", errors=[], postIds=[{"platform": "twitter", "status": "success", "postUrl": "https://x.test/1"}]
+    )
     assert is_published(record)
     assert plan_retry(record) == (Plan.ALREADY_PUBLISHED, "already published on every network")
 
@@ -53,11 +62,15 @@ def test_a_half_published_post_is_retried():
 
 @pytest.mark.parametrize(
     ("changes", "possible"),
-    [({"retryAvailable": False}, False), ({"retryAvailable": True}, True),
-     ({"errors": [{"code": 136, "platform": "twitter", "retryAvailable": False}]}, False),
-     ({"errors": [{"code": 136, "platform": "twitter", "retryAvailable": True}]}, True),
-     ({"errors": [{"code": 161, "platform": "facebook", "message": "relink"}]}, False),
-     ({"errors": [{"code": 136, "platform": "twitter"}]}, True), ({"errors": []}, True)],
+    [
+        ({"retryAvailable": False}, False),
+        ({"retryAvailable": True}, True),
+        ({"errors": [{"code": 136, "platform": "twitter", "retryAvailable": False}]}, False),
+        ({"errors": [{"code": 136, "platform": "twitter", "retryAvailable": True}]}, True),
+        ({"errors": [{"code": 161, "platform": "facebook", "message": "relink"}]}, False),
+        ({"errors": [{"code": 136, "platform": "twitter"}]}, True),
+        ({"errors": []}, True),
+    ],
 )
 def test_retry_possible_reads_retry_available_at_either_place_then_codes(changes, possible):
     assert retry_possible(error_post("p1", **changes))[0] is possible
@@ -65,9 +78,17 @@ def test_retry_possible_reads_retry_available_at_either_place_then_codes(changes
 
 @pytest.mark.parametrize(
     ("status", "state"),
-    [("success", WaitState.SUCCESS), ("error", WaitState.FAILED), ("deleted", WaitState.FAILED),
-     ("pending", WaitState.WAITING), ("processing", WaitState.WAITING), ("paused", WaitState.WAITING),
-     ("awaiting approval", WaitState.WAITING), ("something-new", WaitState.WAITING), (None, WaitState.WAITING)],
+    [
+        ("success", WaitState.SUCCESS),
+        ("error", WaitState.FAILED),
+        ("deleted", WaitState.FAILED),
+        ("pending", WaitState.WAITING),
+        ("processing", WaitState.WAITING),
+        ("paused", WaitState.WAITING),
+        ("awaiting approval", WaitState.WAITING),
+        ("something-new", WaitState.WAITING),
+        (None, WaitState.WAITING),
+    ],
 )
 def test_wait_state_for_each_status(status, state):
     assert wait_state({"id": "p1", "status": status}) is state
@@ -99,19 +120,48 @@ def test_dates_in_both_formats():
 def test_summary_merges_published_and_failed_networks():
     record = error_post("p1", platform="facebook", code=161)
     record["platforms"] = ["facebook", "linkedin"]
-    record["postIds"] = [{"platform": "linkedin", "status": "success", "id": "7", "postUrl": "https://li.test/7"}]
+    record["postIds"] = [
+        {"platform": "linkedin", "status": "success", "id": "7", "postUrl": "https://li.test/7"}
+    ]
     summary = summarize(record, Action.RETRIED)
     assert summary["retried"] is True and summary["published"] is False
     assert summary["post_url"] == "https://li.test/7"
     assert summary["networks"] == [
-        {"platform": "facebook", "status": "error", "post_url": None, "code": 161, "message": "Network hiccup."},
-        {"platform": "linkedin", "status": "success", "post_url": "https://li.test/7", "code": None, "message": None},
+        {
+            "platform": "facebook",
+            "status": "error",
+            "post_url": None,
+            "code": 161,
+            "message": "Network hiccup.",
+        },
+        {
+            "platform": "linkedin",
+            "status": "success",
+            "post_url": "https://li.test/7",
+            "code": None,
+            "message": None,
+        },
     ]
 
 
 @pytest.mark.parametrize(
     "bad",
-    [None, "", "   ", "a/b", "..", "../user", "a?b=1", "a#b", "a%2Fb", "pöst", "x" * 10_000, 3.5, True, ["p1"]],
+    [
+        None,
+        "",
+        "   ",
+        "a/b",
+        "..",
+        "../user",
+        "a?b=1",
+        "a#b",
+        "a%2Fb",
+        "pöst",
+        "x" * 10_000,
+        3.5,
+        True,
+        ["p1"],
+    ],
 )
 def test_post_ids_that_could_reach_another_url_are_refused(bad):
     with pytest.raises(AyrshareInvalidPostIdError):
@@ -149,10 +199,14 @@ def test_wait_hints_are_read_from_the_networks_errors(error_fields, wait):
 
 def test_the_latest_wait_hint_wins_and_counts_from_the_send_date_in_either_form():
     record = error_post("p1", created={"_seconds": int(SENT.timestamp()), "_nanoseconds": 0})
-    record["errors"] = [{"platform": "instagram", "code": 435, "details": 60},
-                        {"platform": "facebook", "code": 444, "details": 600}]
+    record["errors"] = [
+        {"platform": "instagram", "code": 435, "details": 60},
+        {"platform": "facebook", "code": 444, "details": 600},
+    ]
     moment, why = retry_not_before(record)
-    assert moment == SENT + timedelta(seconds=600) and why.startswith("facebook asked to wait 600 s (code 444)")
+    assert moment == SENT + timedelta(seconds=600) and why.startswith(
+        "facebook asked to wait 600 s (code 444)"
+    )
 
 
 def test_a_post_is_planned_for_later_until_its_wait_hint_is_over():

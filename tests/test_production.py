@@ -42,8 +42,16 @@ FAULTS = [
 @pytest.fixture(scope="module")
 def emulator_for_production():
     """300 failed posts; Ayrshare's clock scaled 15x: a 20 s rate window, 2 s history cache, retries final in 10-40 s."""
-    with Emulator(API_KEY, scenario="bulk", count=POSTS, retry_delay=10.0, retry_delay_max=40.0,
-                  history_cache=2.0, rate_limit=300, rate_window=20.0) as running:
+    with Emulator(
+        API_KEY,
+        scenario="bulk",
+        count=POSTS,
+        retry_delay=10.0,
+        retry_delay_max=40.0,
+        history_cache=2.0,
+        rate_limit=300,
+        rate_window=20.0,
+    ) as running:
         yield running
 
 
@@ -53,8 +61,14 @@ def production(emulator_for_production):
         pytest.skip(f"the production stack needs {', '.join(missing)} (.ci/run installs them)")
     env = {
         "AIRFLOW_CONN_AYRSHARE_DEFAULT": connection_json(
-            emulator_for_production.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET,
-            history_max_age="2", timeout="2", backoff="0.2", max_backoff="2", max_attempts="8",
+            emulator_for_production.url,
+            x_twitter_api_key=X_KEY,
+            x_twitter_api_secret=X_SECRET,
+            history_max_age="2",
+            timeout="2",
+            backoff="0.2",
+            max_backoff="2",
+            max_attempts="8",
         ),
     }
     stack = ProductionStack(env)
@@ -69,8 +83,11 @@ def task_instances(stack: ProductionStack, run_id: str) -> list[dict[str, Any]]:
     """Every task instance of the run (the API pages at 100)."""
     found: list[dict[str, Any]] = []
     while True:
-        page = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
-                         params={"limit": 100, "offset": len(found)})["task_instances"]
+        page = stack.api(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+            params={"limit": 100, "offset": len(found)},
+        )["task_instances"]
         found += page
         if len(page) < 100:
             return found
@@ -95,27 +112,46 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     stack.wait_for_dag(DAG_ID)
     stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     started = time.monotonic()
-    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns",
-                       json={"logical_date": None, "conf": {"last_days": 0, "limit": 1000, "poll_interval": 2}})["dag_run_id"]
+    run_id = stack.api(
+        "POST",
+        f"/dags/{DAG_ID}/dagRuns",
+        json={"logical_date": None, "conf": {"last_days": 0, "limit": 1000, "poll_interval": 2}},
+    )["dag_run_id"]
 
     def retry_tasks() -> list[dict[str, Any]]:
         return [ti for ti in task_instances(stack, run_id) if ti["task_id"] == "retry_post"]
 
     # A worker dies with retry tasks running on it: its pool and their task processes with it.
-    running_on_a = wait_for("three retry tasks running on worker-a", lambda: len(running := [
-        ti for ti in retry_tasks() if ti["state"] == "running" and ti["hostname"] == "worker-a"]) >= 3 and running,
-        timeout=600)
+    running_on_a = wait_for(
+        "three retry tasks running on worker-a",
+        lambda: (
+            len(
+                running := [
+                    ti for ti in retry_tasks() if ti["state"] == "running" and ti["hostname"] == "worker-a"
+                ]
+            )
+            >= 3
+            and running
+        ),
+        timeout=600,
+    )
     killed_worker = stack.kill("worker-a")
 
     # A triggerer dies holding deferred waits; the other must take them over.
     def waits_held_by(name: str) -> list[dict[str, Any]]:
         jobs = stack.api("GET", "/jobs", params={"job_type": "TriggererJob", "limit": 100})["jobs"]
         ids = {job["id"] for job in jobs if job["hostname"] == name}
-        return [ti for ti in retry_tasks() if ti["state"] == "deferred" and ti["trigger"]
-                and ti["trigger"]["triggerer_id"] in ids]
+        return [
+            ti
+            for ti in retry_tasks()
+            if ti["state"] == "deferred" and ti["trigger"] and ti["trigger"]["triggerer_id"] in ids
+        ]
 
-    held_by_a = wait_for("five deferred waits held by triggerer-a",
-                         lambda: len(held := waits_held_by("triggerer-a")) >= 5 and held, timeout=600)
+    held_by_a = wait_for(
+        "five deferred waits held by triggerer-a",
+        lambda: len(held := waits_held_by("triggerer-a")) >= 5 and held,
+        timeout=600,
+    )
     killed_triggerer = stack.kill("triggerer-a")
     killed_at = time.monotonic()
     orphans = {ti["map_index"] for ti in held_by_a}
@@ -129,17 +165,28 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     wait_for("triggerer-b taking over the waits of triggerer-a", orphans_picked_up, timeout=300)
     takeover_seconds = time.monotonic() - killed_at
 
-    state = wait_for("the run's end", lambda: (s := stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"])
-                     in ("success", "failed") and s, timeout=RUN_TIMEOUT)
+    state = wait_for(
+        "the run's end",
+        lambda: (
+            (s := stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) in ("success", "failed")
+            and s
+        ),
+        timeout=RUN_TIMEOUT,
+    )
     elapsed = time.monotonic() - started
     instances = task_instances(stack, run_id)
     assert state == "success"
     assert [ti for ti in instances if ti["state"] not in FINAL_STATES] == []  # no task left running or queued
     assert not stack.alive("worker-a") and not stack.alive("triggerer-a")
 
-    report = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value")["value"]
-    accounted = [entry["id"] for bucket in ("recovered", "failed_again", "retry_later", "skipped", "unknown")
-                 for entry in report[bucket]]
+    report = stack.api(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
+    accounted = [
+        entry["id"]
+        for bucket in ("recovered", "failed_again", "retry_later", "skipped", "unknown")
+        for entry in report[bucket]
+    ]
     assert sorted(accounted) == sorted(emulator.state.posts)  # every post in the report, once
     assert report["unknown"] == []
     assert {entry["id"] for entry in report["failed_again"]} == fails_again
@@ -147,21 +194,40 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     counters = emulator.state.counters()
     # Exactly one applied retry per retryable post, none for the others; a PUT beyond the first
     # is one Ayrshare refused (329), sent only after the answer to the first was lost.
-    assert {post_id: counters["retries_applied"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
+    assert {post_id: counters["retries_applied"].get(post_id) for post_id in retried} == dict.fromkeys(
+        retried, 1
+    )
     assert set(counters["retry_puts"]) == set(retried)
     refused = counters["retries_refused"]
     assert {p: counters["retry_puts"][p] for p in retried} == {p: 1 + refused.get(p, 0) for p in retried}
 
     retry_instances = [ti for ti in instances if ti["task_id"] == "retry_post"]
-    print("\nFIGURES production: " + json.dumps({
-        "posts": POSTS, "retryable": len(retried), "requests": sum(counters["requests"].values()),
-        "faults_injected": sum(emulator.faults.injected.values()),
-        "killed": {"worker-a": {"processes": len(killed_worker), "retry_tasks_running": len(running_on_a)},
-                   "triggerer-a": {"processes": len(killed_triggerer), "waits_held": len(held_by_a),
-                                   "seconds_until_taken_over": round(takeover_seconds)}},
-        "retry_puts": sum(counters["retry_puts"].values()), "retries_applied": sum(counters["retries_applied"].values()),
-        "puts_refused_329": sum(refused.values()),
-        "task_attempts_beyond_first": sum(ti["try_number"] - 1 for ti in retry_instances),
-        "recovered": len(report["recovered"]), "failed_again": len(report["failed_again"]),
-        "skipped": len(report["skipped"]), "lost": len(report["unknown"]), "seconds": round(elapsed),
-    }, sort_keys=True))
+    print(
+        "\nFIGURES production: "
+        + json.dumps(
+            {
+                "posts": POSTS,
+                "retryable": len(retried),
+                "requests": sum(counters["requests"].values()),
+                "faults_injected": sum(emulator.faults.injected.values()),
+                "killed": {
+                    "worker-a": {"processes": len(killed_worker), "retry_tasks_running": len(running_on_a)},
+                    "triggerer-a": {
+                        "processes": len(killed_triggerer),
+                        "waits_held": len(held_by_a),
+                        "seconds_until_taken_over": round(takeover_seconds),
+                    },
+                },
+                "retry_puts": sum(counters["retry_puts"].values()),
+                "retries_applied": sum(counters["retries_applied"].values()),
+                "puts_refused_329": sum(refused.values()),
+                "task_attempts_beyond_first": sum(ti["try_number"] - 1 for ti in retry_instances),
+                "recovered": len(report["recovered"]),
+                "failed_again": len(report["failed_again"]),
+                "skipped": len(report["skipped"]),
+                "lost": len(report["unknown"]),
+                "seconds": round(elapsed),
+            },
+            sort_keys=True,
+        )
+    )

@@ -18,7 +18,11 @@ from tests.helpers import SECRETS, connection_json
 
 def airflow_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+        [sys.executable, "-m", "airflow", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
     )
 
 
@@ -39,10 +43,16 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
     from airflow.providers_manager import ProvidersManager
 
     if (3, 0) <= airflow_version() < (3, 2) and importlib.util.find_spec("flask_appbuilder") is None:
-        pytest.skip("Airflow 3.0 and 3.1 build every provider's connection form with Flask-AppBuilder "
-                    "(apache-airflow-providers-fab), which this venv does not have")
+        pytest.skip(
+            "Airflow 3.0 and 3.1 build every provider's connection form with Flask-AppBuilder "
+            "(apache-airflow-providers-fab), which this venv does not have"
+        )
     manager = ProvidersManager()
-    widgets = {name: widget for name, widget in manager.connection_form_widgets.items() if name.startswith("extra__ayrshare__")}
+    widgets = {
+        name: widget
+        for name, widget in manager.connection_form_widgets.items()
+        if name.startswith("extra__ayrshare__")
+    }
     secrets = {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
     tuning = {f"extra__ayrshare__{f}" for f in TUNING_DEFAULTS}  # every setting the README documents
     assert set(widgets) == secrets | tuning
@@ -51,20 +61,35 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
     assert set(behaviour["hidden_fields"]) == {"login", "schema", "port", "extra"}
     assert behaviour["relabeling"]["password"] == "API Key"
     assert {name: behaviour["placeholders"][f"extra__ayrshare__{name}"] for name in TUNING_DEFAULTS} == {
-        "timeout": "30", "max_attempts": "5", "backoff": "1", "max_backoff": "60", "rate_headroom": "0.98",
+        "timeout": "30",
+        "max_attempts": "5",
+        "backoff": "1",
+        "max_backoff": "60",
+        "rate_headroom": "0.98",
         "history_max_age": "60",
     }
 
 
 def test_airflow_connections_test_reaches_ayrshare_and_says_who_we_are(ayrshare_conn):
     conn = connection_json(ayrshare_conn.url, profile_key=SECRETS[1])
-    result = airflow_cli("connections", "test", "ayrshare_default",
-                         AIRFLOW_CONN_AYRSHARE_DEFAULT=conn, AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+    result = airflow_cli(
+        "connections",
+        "test",
+        "ayrshare_default",
+        AIRFLOW_CONN_AYRSHARE_DEFAULT=conn,
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+    )
     assert "Connection success!" in result.stdout, result.stdout + result.stderr
     assert ayrshare_conn.calls["GET /api/user"] == 1
     assert ayrshare_conn.headers_seen[-1]["Profile-Key"] == SECRETS[1]
-    failed = airflow_cli("connections", "test", "ayrshare_default",
-                         AIRFLOW_CONN_AYRSHARE_DEFAULT=conn.replace(SECRETS[0], "wrong-key-000"),
-                         AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+    failed = airflow_cli(
+        "connections",
+        "test",
+        "ayrshare_default",
+        AIRFLOW_CONN_AYRSHARE_DEFAULT=conn.replace(SECRETS[0], "wrong-key-000"),
+        AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+    )
     assert "Connection failed" in failed.stdout and "401" in failed.stdout, failed.stdout + failed.stderr
-    assert not any(secret in result.stdout + result.stderr + failed.stdout + failed.stderr for secret in SECRETS)
+    assert not any(
+        secret in result.stdout + result.stderr + failed.stdout + failed.stderr for secret in SECRETS
+    )

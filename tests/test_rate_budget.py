@@ -30,9 +30,15 @@ def calls_from_a_fresh_process(calls: int) -> int:
 
 def run_processes(count: int, calls: int, temp_dirs: list[Path]) -> None:
     """``count`` fresh Python processes at once, as task runners start them, each with its temp dir."""
-    code = f"from tests.test_rate_budget import calls_from_a_fresh_process; calls_from_a_fresh_process({calls})"
+    code = (
+        f"from tests.test_rate_budget import calls_from_a_fresh_process; calls_from_a_fresh_process({calls})"
+    )
     processes = [
-        subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "TMPDIR": str(temp_dirs[i % len(temp_dirs)])})
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env={**os.environ, "TMPDIR": str(temp_dirs[i % len(temp_dirs)])},
+        )
         for i in range(count)
     ]
     assert [process.wait(timeout=120) for process in processes] == [0] * count
@@ -56,7 +62,11 @@ def test_without_the_shared_budget_the_same_load_meets_429s(monkeypatch, tmp_pat
 
 
 def headers(count: int, limit: int, reset_ms: float) -> dict[str, str]:
-    return {"x-ratelimit-count": str(count), "x-ratelimit-max": str(limit), "x-ratelimit-reset": str(int(reset_ms))}
+    return {
+        "x-ratelimit-count": str(count),
+        "x-ratelimit-max": str(limit),
+        "x-ratelimit-reset": str(int(reset_ms)),
+    }
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -84,6 +94,9 @@ def test_an_answer_from_a_newer_window_replaces_the_count(tmp_path):
 
 
 def test_budgets_are_per_origin_and_profile_and_keep_no_profile_key_in_clear():
-    a, b = budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret"), budget_for("http://127.0.0.1:1", "OTHER")
+    a, b = (
+        budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret"),
+        budget_for("http://127.0.0.1:1", "OTHER"),
+    )
     assert a is not b and a is budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret")
     assert a.path is not None and "PROFILEKEY" not in str(a.path)

@@ -31,7 +31,9 @@ def test_the_readme_quotes_the_benchmark_figures_as_bench_results_has_them():
     quoted = re.findall(r"\*\*([0-9.]+x?)\*\*", performance)
     assert quoted, "the Performance section quotes no figure"
     for figure in quoted:
-        assert f"**{figure.removesuffix('x')}**" in results, f"README quotes {figure}, bench/RESULTS.md does not say it"
+        assert f"**{figure.removesuffix('x')}**" in results, (
+            f"README quotes {figure}, bench/RESULTS.md does not say it"
+        )
     burst = readme[readme.index("## Recovering many posts") : readme.index("## Reliability and security")]
     rows = [line for line in burst.splitlines() if line.startswith(("| per-post", "| batched"))]
     assert len(rows) == 2 and all(row in results for row in rows)

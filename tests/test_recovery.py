@@ -39,13 +39,24 @@ def test_report_accounts_for_every_post_exactly_once():
     plan = {"to_retry": ["ok", "bad", "lost", "spent"], "skipped": [{"id": "s", "reason": "published"}]}
     summaries = [
         {"id": "ok", "published": True, "action": "retried", "post_url": "https://x.test/1", "networks": []},
-        {"id": "bad", "published": False, "status": "error", "action": "retried",
-         "networks": [{"platform": "instagram", "status": "error", "code": 138, "message": "rejected"}]},
+        {
+            "id": "bad",
+            "published": False,
+            "status": "error",
+            "action": "retried",
+            "networks": [{"platform": "instagram", "status": "error", "code": 138, "message": "rejected"}],
+        },
         {"id": "spent", "published": False, "status": "error", "action": "already_retried", "networks": []},
         None,
     ]
     report = build_report(plan, summaries)
-    assert report["counts"] == {"recovered": 1, "failed_again": 2, "retry_later": 0, "skipped": 1, "unknown": 1}
+    assert report["counts"] == {
+        "recovered": 1,
+        "failed_again": 2,
+        "retry_later": 0,
+        "skipped": 1,
+        "unknown": 1,
+    }
     assert report["unknown"][0]["id"] == "lost"
     table = format_report(report)
     assert "instagram: 138 rejected" in table and "already retried before" in table
@@ -56,7 +67,9 @@ def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment
     sent = datetime.now(UTC) - timedelta(hours=1)
     waiting = error_post("ig", platform="instagram", code=435, created=sent.isoformat())
     waiting["errors"][0]["details"] = 86400
-    over = error_post("ig-over", platform="instagram", code=435, created=(sent - timedelta(days=2)).isoformat())
+    over = error_post(
+        "ig-over", platform="instagram", code=435, created=(sent - timedelta(days=2)).isoformat()
+    )
     over["errors"][0]["details"] = "86400"
     plan = plan_recovery([waiting, over])
     assert plan["to_retry"] == ["ig-over"]  # its day is over: retried now
@@ -82,8 +95,15 @@ def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db
     buckets = ("recovered", "failed_again", "retry_later", "skipped")
     outcome = {bucket: sorted(texts[entry["id"]] for entry in report[bucket]) for bucket in buckets}
     assert outcome == {
-        "recovered": ["Behind the scenes", "Black Friday opening hours", "Launch thread on X", "Mood board",
-                      "New tutorial video", "Our Q4 report is out", "We are hiring (half published)"],
+        "recovered": [
+            "Behind the scenes",
+            "Black Friday opening hours",
+            "Launch thread on X",
+            "Mood board",
+            "New tutorial video",
+            "Our Q4 report is out",
+            "We are hiring (half published)",
+        ],
         "failed_again": ["Carousel of the week", "Event reminder", "Infographic"],
         "retry_later": ["Reel of the day"],
         "skipped": ["Needs a relink", "Published despite the error", "Same text twice"],
@@ -92,7 +112,9 @@ def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db
     # Exactly one retry PUT per retried post; none for the skipped ones.
     counters = emulator_conn.state.counters()
     retried_ids = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
-    assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried_ids} == dict.fromkeys(retried_ids, 1)
+    assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried_ids} == dict.fromkeys(
+        retried_ids, 1
+    )
     assert sum(counters["retry_puts"].values()) == 10
     assert "7 recovered, 3 failed again, 1 to retry later, 3 skipped, 0 unknown" in output
     assert not any(secret in str(report) for secret in SECRETS)

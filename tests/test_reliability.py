@@ -39,12 +39,23 @@ def figures(name: str, **values: object) -> None:
 
 
 def one_failed_post(emulator) -> str:
-    return add_failed(emulator.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="recover me", age_days=1).id
+    return add_failed(
+        emulator.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="recover me", age_days=1
+    ).id
 
 
 def operator(post_id: str, **kwargs) -> RetryPostOperator:
-    return RetryPostOperator(**{"task_id": "retry", "post_id": post_id, "poll_interval": 0.1, "timeout": 30,
-                                "deferrable": False, "hook_params": FAST, **kwargs})
+    return RetryPostOperator(
+        **{
+            "task_id": "retry",
+            "post_id": post_id,
+            "poll_interval": 0.1,
+            "timeout": 30,
+            "deferrable": False,
+            "hook_params": FAST,
+            **kwargs,
+        }
+    )
 
 
 first_event = run_inline  # the trigger, run in this process until its one event
@@ -59,8 +70,12 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     from ayrshare_provider.emulator import scenarios
 
     scenarios.bulk(emulator.state, count=60)
-    emulator.state.settings.retry_delay = 1.0  # Ayrshare processes a retry like a scheduled post: not instantly
-    emulator.state.settings.rate_limit = 0  # 429s come from the injected bursts here; the window has its own test
+    emulator.state.settings.retry_delay = (
+        1.0  # Ayrshare processes a retry like a scheduled post: not instantly
+    )
+    emulator.state.settings.rate_limit = (
+        0  # 429s come from the injected bursts here; the window has its own test
+    )
     expected = plan_recovery([emulator.state.view(post) for post in emulator.state.posts.values()])
     fails_again = {post.id for post in emulator.state.posts.values() if post.retry_failures}
     for rule in [
@@ -68,20 +83,36 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
         {"endpoint": "*", "kind": "error_html", "status": 502, "probability": 0.1},
         {"endpoint": "*", "kind": "unavailable", "probability": 0.1},
         {"endpoint": "*", "kind": "drop", "probability": 0.05},
-        {"endpoint": "*", "kind": "latency", "seconds": 1.2, "probability": 0.03},  # past the 1 s client timeout
+        {
+            "endpoint": "*",
+            "kind": "latency",
+            "seconds": 1.2,
+            "probability": 0.03,
+        },  # past the 1 s client timeout
         {"endpoint": "*", "kind": "rate_limit", "probability": 0.02, "count": 3},
     ]:
         emulator.faults.add(rule)
     # Tuned through the connection extra: a short client timeout, quick backoff.
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(
-        emulator.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET, timeout="1", backoff="0.05", max_backoff="0.3",
-        max_attempts="8"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT",
+        connection_json(
+            emulator.url,
+            x_twitter_api_key=X_KEY,
+            x_twitter_api_secret=X_SECRET,
+            timeout="1",
+            backoff="0.05",
+            max_backoff="0.3",
+            max_attempts="8",
+        ),
+    )
 
     dag = load_dag("ayrshare_failed_post_recovery")
     retry_post = dag.get_task("retry_post")
     retry_post.partial_kwargs["retry_delay"] = timedelta(seconds=1)  # the DAG waits 30 s
     if "retry_policy" in retry_post.partial_kwargs:  # Airflow 3.3+: after a 429 the DAG waits 5 minutes
-        retry_post.partial_kwargs["retry_policy"] = ayrshare_retry_policy(rate_limit_delay=timedelta(seconds=1))
+        retry_post.partial_kwargs["retry_policy"] = ayrshare_retry_policy(
+            rate_limit_delay=timedelta(seconds=1)
+        )
     started = time.monotonic()
     dag_run = dag.test(run_conf={"last_days": 0, "limit": 1000, "poll_interval": 0.2})
     elapsed = time.monotonic() - started
@@ -90,26 +121,42 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     report = stored_xcoms("ayrshare_failed_post_recovery", dag_run.run_id)[("report", "return_value", -1)]
     counters = emulator.state.counters()
 
-    accounted = [entry["id"] for bucket in ("recovered", "failed_again", "skipped", "unknown") for entry in report[bucket]]
+    accounted = [
+        entry["id"]
+        for bucket in ("recovered", "failed_again", "skipped", "unknown")
+        for entry in report[bucket]
+    ]
     assert sorted(accounted) == sorted(emulator.state.posts)  # every post, once
     assert report["unknown"] == []
     assert {entry["id"] for entry in report["failed_again"]} == fails_again
     assert {entry["id"] for entry in report["skipped"]} == {entry["id"] for entry in expected["skipped"]}
     retried = expected["to_retry"]
     # Exactly one retry applied per retryable post, none for the others.
-    assert {post_id: counters["retries_applied"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
+    assert {post_id: counters["retries_applied"].get(post_id) for post_id in retried} == dict.fromkeys(
+        retried, 1
+    )
     assert set(counters["retry_puts"]) == set(retried)
     # Any PUT beyond the first was one Ayrshare refused with 329: sent only after an answer was lost.
     refused = counters["retries_refused"]
     assert {p: counters["retry_puts"][p] for p in retried} == {p: 1 + refused.get(p, 0) for p in retried}
     injected = sum(count for key, count in emulator.faults.injected.items())
-    figures("soak", posts=len(emulator.state.posts), retryable=len(retried), requests=sum(counters["requests"].values()),
-            faults_injected=injected, faults_by_kind=_by_kind(emulator.faults.injected),
-            retry_puts=sum(counters["retry_puts"].values()), retries_applied=sum(counters["retries_applied"].values()),
-            puts_refused_329=sum(refused.values()),
-            airflow_task_retries=_task_retries(dag_run),
-            recovered=len(report["recovered"]), failed_again=len(report["failed_again"]), skipped=len(report["skipped"]),
-            lost=len(report["unknown"]), seconds=round(elapsed, 1))
+    figures(
+        "soak",
+        posts=len(emulator.state.posts),
+        retryable=len(retried),
+        requests=sum(counters["requests"].values()),
+        faults_injected=injected,
+        faults_by_kind=_by_kind(emulator.faults.injected),
+        retry_puts=sum(counters["retry_puts"].values()),
+        retries_applied=sum(counters["retries_applied"].values()),
+        puts_refused_329=sum(refused.values()),
+        airflow_task_retries=_task_retries(dag_run),
+        recovered=len(report["recovered"]),
+        failed_again=len(report["failed_again"]),
+        skipped=len(report["skipped"]),
+        lost=len(report["unknown"]),
+        seconds=round(elapsed, 1),
+    )
 
 
 def _task_retries(dag_run) -> int:
@@ -154,7 +201,9 @@ def test_crash_mid_wait_the_task_retry_resumes_waiting_without_a_second_put(emul
     try:
         deadline = time.monotonic() + 60
         while emulator_conn.state.counters()["retries_applied"].get(post_id) != 1:
-            assert time.monotonic() < deadline and worker.poll() is None, "the first attempt never sent its retry"
+            assert time.monotonic() < deadline and worker.poll() is None, (
+                "the first attempt never sent its retry"
+            )
             time.sleep(0.05)
         time.sleep(0.3)  # now it is waiting
         worker.send_signal(signal.SIGKILL)  # the worker dies mid-wait
@@ -185,7 +234,9 @@ def test_triggerer_restart_a_rebuilt_trigger_completes_within_the_same_deadline(
     emulator_conn.state.settings.retry_delay = 1.0
     post_id = one_failed_post(emulator_conn)
     AyrshareHook(**FAST).retry_post(post_id)
-    original = PostStatusTrigger(post_id, "ayrshare_default", end_time=time.time() + 20, poll_interval=0.1, hook_params=FAST)
+    original = PostStatusTrigger(
+        post_id, "ayrshare_default", end_time=time.time() + 20, poll_interval=0.1, hook_params=FAST
+    )
 
     async def run_until_cancelled() -> None:
         task = asyncio.ensure_future(anext(original.run()))
@@ -206,8 +257,11 @@ def test_triggerer_restart_a_rebuilt_trigger_completes_within_the_same_deadline(
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_a_post_that_never_finishes_times_out_clearly(emulator_conn, deferrable):
-    [post_id] = requests.post(f"{emulator_conn.url}/_emulator/posts", json={"posts": [{"status": "processing", "platforms": ["x"]}]},
-                              timeout=10).json()["ids"]
+    [post_id] = requests.post(
+        f"{emulator_conn.url}/_emulator/posts",
+        json={"posts": [{"status": "processing", "platforms": ["x"]}]},
+        timeout=10,
+    ).json()["ids"]
     task = operator(post_id, deferrable=deferrable, timeout=0.5)
     started = time.monotonic()
 
@@ -221,7 +275,11 @@ def test_a_post_that_never_finishes_times_out_clearly(emulator_conn, deferrable)
         run_to_the_end()
     elapsed = time.monotonic() - started
     assert elapsed < 5
-    figures(f"never_finishes_{'deferrable' if deferrable else 'sync'}", timeout=0.5, seconds_to_error=round(elapsed, 2))
+    figures(
+        f"never_finishes_{'deferrable' if deferrable else 'sync'}",
+        timeout=0.5,
+        seconds_to_error=round(elapsed, 2),
+    )
 
 
 # -- auth and rate limits ---------------------------------------------------------------------
@@ -232,7 +290,9 @@ def test_auth_failures_fail_fast_and_are_never_retried(fake, monkeypatch, status
     from tests.fake_ayrshare import Fault
 
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(fake.url))
-    fake.fail_next("GET /api/post", Fault(status, json.dumps({"status": "error", "code": 102, "message": "not allowed"})))
+    fake.fail_next(
+        "GET /api/post", Fault(status, json.dumps({"status": "error", "code": 102, "message": "not allowed"}))
+    )
     with pytest.raises(AyrshareAuthError, match=f"HTTP {status}") as caught:
         operator("p1").execute(make_context())
     assert isinstance(caught.value, AirflowFailException)  # Airflow does not retry the task either
@@ -246,7 +306,9 @@ def test_the_hook_slows_down_before_the_rate_limit_where_a_bare_client_hits_it()
     with Emulator(API_KEY, rate_limit=20, rate_window=window) as emulator:
         with requests.Session() as bare:
             bare.headers["Authorization"] = f"Bearer {API_KEY}"
-            bare_429 = sum(bare.get(f"{emulator.url}/api/user", timeout=10).status_code == 429 for _ in range(calls))
+            bare_429 = sum(
+                bare.get(f"{emulator.url}/api/user", timeout=10).status_code == 429 for _ in range(calls)
+            )
         time.sleep(window)
         emulator.state.reset_counters()
         os.environ["AIRFLOW_CONN_AYRSHARE_RATE"] = connection_json(emulator.url)
@@ -260,5 +322,12 @@ def test_the_hook_slows_down_before_the_rate_limit_where_a_bare_client_hits_it()
             del os.environ["AIRFLOW_CONN_AYRSHARE_RATE"]
         hook_429 = emulator.state.counters()["rate_limited"]
     assert bare_429 > 0 and hook_429 == 0
-    figures("rate_limit", calls=calls, limit_per_window=20, window_s=window, bare_client_429s=bare_429,
-            hook_429s=hook_429, hook_seconds=round(elapsed, 1))
+    figures(
+        "rate_limit",
+        calls=calls,
+        limit_per_window=20,
+        window_s=window,
+        bare_client_429s=bare_429,
+        hook_429s=hook_429,
+        hook_seconds=round(elapsed, 1),
+    )

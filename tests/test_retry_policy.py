@@ -22,7 +22,11 @@ needs_policies = pytest.mark.skipif(policy is None, reason="retry policies came 
 @needs_policies
 @pytest.mark.parametrize(
     "error",
-    [AyrshareAuthError("bad key"), AyrsharePostFailedError("failed again"), AyrshareAlreadyRetriedError("329")],
+    [
+        AyrshareAuthError("bad key"),
+        AyrsharePostFailedError("failed again"),
+        AyrshareAlreadyRetriedError("329"),
+    ],
 )
 def test_what_no_attempt_can_fix_fails_at_once(error):
     from airflow.providers.common.compat.sdk import RetryAction
@@ -43,7 +47,9 @@ def test_a_rate_limit_is_retried_after_the_window_turns():
 def test_anything_else_keeps_the_tasks_own_retries_and_the_policy_serializes():
     from airflow.providers.common.compat.sdk import RetryAction
 
-    assert policy.evaluate(AyrshareServerError("502"), try_number=1, max_tries=3).action is RetryAction.DEFAULT
+    assert (
+        policy.evaluate(AyrshareServerError("502"), try_number=1, max_tries=3).action is RetryAction.DEFAULT
+    )
     assert policy.serialize()  # a DAG that uses it can be serialized
 
 

@@ -30,7 +30,9 @@ def test_the_hook_registers_every_secret_with_the_masker(emulator_conn, monkeypa
 
 
 def airflow(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run([sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=env, timeout=300
+    )
     return f"$ airflow {' '.join(args)} (exit {result.returncode})\n{result.stdout}\n{result.stderr}"
 
 
@@ -51,10 +53,21 @@ def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, em
     # seconds to start): so the sensor defers.
     emulator.state.settings.retry_delay = 20.0
     state = emulator.state
-    recovers = add_failed(state, PROFILE_KEY, ["twitter"], {"twitter": TRANSIENT}, text="X post", age_days=1).id
-    fails = add_failed(state, PROFILE_KEY, ["linkedin"], {"linkedin": REJECTED}, fails_again={"linkedin": REJECTED},
-                       text="fails again", age_days=1).id
-    paused = add_failed(state, PROFILE_KEY, ["facebook"], {"facebook": TRANSIENT}, text="paused", age_days=1).id
+    recovers = add_failed(
+        state, PROFILE_KEY, ["twitter"], {"twitter": TRANSIENT}, text="X post", age_days=1
+    ).id
+    fails = add_failed(
+        state,
+        PROFILE_KEY,
+        ["linkedin"],
+        {"linkedin": REJECTED},
+        fails_again={"linkedin": REJECTED},
+        text="fails again",
+        age_days=1,
+    ).id
+    paused = add_failed(
+        state, PROFILE_KEY, ["facebook"], {"facebook": TRANSIENT}, text="paused", age_days=1
+    ).id
     state.posts[paused].record["status"] = "paused"
     env = {
         **os.environ,
@@ -65,15 +78,30 @@ def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, em
     dag = "ayrshare_retry_single_post"
     outputs = [airflow("dags", "reserialize", env=env)]
     for post_id in (recovers, fails, paused):
-        outputs.append(airflow("dags", "trigger", dag, "-r", f"run_{post_id}", "-c", json.dumps({"post_id": post_id}), env=env))
+        outputs.append(
+            airflow(
+                "dags",
+                "trigger",
+                dag,
+                "-r",
+                f"run_{post_id}",
+                "-c",
+                json.dumps({"post_id": post_id}),
+                env=env,
+            )
+        )
         mark_started(dag, f"run_{post_id}")
         params = json.dumps({"post_id": post_id})
         outputs.append(airflow("tasks", "test", dag, "retry_post", f"run_{post_id}", "-t", params, env=env))
         if post_id != paused:
-            outputs.append(airflow("tasks", "test", dag, "wait_until_published", f"run_{post_id}", "-t", params, env=env))
+            outputs.append(
+                airflow("tasks", "test", dag, "wait_until_published", f"run_{post_id}", "-t", params, env=env)
+            )
     outputs.append(airflow("dags", "trigger", "ayrshare_failed_post_recovery", "-r", "recovery", env=env))
     mark_started("ayrshare_failed_post_recovery", "recovery")
-    outputs.append(airflow("tasks", "test", "ayrshare_failed_post_recovery", "find_failed_posts", "recovery", env=env))
+    outputs.append(
+        airflow("tasks", "test", "ayrshare_failed_post_recovery", "find_failed_posts", "recovery", env=env)
+    )
     text = "\n".join(outputs)
 
     # What ran is what this test claims: a success, a deferral, two failures, the recovery plan.
@@ -84,7 +112,9 @@ def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, em
         assert "AyrsharePostFailedError" in text
     assert "1 failed posts: 1 to retry, 0 to retry later, 0 skipped" in text  # the one that failed again
 
-    stored = [str(value) for name in (dag, "ayrshare_failed_post_recovery") for value in stored_xcoms(name).values()]
+    stored = [
+        str(value) for name in (dag, "ayrshare_failed_post_recovery") for value in stored_xcoms(name).values()
+    ]
     stored += [str(fields) for fields in rendered_fields()]
     assert any(post in value for value in stored for post in (recovers, fails))  # the real XComs and fields
     logs = [path.read_text(errors="replace") for path in (airflow_db / "logs").rglob("*") if path.is_file()]
@@ -95,4 +125,6 @@ def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, em
         everything = "\n".join(line for line in everything.splitlines() if "msg=MaskSecret(" not in line)
     leaks = {secret: everything.count(secret) for secret in SECRETS if secret in everything}
     assert leaks == {}
-    print(f"\nFIGURES secrets: {json.dumps({'runs': len(outputs), 'chars_searched': len(everything), 'occurrences': 0})}")
+    print(
+        f"\nFIGURES secrets: {json.dumps({'runs': len(outputs), 'chars_searched': len(everything), 'occurrences': 0})}"
+    )

@@ -39,7 +39,9 @@ class InProcessTriggerer:
         trigger_id = next(self._ids)
         key = trigger.shared_stream_key() if self._manager and hasattr(trigger, "shared_stream_key") else None
         if key is not None:
-            events = trigger.filter_shared_stream(self._manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key))
+            events = trigger.filter_shared_stream(
+                self._manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+            )
         else:
             events = trigger.run()
         try:

@@ -10,23 +10,44 @@ from ayrshare_provider.emulator.scenarios import SCENARIOS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ayrshare_provider.emulator", description="An offline Ayrshare API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m ayrshare_provider.emulator", description="An offline Ayrshare API."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument("--api-key", required=True, help="the API key the emulator accepts")
     parser.add_argument("--scenario", default="empty", choices=sorted(SCENARIOS), help="posts to start with")
     parser.add_argument("--count", type=int, default=0, help="number of posts for the bulk scenario")
-    parser.add_argument("--profile-key", default="", help="profile that owns the scenario's posts (default: primary)")
+    parser.add_argument(
+        "--profile-key", default="", help="profile that owns the scenario's posts (default: primary)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for ids, outcomes and faults")
-    parser.add_argument("--retry-delay", type=float, default=2.0, help="seconds until a retried post is final")
-    parser.add_argument("--retry-delay-max", type=float, default=None,
-                        help="if set, each retry takes a random time between --retry-delay and this")
-    parser.add_argument("--history-cache", type=float, default=60.0,
-                        help="seconds a history answer with limit > 25 is cached (default 60, as Ayrshare; 0: off)")
-    parser.add_argument("--rate-limit", type=int, default=300, help="requests per window per profile (0: off)")
+    parser.add_argument(
+        "--retry-delay", type=float, default=2.0, help="seconds until a retried post is final"
+    )
+    parser.add_argument(
+        "--retry-delay-max",
+        type=float,
+        default=None,
+        help="if set, each retry takes a random time between --retry-delay and this",
+    )
+    parser.add_argument(
+        "--history-cache",
+        type=float,
+        default=60.0,
+        help="seconds a history answer with limit > 25 is cached (default 60, as Ayrshare; 0: off)",
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=300, help="requests per window per profile (0: off)"
+    )
     parser.add_argument("--rate-window", type=float, default=300.0, help="rate-limit window in seconds")
-    parser.add_argument("--fault", action="append", default=[], metavar="JSON",
-                        help='a fault rule, e.g. \'{"endpoint": "GET /api/post/{id}", "kind": "unavailable", "probability": 0.2}\'')
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='a fault rule, e.g. \'{"endpoint": "GET /api/post/{id}", "kind": "unavailable", "probability": 0.2}\'',
+    )
     return parser.parse_args(argv)
 
 
@@ -34,14 +55,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from ayrshare_provider.emulator.server import Emulator
 
-    emulator = Emulator(args.api_key, host=args.host, port=args.port, scenario=args.scenario, seed=args.seed,
-                        count=args.count, profile_key=args.profile_key, retry_delay=args.retry_delay,
-                        retry_delay_max=args.retry_delay_max, history_cache=args.history_cache,
-                        rate_limit=args.rate_limit, rate_window=args.rate_window)
+    emulator = Emulator(
+        args.api_key,
+        host=args.host,
+        port=args.port,
+        scenario=args.scenario,
+        seed=args.seed,
+        count=args.count,
+        profile_key=args.profile_key,
+        retry_delay=args.retry_delay,
+        retry_delay_max=args.retry_delay_max,
+        history_cache=args.history_cache,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+    )
     for rule in args.fault:
         emulator.faults.add(json.loads(rule))
     emulator.bind()
-    print(f"Ayrshare emulator serving {emulator.url} (scenario {args.scenario}, {len(emulator.state.posts)} posts)", flush=True)
+    print(
+        f"Ayrshare emulator serving {emulator.url} (scenario {args.scenario}, {len(emulator.state.posts)} posts)",
+        flush=True,
+    )
     emulator.serve_forever()
     print("Ayrshare emulator stopped", file=sys.stderr, flush=True)
 

@@ -78,17 +78,39 @@ class ServiceRules:
             return await self._inject(fault, send)
 
         if headers.get("authorization") != f"Bearer {self.state.settings.api_key}":
-            return await _send_json(send, 401, {"action": "request", "status": "error", "code": 102,
-                                                "message": "API Key not valid. Verify your API Key."})
+            return await _send_json(
+                send,
+                401,
+                {
+                    "action": "request",
+                    "status": "error",
+                    "code": 102,
+                    "message": "API Key not valid. Verify your API Key.",
+                },
+            )
         allowed, limit_headers = self.state.take_rate_slot(headers.get("profile-key", ""))
         if not allowed:
-            return await _send_json(send, 429, {"action": "request", "status": "error", "code": 429,
-                                                "message": "Too many requests. Please slow down."}, limit_headers)
+            return await _send_json(
+                send,
+                429,
+                {
+                    "action": "request",
+                    "status": "error",
+                    "code": 429,
+                    "message": "Too many requests. Please slow down.",
+                },
+                limit_headers,
+            )
 
         async def send_with_limits(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *((k.encode(), v.encode()) for k, v in limit_headers.items())]}
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        *((k.encode(), v.encode()) for k, v in limit_headers.items()),
+                    ],
+                }
             if fault is None or fault.kind != "apply_then_drop":
                 await send(message)
 
@@ -100,20 +122,40 @@ class ServiceRules:
     async def _inject(fault: Fault, send: Any) -> None:
         if fault.kind == "error_html":
             body = _HTML_PAGE.format(status=fault.status).encode()
-            await send({"type": "http.response.start", "status": fault.status,
-                        "headers": [(b"content-type", b"text/html"), (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": fault.status,
+                    "headers": [
+                        (b"content-type", b"text/html"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             return await send({"type": "http.response.body", "body": body})
         if fault.kind == "unavailable":
-            return await _send_json(send, 503, {"status": "error", "code": 503, "message": "Service temporarily unavailable."})
+            return await _send_json(
+                send, 503, {"status": "error", "code": 503, "message": "Service temporarily unavailable."}
+            )
         if fault.kind == "rate_limit":
-            return await _send_json(send, 429, {"action": "request", "status": "error", "code": 429,
-                                                "message": "Too many requests. Please slow down."})
+            return await _send_json(
+                send,
+                429,
+                {
+                    "action": "request",
+                    "status": "error",
+                    "code": 429,
+                    "message": "Too many requests. Please slow down.",
+                },
+            )
         # drop / apply_then_drop: promise a body, then close the connection without it.
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
         raise DroppedConnection()
 
 
-async def _send_json(send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+async def _send_json(
+    send: Any, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> None:
     data = json.dumps(body).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -126,7 +168,9 @@ def _profile(request: Request) -> str:
 
 
 def _has_x_credentials(request: Request) -> bool:
-    return bool(request.headers.get("x-twitter-oauth1-api-key") and request.headers.get("x-twitter-oauth1-api-secret"))
+    return bool(
+        request.headers.get("x-twitter-oauth1-api-key") and request.headers.get("x-twitter-oauth1-api-secret")
+    )
 
 
 def _platforms_param(request: Request) -> list[str]:
@@ -151,7 +195,9 @@ def _date_param(request: Request, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, 101, f"{name} must be an ISO 8601 date, got {value!r}", action="request") from None
+        raise ApiError(
+            400, 101, f"{name} must be an ISO 8601 date, got {value!r}", action="request"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -160,7 +206,9 @@ def create_app(state: State, faults: Faults) -> Any:
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(existing, _QuietDrops) for existing in uvicorn_errors.filters):
         uvicorn_errors.addFilter(_QuietDrops())
-    api = FastAPI(title="Ayrshare emulator", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json")
+    api = FastAPI(
+        title="Ayrshare emulator", docs_url="/_emulator/docs", openapi_url="/_emulator/openapi.json"
+    )
 
     @api.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -174,9 +222,21 @@ def create_app(state: State, faults: Faults) -> Any:
         fail = set(body.get("_emulator_fail", []))  # which networks fail: the emulator's own extension
         errors = {p: scenarios.TRANSIENT for p in platforms if p in fail}
         if any(p in X_PLATFORMS for p in platforms) and not _has_x_credentials(request):
-            errors.update({p: (272, "X/Twitter requires your own X API key and secret.") for p in platforms if p in X_PLATFORMS})
-        record = scenarios.failed_record(state, platforms, errors, text=body["post"], age_days=0,
-                                         published=[p for p in platforms if p not in errors])
+            errors.update(
+                {
+                    p: (272, "X/Twitter requires your own X API key and secret.")
+                    for p in platforms
+                    if p in X_PLATFORMS
+                }
+            )
+        record = scenarios.failed_record(
+            state,
+            platforms,
+            errors,
+            text=body["post"],
+            age_days=0,
+            published=[p for p in platforms if p not in errors],
+        )
         record["status"] = "error" if errors else "success"
         state.add(StoredPost(record, _profile(request)))
         return JSONResponse(state.view(state.posts[record["id"]]), status_code=400 if errors else 200)
@@ -232,9 +292,15 @@ def create_app(state: State, faults: Faults) -> Any:
     async def user(request: Request) -> dict[str, Any]:
         profile = _profile(request)
         networks = sorted({p for post in state.history(profile) for p in post.record.get("platforms") or []})
-        return {"activeSocialAccounts": networks, "displayNames": [], "email": "emulator@example.com",
-                "monthlyApiCalls": sum(state.requests.values()), "refId": "emulator-ref",
-                "title": "Emulator Profile" if not profile else "Emulator User Profile", "created": iso(days_ago(365))}
+        return {
+            "activeSocialAccounts": networks,
+            "displayNames": [],
+            "email": "emulator@example.com",
+            "monthlyApiCalls": sum(state.requests.values()),
+            "refId": "emulator-ref",
+            "title": "Emulator Profile" if not profile else "Emulator User Profile",
+            "created": iso(days_ago(365)),
+        }
 
     # -- control API ----------------------------------------------------------------------
 
@@ -270,9 +336,17 @@ def create_app(state: State, faults: Faults) -> Any:
             record = {key: value for key, value in raw.items() if not key.startswith("_")}
             record.setdefault("id", state.new_id())
             record.setdefault("created", iso(days_ago(0)))
-            fails_again = {platform: tuple(error) for platform, error in (raw.get("_fails_again") or {}).items()}
-            state.add(StoredPost(record, body.get("profile_key", ""), retry_failures=fails_again,
-                                 already_retried=bool(raw.get("_already_retried"))))
+            fails_again = {
+                platform: tuple(error) for platform, error in (raw.get("_fails_again") or {}).items()
+            }
+            state.add(
+                StoredPost(
+                    record,
+                    body.get("profile_key", ""),
+                    retry_failures=fails_again,
+                    already_retried=bool(raw.get("_already_retried")),
+                )
+            )
             ids.append(record["id"])
         return {"ids": ids}
 
@@ -280,7 +354,9 @@ def create_app(state: State, faults: Faults) -> Any:
     async def load_scenario(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         before = set(state.posts)
         try:
-            scenarios.load(body.get("name", "demo"), state, body.get("profile_key", ""), int(body.get("count", 0)))
+            scenarios.load(
+                body.get("name", "demo"), state, body.get("profile_key", ""), int(body.get("count", 0))
+            )
         except ValueError as err:
             raise ApiError(400, 101, str(err), action="emulator") from None
         return {"ids": [post_id for post_id in state.posts if post_id not in before]}
@@ -288,12 +364,21 @@ def create_app(state: State, faults: Faults) -> Any:
     @api.get("/_emulator/posts")
     async def dump_posts() -> dict[str, Any]:
         with state.lock:
-            return {"posts": [{"profile_key": post.profile, "record": state.view(post)} for post in state.posts.values()]}
+            return {
+                "posts": [
+                    {"profile_key": post.profile, "record": state.view(post)} for post in state.posts.values()
+                ]
+            }
 
     @api.post("/_emulator/settings")
     async def settings(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        for name, kind in (("retry_delay", float), ("retry_delay_max", float), ("rate_limit", int),
-                           ("rate_window", float), ("history_cache", float)):
+        for name, kind in (
+            ("retry_delay", float),
+            ("retry_delay_max", float),
+            ("rate_limit", int),
+            ("rate_window", float),
+            ("history_cache", float),
+        ):
             if name in body:
                 setattr(state.settings, name, None if body[name] is None else kind(body[name]))
         return vars(state.settings) | {"api_key": "***"}

@@ -30,7 +30,9 @@ def _step(message: str) -> None:
 
 def _airflow(env: dict[str, str], log: Path, *args: str) -> int:
     with log.open("a") as out:
-        return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        ).returncode
 
 
 def _report(home: Path, env: dict[str, str]) -> dict[str, Any] | None:
@@ -59,12 +61,17 @@ def run(dags_folder: Path, keep_home: bool = False) -> int:
     _step("Starting the Ayrshare emulator (scenario: demo)")
     with Emulator(DEMO_API_KEY, scenario="demo", retry_delay=2.0) as emulator:
         try:
-            print(f"    {emulator.url}: {sum(p.record['status'] == 'error' for p in emulator.state.posts.values())} failed posts")
+            print(
+                f"    {emulator.url}: {sum(p.record['status'] == 'error' for p in emulator.state.posts.values())} failed posts"
+            )
             connection = {
                 "conn_type": "ayrshare",
                 "host": emulator.url,
                 "password": DEMO_API_KEY,
-                "extra": {"x_twitter_api_key": "demo-x-consumer-key", "x_twitter_api_secret": "demo-x-consumer-secret"},
+                "extra": {
+                    "x_twitter_api_key": "demo-x-consumer-key",
+                    "x_twitter_api_secret": "demo-x-consumer-secret",
+                },
             }
             env = {
                 **os.environ,
@@ -92,7 +99,9 @@ def run(dags_folder: Path, keep_home: bool = False) -> int:
             retried = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
             puts = [counters["retry_puts"].get(post_id, 0) for post_id in retried]
             _step("What the emulator saw")
-            print(f"    retry PUTs: {sum(puts)} for {len(retried)} retried posts (at most one each: {max(puts, default=0) <= 1})")
+            print(
+                f"    retry PUTs: {sum(puts)} for {len(retried)} retried posts (at most one each: {max(puts, default=0) <= 1})"
+            )
             print(f"    requests: {json.dumps(counters['requests'], sort_keys=True)}")
             print(f"    done in {time.monotonic() - started:.0f} s; DAG run exit code {code}")
             return code
@@ -102,9 +111,15 @@ def run(dags_folder: Path, keep_home: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ayrshare_provider.emulator.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--dags-folder", type=Path, default=Path("example_dags"), help="folder with the example DAGs")
-    parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME (to inspect logs)")
+    parser = argparse.ArgumentParser(
+        prog="python -m ayrshare_provider.emulator.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--dags-folder", type=Path, default=Path("example_dags"), help="folder with the example DAGs"
+    )
+    parser.add_argument(
+        "--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME (to inspect logs)"
+    )
     args = parser.parse_args(argv)
     if not (args.dags_folder / f"{DAG_ID}.py").exists():
         parser.error(f"{args.dags_folder} has no {DAG_ID}.py; run from the repository root")

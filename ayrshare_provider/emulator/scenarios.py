@@ -38,7 +38,14 @@ def failed_record(
     post_ids = []
     for platform in published:
         network_id = str(state.random.randrange(10**17, 10**18))
-        post_ids.append({"platform": platform, "status": "success", "id": network_id, "postUrl": post_url(platform, network_id)})
+        post_ids.append(
+            {
+                "platform": platform,
+                "status": "success",
+                "id": network_id,
+                "postUrl": post_url(platform, network_id),
+            }
+        )
     return {
         "id": state.new_id(),
         "status": "error",
@@ -59,40 +66,105 @@ def failed_record(
     }
 
 
-def add_failed(state: State, profile: str, platforms: list[str], errors: dict[str, tuple[int, str]],
-               fails_again: dict[str, tuple[int, str]] | None = None, already_retried: bool = False, **kwargs: Any) -> StoredPost:
+def add_failed(
+    state: State,
+    profile: str,
+    platforms: list[str],
+    errors: dict[str, tuple[int, str]],
+    fails_again: dict[str, tuple[int, str]] | None = None,
+    already_retried: bool = False,
+    **kwargs: Any,
+) -> StoredPost:
     """Add a failed post; ``fails_again`` lists the networks whose error a retry meets again."""
     record = failed_record(state, platforms, errors, **kwargs)
-    return state.add(StoredPost(record, profile, retry_failures=fails_again or {}, already_retried=already_retried))
+    return state.add(
+        StoredPost(record, profile, retry_failures=fails_again or {}, already_retried=already_retried)
+    )
 
 
 def demo(state: State, profile: str = "") -> None:
     """The demo's posts: what recovers, what fails again, and what must not be retried."""
     # Recover on retry.
     add_failed(state, profile, ["linkedin"], {"linkedin": TRANSIENT}, text="Our Q4 report is out", age_days=1)
-    add_failed(state, profile, ["facebook"], {"facebook": TRANSIENT}, text="Black Friday opening hours", age_days=1.5)
+    add_failed(
+        state, profile, ["facebook"], {"facebook": TRANSIENT}, text="Black Friday opening hours", age_days=1.5
+    )
     add_failed(state, profile, ["instagram"], {"instagram": TRANSIENT}, text="Behind the scenes", age_days=2)
     add_failed(state, profile, ["tiktok"], {"tiktok": TRANSIENT}, text="New tutorial video", age_days=2.5)
-    add_failed(state, profile, ["linkedin", "facebook"], {"facebook": TRANSIENT}, published=["linkedin"],
-               text="We are hiring (half published)", age_days=3)
+    add_failed(
+        state,
+        profile,
+        ["linkedin", "facebook"],
+        {"facebook": TRANSIENT},
+        published=["linkedin"],
+        text="We are hiring (half published)",
+        age_days=3,
+    )
     add_failed(state, profile, ["twitter"], {"twitter": TRANSIENT}, text="Launch thread on X", age_days=3.5)
     # Dates in Ayrshare's object form.
-    add_failed(state, profile, ["pinterest"], {"pinterest": TRANSIENT}, text="Mood board", age_days=4,
-               created={"_seconds": int(days_ago(4).timestamp()), "_nanoseconds": 0, "utc": iso(days_ago(4))})
+    add_failed(
+        state,
+        profile,
+        ["pinterest"],
+        {"pinterest": TRANSIENT},
+        text="Mood board",
+        age_days=4,
+        created={"_seconds": int(days_ago(4).timestamp()), "_nanoseconds": 0, "utc": iso(days_ago(4))},
+    )
     # Fail again on retry.
-    add_failed(state, profile, ["instagram"], {"instagram": INSTAGRAM_REJECTED}, fails_again={"instagram": INSTAGRAM_REJECTED},
-               text="Carousel of the week", age_days=5)
-    add_failed(state, profile, ["linkedin"], {"linkedin": LINKEDIN_IMAGE}, fails_again={"linkedin": LINKEDIN_IMAGE},
-               text="Infographic", age_days=5.5)
+    add_failed(
+        state,
+        profile,
+        ["instagram"],
+        {"instagram": INSTAGRAM_REJECTED},
+        fails_again={"instagram": INSTAGRAM_REJECTED},
+        text="Carousel of the week",
+        age_days=5,
+    )
+    add_failed(
+        state,
+        profile,
+        ["linkedin"],
+        {"linkedin": LINKEDIN_IMAGE},
+        fails_again={"linkedin": LINKEDIN_IMAGE},
+        text="Infographic",
+        age_days=5.5,
+    )
     # Retried before this run: the one retry is spent.
-    add_failed(state, profile, ["facebook"], {"facebook": TRANSIENT}, already_retried=True, text="Event reminder", age_days=6)
+    add_failed(
+        state,
+        profile,
+        ["facebook"],
+        {"facebook": TRANSIENT},
+        already_retried=True,
+        text="Event reminder",
+        age_days=6,
+    )
     # Must not be retried.
     # The network reported an error, yet the post is live: status "error", every network published.
-    add_failed(state, profile, ["youtube"], {}, published=["youtube"], text="Published despite the error", age_days=6.5)
+    add_failed(
+        state,
+        profile,
+        ["youtube"],
+        {},
+        published=["youtube"],
+        text="Published despite the error",
+        age_days=6.5,
+    )
     add_failed(state, profile, ["facebook"], {"facebook": FACEBOOK_RELINK}, text="Needs a relink", age_days=7)
-    add_failed(state, profile, ["twitter"], {"twitter": DUPLICATE}, text="Same text twice", age_days=7.5, retryAvailable=False)
+    add_failed(
+        state,
+        profile,
+        ["twitter"],
+        {"twitter": DUPLICATE},
+        text="Same text twice",
+        age_days=7.5,
+        retryAvailable=False,
+    )
     # Instagram asked to wait a day (code 435): retrying now would spend the one retry for nothing.
-    late = add_failed(state, profile, ["instagram"], {"instagram": INSTAGRAM_LIMIT}, text="Reel of the day", age_days=0.25)
+    late = add_failed(
+        state, profile, ["instagram"], {"instagram": INSTAGRAM_LIMIT}, text="Reel of the day", age_days=0.25
+    )
     late.record["errors"][0]["details"] = INSTAGRAM_LIMIT_WAIT
     # And one that never failed, so history has more than failures.
     ok = failed_record(state, ["linkedin"], {}, published=["linkedin"], text="All good", age_days=0.5)
@@ -109,15 +181,20 @@ def bulk(state: State, profile: str = "", count: int = 50) -> None:
         if roll < 0.65:
             add_failed(state, profile, [platform], {platform: TRANSIENT}, **kwargs)
         elif roll < 0.85:
-            add_failed(state, profile, [platform], {platform: REJECTED}, fails_again={platform: REJECTED}, **kwargs)
+            add_failed(
+                state, profile, [platform], {platform: REJECTED}, fails_again={platform: REJECTED}, **kwargs
+            )
         elif roll < 0.93:
             add_failed(state, profile, [platform], {}, published=[platform], **kwargs)
         else:
             add_failed(state, profile, [platform], {platform: NOT_LINKED}, **kwargs)
 
 
-SCENARIOS = {"empty": lambda state, profile="", count=0: None, "demo": lambda state, profile="", count=0: demo(state, profile),
-             "bulk": lambda state, profile="", count=50: bulk(state, profile, count or 50)}
+SCENARIOS = {
+    "empty": lambda state, profile="", count=0: None,
+    "demo": lambda state, profile="", count=0: demo(state, profile),
+    "bulk": lambda state, profile="", count=50: bulk(state, profile, count or 50),
+}
 
 
 def load(name: str, state: State, profile: str = "", count: int = 0) -> None:

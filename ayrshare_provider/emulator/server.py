@@ -30,15 +30,29 @@ class Emulator:
     :param settings: more :class:`Settings` (``retry_delay``, ``retry_delay_max``, ``rate_limit``, ``rate_window``, ``history_cache``).
     """
 
-    def __init__(self, api_key: str, host: str = "127.0.0.1", port: int = 0, scenario: str = "empty",
-                 seed: int = 0, count: int = 0, profile_key: str = "", **settings: Any) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scenario: str = "empty",
+        seed: int = 0,
+        count: int = 0,
+        profile_key: str = "",
+        **settings: Any,
+    ) -> None:
         self.state = State(Settings(api_key=api_key, **settings), seed=seed)
         self.faults = Faults(seed=seed)
         scenarios.load(scenario, self.state, profile_key, count)
         self.address = (host, port)
         self.socket: socket.socket | None = None
-        config = uvicorn.Config(create_app(self.state, self.faults), log_level="warning", access_log=False,
-                                timeout_keep_alive=30, lifespan="off")
+        config = uvicorn.Config(
+            create_app(self.state, self.faults),
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -69,7 +83,9 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Serve in a background thread; returns once the server accepts connections."""
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.bind()]}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.bind()]}, daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

@@ -77,7 +77,13 @@ class ApiError(Exception):
     def __init__(self, http_status: int, code: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.http_status = http_status
-        self.body = {"action": extra.pop("action", "post"), "status": "error", "code": code, "message": message, **extra}
+        self.body = {
+            "action": extra.pop("action", "post"),
+            "status": "error",
+            "code": code,
+            "message": message,
+            **extra,
+        }
 
 
 class State:
@@ -156,12 +162,19 @@ class State:
             post = self.find(post_id, profile)
             if post.retried_at is not None or post.already_retried:
                 self.retries_refused[post_id] += 1
-                raise ApiError(400, ALREADY_RETRIED_CODE, "This post was already retried and cannot be retried again.")
+                raise ApiError(
+                    400, ALREADY_RETRIED_CODE, "This post was already retried and cannot be retried again."
+                )
             if post.record.get("status") != "error":
-                raise ApiError(400, 400, f"Only a post with status error can be retried; this one is {post.record.get('status')}.")
+                raise ApiError(
+                    400,
+                    400,
+                    f"Only a post with status error can be retried; this one is {post.record.get('status')}.",
+                )
             if post.targets_x() and not has_x_credentials:
                 raise ApiError(
-                    400, X_AUTH_CODE,
+                    400,
+                    X_AUTH_CODE,
                     "X/Twitter requires the X-Twitter-OAuth1-Api-Key and X-Twitter-OAuth1-Api-Secret headers.",
                     platform="twitter",
                 )
@@ -191,10 +204,25 @@ class State:
                 continue
             if platform in post.retry_failures:
                 code, message = post.retry_failures[platform]
-                errors.append({"action": "post", "status": "error", "code": code, "message": message, "platform": platform})
+                errors.append(
+                    {
+                        "action": "post",
+                        "status": "error",
+                        "code": code,
+                        "message": message,
+                        "platform": platform,
+                    }
+                )
             else:
                 network_id = str(self.random.randrange(10**17, 10**18))
-                published.append({"platform": platform, "status": "success", "id": network_id, "postUrl": post_url(platform, network_id)})
+                published.append(
+                    {
+                        "platform": platform,
+                        "status": "success",
+                        "id": network_id,
+                        "postUrl": post_url(platform, network_id),
+                    }
+                )
         post.record.update(status="error" if errors else "success", errors=errors, postIds=published)
 
     # -- rate limit and counting ----------------------------------------------------------
@@ -221,7 +249,11 @@ class State:
             if not allowed:
                 self.rate_limited += 1
         reset_ms = max(0, int((start + window - now) * 1000))
-        return allowed, {"x-ratelimit-max": str(limit), "x-ratelimit-count": str(min(count, limit)), "x-ratelimit-reset": str(reset_ms)}
+        return allowed, {
+            "x-ratelimit-max": str(limit),
+            "x-ratelimit-count": str(min(count, limit)),
+            "x-ratelimit-reset": str(reset_ms),
+        }
 
     def counters(self) -> dict[str, Any]:
         with self.lock:

@@ -32,7 +32,9 @@ USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
 _LOOPBACK_NAMES = {"localhost"}
 #: Defaults of the hook's tuning; each can be set in the connection's extra (the form has a field
 #: for each) or as a hook argument.
-TUNING_DEFAULTS: dict[str, float] = {name: field["default"] for name, field in connection_form.TUNING_FIELDS.items()}
+TUNING_DEFAULTS: dict[str, float] = {
+    name: field["default"] for name, field in connection_form.TUNING_FIELDS.items()
+}
 RETRY_CALL = "PUT /api/post/retry"
 POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
@@ -66,7 +68,9 @@ def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | 
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as err:
-        raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not a URL: {err}") from None
+        raise AyrshareConfigError(
+            f"connection {conn_id!r} has host {host!r}, which is not a URL: {err}"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not an http(s) URL")
     if parts.path or parts.query or parts.fragment:
@@ -81,7 +85,9 @@ def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | 
     return url
 
 
-def auth_headers(conn_id: str, api_key: str | None, extra: dict[str, Any], profile_key: str | None) -> dict[str, str]:
+def auth_headers(
+    conn_id: str, api_key: str | None, extra: dict[str, Any], profile_key: str | None
+) -> dict[str, str]:
     """
     The headers that carry the credentials, after registering each one with Airflow's masker.
 
@@ -91,7 +97,9 @@ def auth_headers(conn_id: str, api_key: str | None, extra: dict[str, Any], profi
     :param profile_key: a Profile Key passed to the hook, which wins over the connection's.
     """
     if not api_key or not api_key.strip():
-        raise AyrshareConfigError(f"connection {conn_id!r} has no API key: put it in the API Key (password) field")
+        raise AyrshareConfigError(
+            f"connection {conn_id!r} has no API key: put it in the API Key (password) field"
+        )
     headers = {"Authorization": f"Bearer {api_key.strip()}"}
     optional = {
         "Profile-Key": profile_key or extra.get(connection_form.PROFILE_KEY),
@@ -268,7 +276,9 @@ class AyrshareHook(HttpHook):
         self._budget = budget_for(self.base_url, headers.get("Profile-Key"))
         return {**headers, "Accept": "application/json", "User-Agent": USER_AGENT}
 
-    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
         """
         The hook's one ``requests.Session``, with Ayrshare's headers only.
 
@@ -329,10 +339,16 @@ class AyrshareHook(HttpHook):
         try:
             response = self.run_and_check(session, prepared, options)
         except requests.RequestException as err:
-            raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
+            raise AyrshareServerError(
+                f"no answer ({type(err).__name__})", call=call, post_id=post_id
+            ) from None
         self._budget.observe(response.headers)  # type: ignore[union-attr]
         return parse_response(
-            response.status_code, response.text, call=call, post_id=post_id, retry_after=_retry_after(response.headers)
+            response.status_code,
+            response.text,
+            call=call,
+            post_id=post_id,
+            retry_after=_retry_after(response.headers),
         )
 
     def _read(self, path: str, *, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
@@ -380,7 +396,9 @@ class AyrshareHook(HttpHook):
             error = retry_state.outcome.exception() if retry_state.outcome else None
             if isinstance(error, AyrshareRateLimitError):
                 return rate_limited < 2  # Ayrshare: a 429 write at most once more, after backing off
-            return isinstance(error, AyrshareServerError) and not isinstance(error, AyrshareRetryUnconfirmedError)
+            return isinstance(error, AyrshareServerError) and not isinstance(
+                error, AyrshareRetryUnconfirmedError
+            )
 
         policy = {**self._read_policy(), "retry": send_again}
         return tenacity.Retrying(**policy)(send_once)
@@ -399,7 +417,9 @@ class AyrshareHook(HttpHook):
         status = status_of(record)
         if status == ERROR:
             raise error  # surely not applied: safe to send again
-        self.log.warning("The answer to the retry of post %s was lost, but the post is now %r: it landed", post_id, status)
+        self.log.warning(
+            "The answer to the retry of post %s was lost, but the post is now %r: it landed", post_id, status
+        )
         return {"status": status, "id": post_id}
 
     def get_history(
@@ -477,11 +497,14 @@ class AyrshareHook(HttpHook):
             conn = await get_async_connection(self.ayrshare_conn_id, hook=self)
             headers = self._configure(conn, await get_async_extra_dejson(conn))
             self._async_session = aiohttp.ClientSession(
-                headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout))
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout)),
             )
         return self._async_session
 
-    async def _asend(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
+    async def _asend(
+        self, method: str, path: str, call: str, post_id: str | None, **request: Any
+    ) -> dict[str, Any]:
         import asyncio
 
         import aiohttp
@@ -493,7 +516,9 @@ class AyrshareHook(HttpHook):
             async with session.request(method, self.base_url + path, **request) as response:
                 status, text, headers = response.status, await response.text(), response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise AyrshareServerError(f"no answer ({type(err).__name__})", call=call, post_id=post_id) from None
+            raise AyrshareServerError(
+                f"no answer ({type(err).__name__})", call=call, post_id=post_id
+            ) from None
         self._budget.observe(headers)  # type: ignore[union-attr]
         return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
 

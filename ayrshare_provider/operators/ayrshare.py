@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
+
 class AyrsharePostLink(BaseOperatorLink):
     """Opens the published post on its network (the first post URL Ayrshare returned)."""
 
@@ -140,7 +141,9 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             # An earlier attempt of this task retried it, and "error" is how that retry ended.
             summary = summarize(record, Action.RETRIED, post_id=post_id)
             report_summary(context, summary)
-            raise post_failed_error(summary, "retried by an earlier attempt of this task, which ended with status 'error'")
+            raise post_failed_error(
+                summary, "retried by an earlier attempt of this task, which ended with status 'error'"
+            )
         if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
             report_summary(context, summarize(record, Action.NOT_RETRIED, post_id=post_id))
             raise AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
@@ -153,13 +156,17 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
         if not self.wait_for_completion:
             return self._finish(context, summarize(record, action, post_id=post_id))
-        trigger = self.status_trigger(post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=action.value)
+        trigger = self.status_trigger(
+            post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=action.value
+        )
         if self.deferrable:
             report_summary(context, summarize(record, action, post_id=post_id))  # visible while deferred
             self.defer_until_final(trigger, self.timeout)
         return self.execute_complete(context, run_inline(trigger))
 
-    def _retry_after_wait_hint(self, context: Context, post_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    def _retry_after_wait_hint(
+        self, context: Context, post_id: str, record: dict[str, Any]
+    ) -> dict[str, Any]:
         """Wait until the network's wait hint is over (deferred, or here), then start again from the read."""
         not_before, why = retry_not_before(record) or (datetime.now(UTC), "")
         wait = (not_before - datetime.now(UTC)).total_seconds()
@@ -171,11 +178,16 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
                 not_before=not_before,
                 post_id=post_id,
             )
-        self.log.info("Post %s: %s; waiting %.0f s, until %s, before its one retry", post_id, why, wait, not_before)
+        self.log.info(
+            "Post %s: %s; waiting %.0f s, until %s, before its one retry", post_id, why, wait, not_before
+        )
         if self.deferrable:
             from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
 
-            self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=max(0.0, wait))), method_name="execute_after_wait_hint")
+            self.defer(
+                trigger=TimeDeltaTrigger(timedelta(seconds=max(0.0, wait))),
+                method_name="execute_after_wait_hint",
+            )
         time.sleep(max(0.0, wait))
         return self.execute(context)
 

@@ -121,7 +121,9 @@ class PostStatusTrigger(BaseEventTrigger):
         return _hook_of(self.serialize()[1])
 
     def _event(self, status: str, message: str, summary: dict[str, Any] | None = None) -> TriggerEvent:
-        return TriggerEvent({"status": status, "post_id": self.post_id, "message": message, "summary": summary})
+        return TriggerEvent(
+            {"status": status, "post_id": self.post_id, "message": message, "summary": summary}
+        )
 
     def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
         summary = summarize(record, Action(self.action), post_id=self.post_id)
@@ -149,7 +151,11 @@ class PostStatusTrigger(BaseEventTrigger):
         # The task read the post just before deferring. A random first wait spreads the polls of
         # triggers that start together (a mapped recovery defers hundreds at once), so that
         # neither the triggerer's event loop nor the profile's rate limit sees them in lockstep.
-        await asyncio.sleep(random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD))))
+        await asyncio.sleep(
+            random.uniform(
+                0, max(0.0, min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD))
+            )
+        )
         try:
             while True:
                 if event := await self._read_alone(hook, watch):
@@ -170,7 +176,13 @@ class PostStatusTrigger(BaseEventTrigger):
         if not self.batch_wait:
             return None
         profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
-        return ("ayrshare-history", self.ayrshare_conn_id, profile, self.poll_interval, json.dumps(self.hook_params, sort_keys=True))
+        return (
+            "ayrshare-history",
+            self.ayrshare_conn_id,
+            profile,
+            self.poll_interval,
+            json.dumps(self.hook_params, sort_keys=True),
+        )
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
@@ -193,10 +205,14 @@ class PostStatusTrigger(BaseEventTrigger):
                     try:
                         records = await hook.aget_history(last_days=0, limit=_LISTING_LIMIT)
                     except AyrshareError as err:
-                        _log.warning("Listing posts for the batched waits failed; each reads its post alone: %s", err)
+                        _log.warning(
+                            "Listing posts for the batched waits failed; each reads its post alone: %s", err
+                        )
                         yield {"listing_failed": str(err)}
                     else:
-                        by_id = {record["id"]: record for record in records if isinstance(record.get("id"), str)}
+                        by_id = {
+                            record["id"]: record for record in records if isinstance(record.get("id"), str)
+                        }
                         yield {"records": by_id, "fresh_as_of": fetched_at - hook.history_max_age}
                     next_listing = time.monotonic() + max(interval, hook.history_max_age)
                 await asyncio.sleep(interval)
@@ -218,7 +234,9 @@ class PostStatusTrigger(BaseEventTrigger):
                         unseen, unsettled = 0, unsettled + 1
                         state = wait_state(record)
                         # A cached listing may predate the retry and still show the old failure.
-                        if state is WaitState.SUCCESS or (state is WaitState.FAILED and update["fresh_as_of"] >= self.since):
+                        if state is WaitState.SUCCESS or (
+                            state is WaitState.FAILED and update["fresh_as_of"] >= self.since
+                        ):
                             await asyncio.sleep(random.uniform(0, _SETTLE_SPREAD))
                             watch.observe(record)
                             yield self._final_event(record, state)
@@ -325,7 +343,9 @@ class FailedPostsTrigger(BaseEventTrigger):
         try:
             while True:
                 try:
-                    records = await hook.aget_history(status="error", last_days=self.last_days, limit=self.limit)
+                    records = await hook.aget_history(
+                        status="error", last_days=self.last_days, limit=self.limit
+                    )
                 except AyrshareError as err:
                     if not is_transient(err):
                         raise
@@ -361,4 +381,7 @@ class FailedPostsTrigger(BaseEventTrigger):
 def _failure(record: dict[str, Any]) -> dict[str, Any]:
     """What an event says about one failed post: its id and networks (the task reads the rest)."""
     platforms = record.get("platforms")
-    return {"id": record["id"], "platforms": [str(p) for p in platforms] if isinstance(platforms, list) else []}
+    return {
+        "id": record["id"],
+        "platforms": [str(p) for p in platforms] if isinstance(platforms, list) else [],
+    }

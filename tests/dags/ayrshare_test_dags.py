@@ -10,10 +10,18 @@ from ayrshare_provider.sensors.ayrshare import PostStatusSensor
 for mode, deferrable in (("sync", False), ("deferrable", True)):
     with DAG(f"test_recover_one_{mode}", schedule=None, params={"post_id": "p1"}) as dag:
         retry = RetryPostOperator(
-            task_id="retry_post", post_id="{{ params.post_id }}", deferrable=deferrable, poll_interval=0.2, timeout=60
+            task_id="retry_post",
+            post_id="{{ params.post_id }}",
+            deferrable=deferrable,
+            poll_interval=0.2,
+            timeout=60,
         )
         check = PostStatusSensor(
-            task_id="post_is_published", post_id="{{ params.post_id }}", deferrable=deferrable, poke_interval=0.2, timeout=60
+            task_id="post_is_published",
+            post_id="{{ params.post_id }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=60,
         )
         retry >> check
     globals()[dag.dag_id] = dag

@@ -16,12 +16,28 @@ from tests.helpers import API_KEY, X_KEY, X_SECRET, failed_post, seed_posts
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 X_HEADERS = {"X-Twitter-OAuth1-Api-Key": X_KEY, "X-Twitter-OAuth1-Api-Secret": X_SECRET}
-RECORD_FIELDS = {"id", "status", "type", "created", "scheduleDate", "platforms", "post", "errors", "postIds",
-                 "mediaUrls", "refId", "profileTitle"}
+RECORD_FIELDS = {
+    "id",
+    "status",
+    "type",
+    "created",
+    "scheduleDate",
+    "platforms",
+    "post",
+    "errors",
+    "postIds",
+    "mediaUrls",
+    "refId",
+    "profileTitle",
+}
 
 
-def api(emulator: Emulator, method: str, path: str, headers: dict | None = None, **kwargs) -> requests.Response:
-    return requests.request(method, emulator.url + path, headers={**AUTH, **(headers or {})}, timeout=10, **kwargs)
+def api(
+    emulator: Emulator, method: str, path: str, headers: dict | None = None, **kwargs
+) -> requests.Response:
+    return requests.request(
+        method, emulator.url + path, headers={**AUTH, **(headers or {})}, timeout=10, **kwargs
+    )
 
 
 def wait_final(emulator: Emulator, post_id: str, headers: dict | None = None) -> dict:
@@ -47,8 +63,13 @@ def test_posts_are_scoped_to_their_profile_key(emulator):
     [mine] = seed_posts(emulator, failed_post(), profile_key="PROFILE-A")
     assert api(emulator, "GET", f"/api/post/{mine}", {"Profile-Key": "PROFILE-A"}).status_code == 200
     assert api(emulator, "GET", f"/api/post/{mine}", {"Profile-Key": "PROFILE-B"}).status_code == 404
-    assert api(emulator, "GET", f"/api/post/{mine}").status_code == 404  # the Primary Profile is another profile
-    assert api(emulator, "PUT", "/api/post/retry", {"Profile-Key": "PROFILE-B"}, json={"id": mine}).status_code == 404
+    assert (
+        api(emulator, "GET", f"/api/post/{mine}").status_code == 404
+    )  # the Primary Profile is another profile
+    assert (
+        api(emulator, "PUT", "/api/post/retry", {"Profile-Key": "PROFILE-B"}, json={"id": mine}).status_code
+        == 404
+    )
 
 
 # -- posts and the retry ---------------------------------------------------------------------
@@ -78,11 +99,15 @@ def test_a_retry_goes_pending_then_processing_then_final_with_post_urls(emulator
 
 
 def test_a_retry_can_fail_again_with_the_networks_errors(emulator):
-    [post_id] = seed_posts(emulator, {**failed_post("instagram"), "_fails_again": {"instagram": [138, "rejected"]}})
+    [post_id] = seed_posts(
+        emulator, {**failed_post("instagram"), "_fails_again": {"instagram": [138, "rejected"]}}
+    )
     api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
     final = wait_final(emulator, post_id)
     assert final["status"] == "error"
-    assert final["errors"] == [{"action": "post", "status": "error", "code": 138, "message": "rejected", "platform": "instagram"}]
+    assert final["errors"] == [
+        {"action": "post", "status": "error", "code": 138, "message": "rejected", "platform": "instagram"}
+    ]
 
 
 def test_a_second_retry_is_400_with_code_329(emulator):
@@ -91,13 +116,19 @@ def test_a_second_retry_is_400_with_code_329(emulator):
     wait_final(emulator, post_id)
     again = api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
     assert again.status_code == 400
-    assert again.json() == {"action": "post", "status": "error", "code": 329,
-                            "message": "This post was already retried and cannot be retried again."}
+    assert again.json() == {
+        "action": "post",
+        "status": "error",
+        "code": 329,
+        "message": "This post was already retried and cannot be retried again.",
+    }
     counters = requests.get(f"{emulator.url}/_emulator/counters", timeout=10).json()
     assert counters["retry_puts"][post_id] == 2 and counters["retries_applied"][post_id] == 1
 
 
-@pytest.mark.parametrize("status", ["success", "pending", "processing", "paused", "awaiting approval", "deleted"])
+@pytest.mark.parametrize(
+    "status", ["success", "pending", "processing", "paused", "awaiting approval", "deleted"]
+)
 def test_only_error_posts_can_be_retried(emulator, status):
     [post_id] = seed_posts(emulator, {**failed_post(), "status": status})
     answer = api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
@@ -107,14 +138,26 @@ def test_only_error_posts_can_be_retried(emulator, status):
 
 def test_x_posts_need_both_x_headers(emulator):
     [post_id] = seed_posts(emulator, failed_post("twitter"))
-    refused = api(emulator, "PUT", "/api/post/retry", {"X-Twitter-OAuth1-Api-Key": X_KEY}, json={"id": post_id})
+    refused = api(
+        emulator, "PUT", "/api/post/retry", {"X-Twitter-OAuth1-Api-Key": X_KEY}, json={"id": post_id}
+    )
     assert refused.status_code == 400 and refused.json()["code"] == 272
     assert api(emulator, "PUT", "/api/post/retry", X_HEADERS, json={"id": post_id}).status_code == 200
 
 
 def test_create_post_fails_the_networks_the_request_names_and_accepts_unknown_fields(emulator):
-    answer = api(emulator, "POST", "/api/post", X_HEADERS,
-                 json={"post": "hello", "platforms": ["twitter", "facebook"], "source": "pypi", "_emulator_fail": ["facebook"]})
+    answer = api(
+        emulator,
+        "POST",
+        "/api/post",
+        X_HEADERS,
+        json={
+            "post": "hello",
+            "platforms": ["twitter", "facebook"],
+            "source": "pypi",
+            "_emulator_fail": ["facebook"],
+        },
+    )
     body = answer.json()
     assert answer.status_code == 400 and body["status"] == "error"
     assert [e["platform"] for e in body["errors"]] == ["facebook"]
@@ -127,19 +170,43 @@ def test_create_post_fails_the_networks_the_request_names_and_accepts_unknown_fi
 
 def test_history_filters_and_orders_newest_first():
     with Emulator(API_KEY, scenario="demo") as emulator:
-        everything = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 1000}).json()["history"]
+        everything = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 1000}).json()[
+            "history"
+        ]
         assert len(everything) == 15
-        created = [record["created"] if isinstance(record["created"], str) else record["created"]["utc"] for record in everything]
+        created = [
+            record["created"] if isinstance(record["created"], str) else record["created"]["utc"]
+            for record in everything
+        ]
         assert created == sorted(created, reverse=True)
-        errors = api(emulator, "GET", "/api/history", params={"status": "error", "limit": 100, "source": "pypi"}).json()["history"]
+        errors = api(
+            emulator, "GET", "/api/history", params={"status": "error", "limit": 100, "source": "pypi"}
+        ).json()["history"]
         assert len(errors) == 14 and {record["status"] for record in errors} == {"error"}
-        assert len(api(emulator, "GET", "/api/history", params={"status": "error", "limit": 5}).json()["history"]) == 5
-        recent = api(emulator, "GET", "/api/history", params={"status": "error", "lastDays": 2, "limit": 100}).json()["history"]
+        assert (
+            len(
+                api(emulator, "GET", "/api/history", params={"status": "error", "limit": 5}).json()["history"]
+            )
+            == 5
+        )
+        recent = api(
+            emulator, "GET", "/api/history", params={"status": "error", "lastDays": 2, "limit": 100}
+        ).json()["history"]
         assert len(recent) == 3  # the demo's posts of 6 hours, 1 and 1.5 days ago
-        linked = api(emulator, "GET", "/api/history", params=[("status", "error"), ("platforms", "tiktok"), ("platforms", "pinterest")]).json()
+        linked = api(
+            emulator,
+            "GET",
+            "/api/history",
+            params=[("status", "error"), ("platforms", "tiktok"), ("platforms", "pinterest")],
+        ).json()
         assert {p for record in linked["history"] for p in record["platforms"]} == {"tiktok", "pinterest"}
         assert api(emulator, "GET", "/api/history", params={"type": "scheduled"}).json()["history"] == []
-        window = api(emulator, "GET", "/api/history", params={"startDate": "2000-01-01T00:00:00Z", "endDate": "2000-01-02T00:00:00Z"})
+        window = api(
+            emulator,
+            "GET",
+            "/api/history",
+            params={"startDate": "2000-01-01T00:00:00Z", "endDate": "2000-01-02T00:00:00Z"},
+        )
         assert window.json()["history"] == []
         assert api(emulator, "GET", "/api/history", params={"limit": 1001}).status_code == 400
         assert api(emulator, "GET", "/api/history", params={"status": "failed"}).status_code == 400
@@ -177,7 +244,10 @@ def test_a_retry_before_instagrams_wait_hint_is_over_meets_the_limit_again():
 def test_deleted_posts_are_listed_only_under_status_deleted():
     with Emulator(API_KEY) as emulator:
         deleted, kept = seed_posts(emulator, failed_post(status="deleted"), failed_post())
-        listed = {record["id"] for record in api(emulator, "GET", "/api/history", params={"lastDays": 0}).json()["history"]}
+        listed = {
+            record["id"]
+            for record in api(emulator, "GET", "/api/history", params={"lastDays": 0}).json()["history"]
+        }
         assert listed == {kept}
         only_deleted = api(emulator, "GET", "/api/history", params={"status": "deleted"}).json()["history"]
         assert [record["id"] for record in only_deleted] == [deleted]
@@ -187,9 +257,15 @@ def test_last_days_counts_by_publish_date_for_scheduled_posts():
     with Emulator(API_KEY) as emulator:
         old = "2020-01-01T00:00:00Z"
         soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-        scheduled, now_post = seed_posts(emulator, failed_post(type="scheduled", created=old, scheduleDate=soon),
-                                   failed_post(created=old, scheduleDate=soon))
-        listed = {record["id"] for record in api(emulator, "GET", "/api/history", params={"lastDays": 2}).json()["history"]}
+        scheduled, now_post = seed_posts(
+            emulator,
+            failed_post(type="scheduled", created=old, scheduleDate=soon),
+            failed_post(created=old, scheduleDate=soon),
+        )
+        listed = {
+            record["id"]
+            for record in api(emulator, "GET", "/api/history", params={"lastDays": 2}).json()["history"]
+        }
         assert scheduled in listed and now_post not in listed
 
 
@@ -210,7 +286,9 @@ def test_demo_has_dates_in_both_documented_forms():
         history = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 100}).json()["history"]
         forms = {type(record["created"]).__name__ for record in history}
         assert forms == {"str", "dict"}
-        assert {"_seconds", "_nanoseconds", "utc"} <= set(next(r["created"] for r in history if isinstance(r["created"], dict)))
+        assert {"_seconds", "_nanoseconds", "utc"} <= set(
+            next(r["created"] for r in history if isinstance(r["created"], dict))
+        )
 
 
 def test_user_proves_the_key(emulator):
@@ -227,7 +305,9 @@ def test_fixed_window_rate_limit_per_profile_with_headers():
         assert [a.status_code for a in answers] == [200, 200, 200, 429]
         assert answers[0].headers["x-ratelimit-max"] == "3" and answers[2].headers["x-ratelimit-count"] == "3"
         assert answers[3].json()["code"] == 429
-        assert api(emulator, "GET", "/api/user", {"Profile-Key": "OTHER"}).status_code == 200  # its own window
+        assert (
+            api(emulator, "GET", "/api/user", {"Profile-Key": "OTHER"}).status_code == 200
+        )  # its own window
         time.sleep(0.55)
         assert api(emulator, "GET", "/api/user").status_code == 200  # a new window
 
@@ -236,9 +316,13 @@ def test_fixed_window_rate_limit_per_profile_with_headers():
 
 
 def test_faults_by_exact_sequence(emulator):
-    emulator.faults.add({"endpoint": "GET /api/user", "sequence": ["error_html", "unavailable", "rate_limit", "ok"]})
+    emulator.faults.add(
+        {"endpoint": "GET /api/user", "sequence": ["error_html", "unavailable", "rate_limit", "ok"]}
+    )
     first, second, third, fourth = (api(emulator, "GET", "/api/user") for _ in range(4))
-    assert first.status_code == 502 and "text/html" in first.headers["content-type"] and "<title>" in first.text
+    assert (
+        first.status_code == 502 and "text/html" in first.headers["content-type"] and "<title>" in first.text
+    )
     assert second.status_code == 503 and second.json()["status"] == "error"
     assert third.status_code == 429
     assert fourth.status_code == 200
@@ -285,16 +369,28 @@ def test_a_429_burst_lasts_count_calls(emulator):
 
 
 def test_control_api_seeds_any_state_and_counts_calls_and_connections(emulator):
-    fault = requests.post(f"{emulator.url}/_emulator/faults", json=[{"endpoint": "GET /api/user", "sequence": ["unavailable"]}], timeout=10)
+    fault = requests.post(
+        f"{emulator.url}/_emulator/faults",
+        json=[{"endpoint": "GET /api/user", "sequence": ["unavailable"]}],
+        timeout=10,
+    )
     assert fault.json() == {"rules": 1}
-    assert requests.post(f"{emulator.url}/_emulator/faults", json=[{"endpoint": "*", "kind": "boom"}], timeout=10).status_code == 400
+    assert (
+        requests.post(
+            f"{emulator.url}/_emulator/faults", json=[{"endpoint": "*", "kind": "boom"}], timeout=10
+        ).status_code
+        == 400
+    )
     [post_id] = seed_posts(emulator, {**failed_post(), "_already_retried": True})
     with requests.Session() as session:
         session.headers.update(AUTH)
         for _ in range(5):
             session.get(f"{emulator.url}/api/user", timeout=10)
         session.get(f"{emulator.url}/api/post/{post_id}", timeout=10)
-        assert session.put(f"{emulator.url}/api/post/retry", json={"id": post_id}, timeout=10).json()["code"] == 329
+        assert (
+            session.put(f"{emulator.url}/api/post/retry", json={"id": post_id}, timeout=10).json()["code"]
+            == 329
+        )
     counters = requests.get(f"{emulator.url}/_emulator/counters", timeout=10).json()
     assert counters["requests"] == {"GET /api/user": 5, "GET /api/post/{id}": 1, "PUT /api/post/retry": 1}
     assert counters["retry_puts"] == {post_id: 1} and counters["retries_applied"] == {}
@@ -303,9 +399,14 @@ def test_control_api_seeds_any_state_and_counts_calls_and_connections(emulator):
 
 
 def test_scenario_loading_through_the_control_api(emulator):
-    ids = requests.post(f"{emulator.url}/_emulator/scenario", json={"name": "bulk", "count": 20}, timeout=10).json()["ids"]
+    ids = requests.post(
+        f"{emulator.url}/_emulator/scenario", json={"name": "bulk", "count": 20}, timeout=10
+    ).json()["ids"]
     assert len(ids) == 20
-    assert requests.post(f"{emulator.url}/_emulator/scenario", json={"name": "nope"}, timeout=10).status_code == 400
+    assert (
+        requests.post(f"{emulator.url}/_emulator/scenario", json={"name": "nope"}, timeout=10).status_code
+        == 400
+    )
 
 
 def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
@@ -314,8 +415,20 @@ def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
     import sys
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "ayrshare_provider.emulator", "--port", "0", "--api-key", API_KEY, "--scenario", "demo"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ayrshare_provider.emulator",
+            "--port",
+            "0",
+            "--api-key",
+            API_KEY,
+            "--scenario",
+            "demo",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()

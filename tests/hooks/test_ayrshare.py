@@ -71,14 +71,20 @@ def test_reads_give_up_after_max_attempts_with_a_typed_error(ayrshare_conn):
 
 def test_a_429_read_waits_as_told_then_succeeds(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
-    limited = Fault(429, json.dumps({"status": "error", "code": 429, "message": "Too many"}), headers={"x-ratelimit-reset": "20"})
+    limited = Fault(
+        429,
+        json.dumps({"status": "error", "code": 429, "message": "Too many"}),
+        headers={"x-ratelimit-reset": "20"},
+    )
     ayrshare_conn.fail_next("GET /api/post", limited)
     assert fast_hook().get_post("p1")["id"] == "p1"
     assert ayrshare_conn.calls["GET /api/post"] == 2
 
 
 def test_a_bad_api_key_fails_at_once_and_is_never_retried(fake, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(fake.url).replace(API_KEY, "wrong-key-123"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(fake.url).replace(API_KEY, "wrong-key-123")
+    )
     with pytest.raises(AyrshareAuthError, match="HTTP 401.*API Key not valid"):
         fast_hook().get_post("p1")
     assert fake.calls["GET /api/post"] == 1
@@ -100,7 +106,9 @@ def test_after_a_5xx_the_put_is_sent_again_only_because_the_post_still_reads_err
 
 def test_a_lost_answer_after_the_retry_landed_is_not_followed_by_a_second_put(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
-    ayrshare_conn.fail_next("PUT /api/post/retry", Fault(502, "<html>bad gateway</html>", content_type="text/html", apply=True))
+    ayrshare_conn.fail_next(
+        "PUT /api/post/retry", Fault(502, "<html>bad gateway</html>", content_type="text/html", apply=True)
+    )
     assert fast_hook().retry_post("p1") == {"status": "pending", "id": "p1"}
     assert ayrshare_conn.calls["PUT /api/post/retry"] == 1
 
@@ -109,7 +117,9 @@ def test_a_lost_answer_and_an_unreadable_post_is_unconfirmed_and_not_sent_again(
     from ayrshare_provider.exceptions import AyrshareRetryUnconfirmedError
 
     ayrshare_conn.add_post(error_post("p1"))
-    ayrshare_conn.fail_next("PUT /api/post/retry", Fault(502, "<html>bad gateway</html>", content_type="text/html", apply=True))
+    ayrshare_conn.fail_next(
+        "PUT /api/post/retry", Fault(502, "<html>bad gateway</html>", content_type="text/html", apply=True)
+    )
     ayrshare_conn.fail_next("GET /api/post", *[OVERLOADED] * 5)
     with pytest.raises(AyrshareRetryUnconfirmedError, match="whether the retry landed is unknown"):
         fast_hook().retry_post("p1")
@@ -142,7 +152,9 @@ def test_history_filters_and_validates(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
     ayrshare_conn.add_post({**error_post("p2"), "status": "success"})
     hook = fast_hook()
-    assert [r["id"] for r in hook.get_history(status="error", last_days=7, limit=10, platforms=["twitter"])] == ["p1"]
+    assert [
+        r["id"] for r in hook.get_history(status="error", last_days=7, limit=10, platforms=["twitter"])
+    ] == ["p1"]
     with pytest.raises(AyrshareConfigError, match="limit"):
         hook.get_history(limit=5000)
     with pytest.raises(AyrshareConfigError, match="status"):
@@ -152,7 +164,9 @@ def test_history_filters_and_validates(ayrshare_conn):
 def test_test_connection_reports_the_profile_and_a_clear_failure(ayrshare_conn, monkeypatch):
     ok, message = fast_hook().test_connection()
     assert ok and "Test Profile" in message and "twitter" in message
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "wrong-key-123"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "wrong-key-123")
+    )
     ok, message = fast_hook().test_connection()
     assert not ok and "401" in message
     assert not any(secret in message for secret in SECRETS)
@@ -172,8 +186,12 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_request(monkeypatch):
 
 @pytest.mark.parametrize(
     ("host", "base_url"),
-    [(None, "https://api.ayrshare.com"), ("api.ayrshare.com", "https://api.ayrshare.com"),
-     ("https://api.ayrshare.com/api/", "https://api.ayrshare.com"), ("http://127.0.0.1:8765", "http://127.0.0.1:8765")],
+    [
+        (None, "https://api.ayrshare.com"),
+        ("api.ayrshare.com", "https://api.ayrshare.com"),
+        ("https://api.ayrshare.com/api/", "https://api.ayrshare.com"),
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+    ],
 )
 def test_host_is_optional_and_forgiving(monkeypatch, host, base_url):
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(host))

@@ -26,8 +26,14 @@ PUT = "PUT /api/post/retry"
 
 
 def operator(**kwargs) -> RetryPostOperator:
-    defaults = {"task_id": "retry", "post_id": "p1", "poll_interval": 0.01, "timeout": 10, "deferrable": False,
-                "hook_params": {"backoff": 0.01, "max_backoff": 0.05}}
+    defaults = {
+        "task_id": "retry",
+        "post_id": "p1",
+        "poll_interval": 0.01,
+        "timeout": 10,
+        "deferrable": False,
+        "hook_params": {"backoff": 0.01, "max_backoff": 0.05},
+    }
     return RetryPostOperator(**{**defaults, **kwargs})
 
 
@@ -78,7 +84,9 @@ def test_a_post_whose_errors_rule_out_a_retry_is_refused_unless_forced(ayrshare_
 def test_a_post_that_fails_again_raises_with_the_networks_errors(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"), outcome="error")
     context = make_context()
-    with pytest.raises(AyrsharePostFailedError, match=r"twitter: code 272 X authorization failed.*X consumer key") as caught:
+    with pytest.raises(
+        AyrsharePostFailedError, match=r"twitter: code 272 X authorization failed.*X consumer key"
+    ) as caught:
         operator().execute(context)
     assert caught.value.errors == [{"platform": "twitter", "code": 272, "message": "X authorization failed."}]
     assert context["ti"].xcoms[SUMMARY_XCOM_KEY]["status"] == "error"  # the report still sees it
@@ -88,7 +96,10 @@ def test_a_post_that_fails_again_raises_with_the_networks_errors(ayrshare_conn):
 def test_already_retried_and_in_flight_is_waited_for(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
     # The first PUT is applied but its answer is 329, as when another run retried it first.
-    ayrshare_conn.fail_next(PUT, Fault(400, json.dumps({"status": "error", "code": 329, "message": "already retried"}), apply=True))
+    ayrshare_conn.fail_next(
+        PUT,
+        Fault(400, json.dumps({"status": "error", "code": 329, "message": "already retried"}), apply=True),
+    )
     summary = operator().execute(make_context())
     assert summary["action"] == "already_retried" and summary["status"] == "success"
     assert ayrshare_conn.calls[PUT] == 1
@@ -97,14 +108,18 @@ def test_already_retried_and_in_flight_is_waited_for(ayrshare_conn):
 def test_already_retried_and_failed_again_fails_clearly(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
     ayrshare_conn.retried.add("p1")
-    with pytest.raises(AyrsharePostFailedError, match="already retried.*status 'error'.*cannot be retried again"):
+    with pytest.raises(
+        AyrsharePostFailedError, match="already retried.*status 'error'.*cannot be retried again"
+    ):
         operator().execute(make_context())
     assert ayrshare_conn.calls[PUT] == 1
 
 
 def test_a_lost_retry_answer_is_not_followed_by_a_second_put(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
-    ayrshare_conn.fail_next(PUT, Fault(502, "<html><title>502</title></html>", content_type="text/html", apply=True))
+    ayrshare_conn.fail_next(
+        PUT, Fault(502, "<html><title>502</title></html>", content_type="text/html", apply=True)
+    )
     summary = operator().execute(make_context())
     assert summary["status"] == "success" and summary["retried"] is True
     assert ayrshare_conn.calls[PUT] == 1
@@ -144,7 +159,9 @@ def test_without_waiting_the_summary_says_pending(ayrshare_conn):
 def test_unknown_post_and_bad_key_fail_before_any_retry(ayrshare_conn, monkeypatch):
     with pytest.raises(AyrshareNotFoundError):
         operator(post_id="ghost").execute(make_context())
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "bad-key-456"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "bad-key-456")
+    )
     with pytest.raises(AyrshareAuthError):
         operator().execute(make_context())
     assert ayrshare_conn.calls[PUT] == 0
@@ -168,7 +185,12 @@ def test_deferrable_defers_after_the_retry_and_completes_from_the_event(ayrshare
 def test_template_fields_and_no_io_at_construction():
     task = RetryPostOperator(task_id="t", post_id="{{ params.post_id }}", profile_key="never-rendered")
     assert set(task.template_fields) == {
-        "post_id", "ayrshare_conn_id", "poll_interval", "timeout", "wait_for_completion", "check_retryable"
+        "post_id",
+        "ayrshare_conn_id",
+        "poll_interval",
+        "timeout",
+        "wait_for_completion",
+        "check_retryable",
     }
     assert "hook" not in task.__dict__  # built only when executed
 

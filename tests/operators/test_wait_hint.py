@@ -28,8 +28,14 @@ def seed_throttled(emulator, wait: float, sent_ago: float = 0.0) -> str:
 
 
 def operator(post_id: str, **kwargs) -> RetryPostOperator:
-    defaults = {"task_id": "retry", "post_id": post_id, "poll_interval": 0.05, "timeout": 30, "deferrable": False,
-                "hook_params": {"backoff": 0.01, "max_backoff": 0.05}}
+    defaults = {
+        "task_id": "retry",
+        "post_id": post_id,
+        "poll_interval": 0.05,
+        "timeout": 30,
+        "deferrable": False,
+        "hook_params": {"backoff": 0.01, "max_backoff": 0.05},
+    }
     return RetryPostOperator(**{**defaults, **kwargs})
 
 
@@ -78,7 +84,9 @@ def test_a_hint_past_the_timeout_fails_clearly_without_a_put(emulator_conn):
 
 def test_templated_settings_rendered_as_text_are_read_as_numbers_and_flags(emulator_conn):
     post_id = seed_throttled(emulator_conn, wait=86400, sent_ago=2 * 86400)
-    task = operator(post_id, poll_interval="0.05", timeout="30", wait_for_completion="False", check_retryable="true")
+    task = operator(
+        post_id, poll_interval="0.05", timeout="30", wait_for_completion="False", check_retryable="true"
+    )
     assert {"poll_interval", "timeout", "wait_for_completion", "check_retryable"} <= set(task.template_fields)
     assert "profile_key" not in task.template_fields
     summary = task.execute(make_context())

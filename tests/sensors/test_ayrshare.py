@@ -14,8 +14,14 @@ from tests.helpers import API_KEY, connection_json
 
 
 def sensor(**kwargs) -> PostStatusSensor:
-    defaults = {"task_id": "wait", "post_id": "p1", "poke_interval": 0.01, "timeout": 5, "deferrable": False,
-                "hook_params": {"backoff": 0.01, "max_backoff": 0.05}}
+    defaults = {
+        "task_id": "wait",
+        "post_id": "p1",
+        "poke_interval": 0.01,
+        "timeout": 5,
+        "deferrable": False,
+        "hook_params": {"backoff": 0.01, "max_backoff": 0.05},
+    }
     return PostStatusSensor(**{**defaults, **kwargs})
 
 
@@ -26,8 +32,14 @@ def test_non_final_statuses_keep_the_sensor_waiting(ayrshare_conn, status):
 
 
 def test_a_published_post_succeeds_with_its_summary(ayrshare_conn):
-    ayrshare_conn.add_post({**error_post("p1"), "status": "success", "errors": [],
-                            "postIds": [{"platform": "twitter", "status": "success", "postUrl": "https://x.test/1"}]})
+    ayrshare_conn.add_post(
+        {
+            **error_post("p1"),
+            "status": "success",
+            "errors": [],
+            "postIds": [{"platform": "twitter", "status": "success", "postUrl": "https://x.test/1"}],
+        }
+    )
     result = sensor().poke(make_context())
     assert result.is_done and result.xcom_value["post_url"] == "https://x.test/1"
 
@@ -42,7 +54,9 @@ def test_a_transient_error_is_one_more_poke_but_a_bad_key_fails(ayrshare_conn, m
     ayrshare_conn.add_post({**error_post("p1"), "status": "pending"})
     ayrshare_conn.fail_next("GET /api/post", *[Fault(503, "{}")] * 5)
     assert sensor().poke(make_context()).is_done is False
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "bad-key-789"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(ayrshare_conn.url).replace(API_KEY, "bad-key-789")
+    )
     with pytest.raises(AyrshareAuthError):
         sensor().poke(make_context())
 
@@ -68,7 +82,12 @@ def test_execute_complete_turns_events_into_results():
     task = sensor()
     summary = {"id": "p1", "status": "success", "networks": []}
     assert task.execute_complete(make_context(), {"status": EVENT_SUCCESS, "summary": summary}) == summary
-    failed = {"id": "p1", "status": "error", "networks": [
-        {"platform": "twitter", "status": "error", "code": 272, "message": "X auth", "post_url": None}]}
+    failed = {
+        "id": "p1",
+        "status": "error",
+        "networks": [
+            {"platform": "twitter", "status": "error", "code": 272, "message": "X auth", "post_url": None}
+        ],
+    }
     with pytest.raises(AyrsharePostFailedError, match="twitter: code 272"):
         task.execute_complete(make_context(), {"status": EVENT_FAILED, "summary": failed})

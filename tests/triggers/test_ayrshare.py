@@ -22,8 +22,14 @@ first_event = run_inline  # the trigger, run in this process until its one event
 
 
 def trigger(post_id="p1", timeout=5.0, **kwargs) -> PostStatusTrigger:
-    return PostStatusTrigger(post_id=post_id, ayrshare_conn_id="ayrshare_default", end_time=time.time() + timeout,
-                             poll_interval=0.01, hook_params=FAST, **kwargs)
+    return PostStatusTrigger(
+        post_id=post_id,
+        ayrshare_conn_id="ayrshare_default",
+        end_time=time.time() + timeout,
+        poll_interval=0.01,
+        hook_params=FAST,
+        **kwargs,
+    )
 
 
 def test_serialize_round_trip_gives_an_equal_trigger_with_plain_kwargs():

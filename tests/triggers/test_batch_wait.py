@@ -18,7 +18,9 @@ from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.helpers import API_KEY, SECRETS, connection_json, failed_post, seed_posts
 from tests.triggerer import first_events, shared_streams_available
 
-needs_shared_streams = pytest.mark.skipif(not shared_streams_available(), reason="shared trigger streams came with Airflow 3.3")
+needs_shared_streams = pytest.mark.skipif(
+    not shared_streams_available(), reason="shared trigger streams came with Airflow 3.3"
+)
 
 CACHE = 0.4  # the emulator's history cache, time-scaled: Ayrshare's is 60 s
 HOOK = {"backoff": 0.01, "max_backoff": 0.05, "max_attempts": 2, "history_max_age": CACHE}
@@ -45,8 +47,16 @@ def retry_all(post_ids: list[str], profile_key: str | None = None) -> None:
 
 
 def batched(post_id: str, timeout: float = 10.0, **kwargs) -> PostStatusTrigger:
-    return PostStatusTrigger(post_id=post_id, ayrshare_conn_id="ayrshare_default", end_time=time.time() + timeout,
-                             poll_interval=0.05, hook_params=HOOK, batch_wait=True, action="retried", **kwargs)
+    return PostStatusTrigger(
+        post_id=post_id,
+        ayrshare_conn_id="ayrshare_default",
+        end_time=time.time() + timeout,
+        poll_interval=0.05,
+        hook_params=HOOK,
+        batch_wait=True,
+        action="retried",
+        **kwargs,
+    )
 
 
 def calls(emulator: Emulator) -> dict[str, int]:
@@ -115,8 +125,10 @@ def test_waits_of_two_profiles_use_a_listing_each(service):
     retry_all(first, "PROFILE-A")
     retry_all(second, "PROFILE-B")
     service.state.reset_counters()
-    events = first_events([batched(post_id, profile_key="PROFILE-A") for post_id in first]
-                          + [batched(post_id, profile_key="PROFILE-B") for post_id in second])
+    events = first_events(
+        [batched(post_id, profile_key="PROFILE-A") for post_id in first]
+        + [batched(post_id, profile_key="PROFILE-B") for post_id in second]
+    )
     assert [event["status"] for event in events] == ["success"] * 8
     assert calls(service).get(READS, 0) == 0  # each profile's listing held its own posts
     assert calls(service)[LISTINGS] >= 2
@@ -139,5 +151,8 @@ def test_without_shared_streams_a_batched_trigger_polls_its_post(service):
 def test_the_group_key_holds_no_profile_key():
     trigger = batched("p1", profile_key="PROFILEKEY-2b8a4e6f-secret")
     assert "PROFILEKEY-2b8a4e6f-secret" not in repr(trigger.shared_stream_key())
-    assert batched("p1", profile_key="A").shared_stream_key() != batched("p1", profile_key="B").shared_stream_key()
+    assert (
+        batched("p1", profile_key="A").shared_stream_key()
+        != batched("p1", profile_key="B").shared_stream_key()
+    )
     assert PostStatusTrigger("p1", "ayrshare_default", end_time=0).shared_stream_key() is None

@@ -37,15 +37,25 @@ class StateStore:
 def watched(emulator, monkeypatch):
     """The emulator with two posts that failed before the watcher, no history cache, and the connection."""
     emulator.state.settings.history_cache = 0
-    old = [add_failed(emulator.state, PROFILE_KEY, ["linkedin"], {"linkedin": TRANSIENT}, text=f"old {n}", age_days=1).id
-           for n in range(2)]
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(
-        emulator.url, profile_key=PROFILE_KEY, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET))
+    old = [
+        add_failed(
+            emulator.state, PROFILE_KEY, ["linkedin"], {"linkedin": TRANSIENT}, text=f"old {n}", age_days=1
+        ).id
+        for n in range(2)
+    ]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT",
+        connection_json(
+            emulator.url, profile_key=PROFILE_KEY, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET
+        ),
+    )
     return emulator, old
 
 
 def new_failure(emulator, text: str) -> str:
-    return add_failed(emulator.state, PROFILE_KEY, ["facebook"], {"facebook": REJECTED}, text=text, age_days=0.01).id
+    return add_failed(
+        emulator.state, PROFILE_KEY, ["facebook"], {"facebook": REJECTED}, text=text, age_days=0.01
+    ).id
 
 
 def trigger(store: StateStore | None, poll_interval: float | None = INTERVAL) -> FailedPostsTrigger:
@@ -107,7 +117,9 @@ def test_a_restarted_trigger_with_the_stored_watermark_fires_nothing_again(watch
         seen: list[list[dict[str, Any]]] = []
         kwargs = trigger(store).serialize()[1]
         for downtime_failures in (0, 0, 1):
-            fresh = [new_failure(emulator, "failed while the triggerer was down") for _ in range(downtime_failures)]
+            fresh = [
+                new_failure(emulator, "failed while the triggerer was down") for _ in range(downtime_failures)
+            ]
             # The triggerer restarts: a new trigger from the serialized kwargs, the same state store.
             rebuilt = FailedPostsTrigger(**kwargs)
             rebuilt.asset_state_store = store
@@ -126,8 +138,10 @@ def test_a_restarted_trigger_with_the_stored_watermark_fires_nothing_again(watch
 def test_without_a_state_store_a_restart_starts_with_a_fresh_first_look(watched, monkeypatch):
     emulator, _ = watched
     # The interval the example DAG uses: the connection's history_max_age.
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, profile_key=PROFILE_KEY,
-                                                                       history_max_age=str(INTERVAL)))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT",
+        connection_json(emulator.url, profile_key=PROFILE_KEY, history_max_age=str(INTERVAL)),
+    )
 
     async def restart() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         running = Running(trigger(None, poll_interval=None))
@@ -141,11 +155,14 @@ def test_without_a_state_store_a_restart_starts_with_a_fresh_first_look(watched,
     assert asyncio.run(restart()) == ([], [])  # Airflow 3.0-3.2: left to the scheduled recovery
 
 
-@pytest.mark.parametrize("fault", [
-    {"kind": "unavailable"},
-    {"kind": "error_html", "status": 502},
-    {"kind": "rate_limit"},
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "unavailable"},
+        {"kind": "error_html", "status": 502},
+        {"kind": "rate_limit"},
+    ],
+)
 def test_5xx_and_429_fire_nothing_and_are_waited_out(watched, fault):
     emulator, old = watched
     store = StateStore()
@@ -168,7 +185,9 @@ def test_5xx_and_429_fire_nothing_and_are_waited_out(watched, fault):
 
 def test_a_refused_key_ends_the_watcher_with_a_typed_error(watched, monkeypatch):
     emulator, _ = watched
-    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url).replace(API_KEY, "wrong-key-000"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url).replace(API_KEY, "wrong-key-000")
+    )
 
     async def first_event() -> Any:
         return await anext(trigger(StateStore()).run())
