@@ -1,6 +1,7 @@
 # One-command set-up: `make demo` runs the failed-post recovery demo, `make test` the tests.
-# Both create the virtual environment on first use and reinstall only when pyproject.toml changes.
-# Another Airflow: `make test AIRFLOW_VERSION=2.11.2 VENV=.venv-airflow-2.11`.
+# Both create the virtual environment on first use and reinstall only when pyproject.toml or the
+# version (ayrshare_provider/__init__.py, which the installed metadata reports) changes.
+# Another Airflow: `make test AIRFLOW_VERSION=2.11.2 VENV=.venv-airflow-2.11.2`.
 PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
@@ -13,15 +14,18 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml ayrshare_provider/__init__.py $(CONSTRAINTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]" $(addprefix -c ,$(CONSTRAINTS))
+	$(VENV)/bin/python -m pip install -q --upgrade pip  # pip >= 25.1 installs dependency groups
+	$(VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[emulator]" --group dev \
+	  $(addprefix -c ,$(CONSTRAINTS))
 	rm -f $(VENV)/.installed-airflow-*
 	touch $@
 
+# The demo's default DAGs folder is the installed ayrshare_provider.example_dags, which the editable
+# install maps to example_dags/: this also checks that mapping.
 demo: install
-	$(VENV)/bin/python -m ayrshare_provider.emulator.demo --dags-folder example_dags
+	$(VENV)/bin/python -m ayrshare_provider.emulator.demo
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -37,23 +41,28 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# The release artifacts: build the sdist and wheel, check their metadata, install the wheel alone
-# into a fresh venv with Airflow, and check that Airflow finds the provider and its connection type.
+# The release artifacts: build the sdist and wheel (from the sdist), check their metadata and the
+# wheel's files, install the wheel alone into a fresh venv with Airflow, check that Airflow finds
+# the provider and its connection type, and run the README's demo command from outside the clone.
+# (grep without -q reads all of Airflow's output, which otherwise dies on a broken pipe.)
 package-check: install
 	rm -rf dist .venv-wheel
 	$(VENV)/bin/python -m build --outdir dist .
 	$(VENV)/bin/twine check --strict dist/*
+	$(VENV)/bin/python .ci/check_wheel.py dist/*.whl
 	$(PYTHON) -m venv .venv-wheel
-	.venv-wheel/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" dist/*.whl
+	.venv-wheel/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" dist/*.whl $(addprefix -c ,$(CONSTRAINTS))
 	home=$$(mktemp -d) && cd /tmp && \
-	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers list -o plain | grep -q "airflow-provider-ayrshare" && \
-	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers hooks -o plain | grep -q "ayrshare" && \
+	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers list -o plain | grep "airflow-provider-ayrshare" >/dev/null && \
+	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers hooks -o plain | grep "ayrshare" >/dev/null && \
 	  echo "the wheel installs alone; Airflow lists the provider and the ayrshare connection type"
+	cd /tmp && $(CURDIR)/.venv-wheel/bin/python -m ayrshare_provider.emulator.demo
+	@echo "the installed provider's demo ran from /tmp on the wheel's example DAGs"
 
 # Side-by-side measurements against the http provider and the official SDK: bench/RESULTS.md.
 bench: install
 	$(VENV)/bin/python -m pip install -q social-post-api
-	cd bench && ../$(VENV)/bin/python run_all.py
+	$(VENV)/bin/python -m bench.run_all
 
 clean:
 	rm -rf .venv .venv-airflow-* .venv-wheel dist .pytest_cache *.egg-info

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 PACKAGE_NAME = "airflow-provider-ayrshare"
 
@@ -38,5 +38,5 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": modules("sensors"),
         "triggers": modules("triggers"),
         "connection-types": [declarative_connection_type()],
-        "extra-links": ["ayrshare_provider.operators.ayrshare.AyrsharePostLink"],
+        "extra-links": ["ayrshare_provider.links.ayrshare.AyrsharePostLink"],
     }

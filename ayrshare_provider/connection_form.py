@@ -34,39 +34,47 @@ EXTRA_FIELDS: dict[str, dict[str, str]] = {
 }
 
 # The hook's tuning, settable per connection (a task's hook_params win). Each field's default is its
-# placeholder in the pre-3.2 form and ends its description in the 3.2+ form.
+# placeholder in the pre-3.2 form and ends its description in the 3.2+ form. Its bounds, in JSON
+# Schema's words, are the one rule every value is checked by: the 3.2+ form's schema, and
+# hooks/settings.py for a value from anywhere (extra, hook argument, environment).
 TUNING_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
         "label": "Timeout (seconds)",
         "description": "How long to wait for one answer from Ayrshare (connecting: at most 10 s).",
         "default": 30.0,
+        "bounds": {"exclusiveMinimum": 0},
     },
     "max_attempts": {
         "label": "Attempts per call",
         "description": "Tries of one call on 5xx, dropped connections and 429 before its error is raised.",
         "default": 5,
         "integer": True,
+        "bounds": {"minimum": 1},
     },
     "backoff": {
         "label": "First backoff (seconds)",
         "description": "Wait before the second attempt of a call; it doubles after each further one.",
         "default": 1.0,
+        "bounds": {"minimum": 0},
     },
     "max_backoff": {
         "label": "Longest backoff (seconds)",
         "description": "Longest wait between two attempts of a call.",
         "default": 60.0,
+        "bounds": {"minimum": 0},
     },
     "rate_headroom": {
         "label": "Share of the rate limit to use",
         "description": "0 to 1: calls wait for the next rate-limit window once this share of the profile's "
         "requests is used. Lower it when other apps post with the same profile.",
         "default": 0.98,
+        "bounds": {"exclusiveMinimum": 0, "maximum": 1},
     },
     "history_max_age": {
         "label": "History cache (seconds)",
         "description": "How old Ayrshare's cached history answers can be (60 on Ayrshare); for emulators only.",
         "default": 60.0,
+        "bounds": {"minimum": 0},
     },
 }
 
@@ -106,7 +114,7 @@ def declarative_connection_type() -> dict[str, Any]:
                     "description": tuning_description(name),
                     "schema": {
                         "type": ["integer" if field.get("integer") else "number", "null"],
-                        "minimum": 0,
+                        **field["bounds"],
                     },
                 }
                 for name, field in TUNING_FIELDS.items()

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Ayrshare's code for "This post was already retried and cannot be retried again."
 ALREADY_RETRIED_CODE = 329
@@ -62,15 +66,19 @@ class AyrshareError(AirflowException):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
-        where = " ".join(
-            part for part in (self.call, f"for post {self.post_id!r}" if self.post_id else "") if part
-        )
-        parts = [f"Ayrshare {where} failed" if where else ""]
-        if self.http_status is not None:
-            parts.append(f"HTTP {self.http_status}")
-        if self.code is not None:
-            parts.append(f"code {self.code}")
-        head = ", ".join(part for part in parts if part)
+        # A failed call reads "Ayrshare <call> for post 'x' failed: ..."; a decision about a post
+        # that no call got wrong (not retried, must wait) reads "Post 'x': ...".
+        if self.call:
+            subject = (
+                f"Ayrshare {self.call}" + (f" for post {self.post_id!r}" if self.post_id else "") + " failed"
+            )
+        else:
+            subject = f"Post {self.post_id!r}" if self.post_id else ""
+        details = [
+            f"HTTP {self.http_status}" if self.http_status is not None else "",
+            f"code {self.code}" if self.code is not None else "",
+        ]
+        head = ", ".join(part for part in (subject, *details) if part)
         text = f"{head}: {self.message}" if head else self.message
         for error in self.errors:
             text += f"; {error.get('platform') or 'network'}: code {error.get('code')} {error.get('message') or ''}".rstrip()
@@ -79,8 +87,13 @@ class AyrshareError(AirflowException):
         return text
 
 
+# Final errors: no later attempt of the task can change them, so they fail it at once. The one
+# mark of that is AirflowFailException (Airflow skips the task's retries and any retry policy for
+# it); retry_policy.py reads nothing else.
+
+
 class AyrshareConfigError(AyrshareError, AirflowFailException):
-    """The connection or the arguments cannot work (no API key, bad host, plain HTTP to a remote host)."""
+    """The connection or the arguments cannot work (no API key, bad host, plain HTTP to a remote host). Final."""
 
 
 class AyrshareInvalidPostIdError(AyrshareError, AirflowFailException, ValueError):
@@ -88,11 +101,11 @@ class AyrshareInvalidPostIdError(AyrshareError, AirflowFailException, ValueError
 
 
 class AyrshareAuthError(AyrshareError, AirflowFailException):
-    """401 or 403: the API key, Profile Key or X credentials were refused. Never retried."""
+    """401 or 403: the API key, Profile Key or X credentials were refused. Never retried; final."""
 
 
-class AyrshareNotFoundError(AyrshareError):
-    """404: no such post for this profile."""
+class AyrshareNotFoundError(AyrshareError, AirflowFailException):
+    """404: no such post for this profile (or a Profile Key of another profile). Final."""
 
 
 class AyrshareRateLimitError(AyrshareError):
@@ -107,12 +120,27 @@ class AyrshareRateLimitError(AyrshareError):
         super().__init__(message, **kwargs)
 
 
-class AyrshareAlreadyRetriedError(AyrshareError):
-    """Code 329: the post was retried before and can never be retried again."""
+class AyrshareAlreadyRetriedError(AyrshareError, AirflowFailException):
+    """Code 329: the post was retried before and can never be retried again. Final."""
 
 
 class AyrshareServerError(AyrshareError):
     """5xx, a dropped connection, a timeout, or a body that is not the JSON Ayrshare sends."""
+
+
+class AyrshareConnectionError(AyrshareServerError):
+    """
+    No answer from the API: the host's name did not resolve, the connection was refused or
+    dropped, TLS failed, or the answer did not come in time. The message names the URL and which.
+
+    :param url: the origin that was called (never a path with an id, never a credential).
+    :param reason: what failed, in words: "DNS lookup failed", "connection refused", ...
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str, **kwargs: Any) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(message, **kwargs)
 
 
 class AyrshareRetryUnconfirmedError(AyrshareServerError):
@@ -120,15 +148,11 @@ class AyrshareRetryUnconfirmedError(AyrshareServerError):
 
 
 class AyrsharePostFailedError(AyrshareError, AirflowFailException):
-    """
-    The post ended with status ``error`` (or was deleted) instead of being published.
-
-    Fails the task without Airflow retries: the post's one retry is spent, another attempt cannot help.
-    """
+    """The post ended with status ``error`` (or was deleted) instead of being published. Final: its one retry is spent."""
 
 
 class AyrshareNotRetryableError(AyrshareError, AirflowFailException):
-    """The post is not in a state that a retry can fix; the message says why."""
+    """The post is not in a state that a retry can fix; the message says why. Final."""
 
 
 class AyrshareWaitTimeoutError(AyrshareError):
@@ -138,6 +162,10 @@ class AyrshareWaitTimeoutError(AyrshareError):
 class AyrshareRetryLaterError(AyrshareError, AirflowFailException):
     """
     A network asked to wait (say, Instagram's code 435) until past the task's timeout; nothing was sent.
+
+    "Later" is the *post's* one retry, which stays unspent for a later run. The *task* fails at
+    once (final): its own next attempts come within minutes, long before the moment the network
+    named, so they would only fail the same way.
 
     :param not_before: the earliest moment the retry can help (timezone-aware).
     """
@@ -253,3 +281,62 @@ def parse_response(
     if error_class is AyrshareRateLimitError:
         raise AyrshareRateLimitError(message, retry_after=retry_after, code=code, errors=errors, **context)
     raise error_class(message, code=code, errors=errors, **context)
+
+
+def connection_error(
+    error: BaseException, *, url: str, call: str, post_id: str | None
+) -> AyrshareConnectionError:
+    """
+    The error for a call that got no answer, naming the URL and what failed, from the transport's exception.
+
+    Reads the whole chain (``requests`` and ``urllib3`` wrap the socket's error two or three times,
+    ``aiohttp`` keeps it as ``os_error``) for the standard library's errors, which both share.
+
+    :param error: what ``requests`` or ``aiohttp`` raised.
+    :param url: the origin that was called (no path: an id or a query could hold anything).
+    :param call: the call, such as ``"GET /api/user"``.
+    :param post_id: the post concerned, if any.
+    """
+    import socket
+    import ssl
+
+    chain = list(_causes(error))
+    names = " ".join(type(cause).__name__ for cause in chain)
+    host = urlsplit(url).hostname or url
+    if any(isinstance(cause, ssl.SSLError) for cause in chain) or "SSL" in names:
+        reason = f"TLS failed with {url}"
+        if url.startswith("https://"):
+            reason += (
+                " (if the server there speaks plain HTTP, as a local emulator does, write http:// in Host)"
+            )
+    elif (
+        any(isinstance(cause, socket.gaierror) for cause in chain)
+        or "NameResolution" in names
+        or "DNSError" in names
+    ):
+        reason = f"DNS lookup failed for {host}: check the connection's Host"
+    elif any(isinstance(cause, ConnectionRefusedError) for cause in chain):
+        reason = f"connection refused by {url}: is the server running, on that port?"
+    elif any(isinstance(cause, TimeoutError) for cause in chain) or "Timeout" in names:
+        reason = f"{'connecting to' if 'Connect' in names else 'no answer in time from'} {url} (timeout)"
+    else:
+        reason = f"the connection to {url} was lost ({type(error).__name__})"
+    return AyrshareConnectionError(f"no answer: {reason}", url=url, reason=reason, call=call, post_id=post_id)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        cause = pending.pop()
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        yield cause
+        pending += [
+            cause.__cause__,
+            cause.__context__,
+            getattr(cause, "reason", None),
+            getattr(cause, "os_error", None),
+        ]
+        pending += list(cause.args)

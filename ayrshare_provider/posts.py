@@ -79,12 +79,14 @@ def validate_post_id(post_id: Any) -> str:
     """
     Return ``post_id`` as a string that is safe to put in a URL path, or raise.
 
-    :param post_id: an Ayrshare post id; an int is accepted (templates sometimes render one).
+    :param post_id: an Ayrshare post id; an int is accepted (templates sometimes render one), and
+        white space around it is dropped (ids are pasted from dashboards and logs).
     """
     if isinstance(post_id, int) and not isinstance(post_id, bool):
         post_id = str(post_id)
     if not isinstance(post_id, str):
         raise AyrshareInvalidPostIdError(f"post_id must be a string, got {type(post_id).__name__}")
+    post_id = post_id.strip()
     if not _POST_ID.fullmatch(post_id):
         shown = post_id if len(post_id) <= 40 else f"{post_id[:40]}... ({len(post_id)} characters)"
         raise AyrshareInvalidPostIdError(
@@ -191,14 +193,24 @@ def _wait_of(error: dict[str, Any]) -> float | None:
     return max((wait for wait in waits if wait), default=None)
 
 
-def retry_not_before(record: dict[str, Any]) -> tuple[datetime, str] | None:
+def retry_not_before(record: dict[str, Any], seen_at: datetime | None = None) -> tuple[datetime, str] | None:
     """
     The earliest moment a retry can help, from the networks' wait hints, and which network asked.
 
-    A hint counts from when the post was sent (``scheduleDate``, else ``created``); a record with
-    neither date counts it from now. None when no network asks to wait.
+    A hint counts from when the post was sent (``scheduleDate``, else ``created``). A record with
+    neither date counts it from ``seen_at``, the moment the caller first read the failure: the
+    caller keeps that moment across reads, so that the wait ends (counted from each new read, it
+    never would). None when no network asks to wait.
+
+    :param record: the post record.
+    :param seen_at: when the failure was first read, for a record without dates (default: now).
     """
-    sent = parse_date(record.get("scheduleDate")) or parse_date(record.get("created")) or datetime.now(UTC)
+    sent = (
+        parse_date(record.get("scheduleDate"))
+        or parse_date(record.get("created"))
+        or seen_at
+        or datetime.now(UTC)
+    )
     latest: tuple[datetime, str] | None = None
     for error in _items(record, "errors"):
         wait = _wait_of(error)
@@ -213,12 +225,15 @@ def retry_not_before(record: dict[str, Any]) -> tuple[datetime, str] | None:
     return latest
 
 
-def plan_retry(record: dict[str, Any], now: datetime | None = None) -> tuple[Plan, str]:
+def plan_retry(
+    record: dict[str, Any], now: datetime | None = None, seen_at: datetime | None = None
+) -> tuple[Plan, str]:
     """
     Decide, before any write, what a recovery does with this post, with the reason.
 
     :param record: the post record.
     :param now: the moment to judge wait hints at (default: now).
+    :param seen_at: when the failure was first read (see :func:`retry_not_before`).
     """
     status = status_of(record)
     if is_published(record):
@@ -230,7 +245,7 @@ def plan_retry(record: dict[str, Any], now: datetime | None = None) -> tuple[Pla
     possible, reason = retry_possible(record)
     if not possible:
         return Plan.NOT_RETRYABLE, reason
-    hint = retry_not_before(record)
+    hint = retry_not_before(record, seen_at)
     if hint and hint[0] > (now or datetime.now(UTC)):
         return Plan.RETRY_LATER, f"{hint[1]}: retry not before {hint[0].isoformat()}"
     return Plan.RETRY, reason
@@ -313,6 +328,15 @@ def summarize(record: dict[str, Any], action: Action, *, post_id: str | None = N
     }
 
 
+def failed_networks(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each network that failed, from a post's summary: ``platform``, ``code`` and ``message``."""
+    return [
+        {"platform": network["platform"], "code": network["code"], "message": network["message"]}
+        for network in summary.get("networks", [])
+        if network.get("status") == ERROR
+    ]
+
+
 def post_failed_error(summary: dict[str, Any], message: str | None = None) -> AyrsharePostFailedError:
     """
     The error for a post that ended failed, listing each network's error from its summary.
@@ -320,15 +344,10 @@ def post_failed_error(summary: dict[str, Any], message: str | None = None) -> Ay
     :param summary: the post's summary (:func:`summarize`).
     :param message: what happened, when more than "it ended failed" is known.
     """
-    errors = [
-        {"platform": network["platform"], "code": network["code"], "message": network["message"]}
-        for network in summary.get("networks", [])
-        if network.get("status") == ERROR
-    ]
     retried_before = summary.get("action") == Action.ALREADY_RETRIED.value
     return AyrsharePostFailedError(
         message or f"the post ended with status {summary.get('status')!r}",
         post_id=summary.get("id"),
-        errors=errors,
+        errors=failed_networks(summary),
         code=ALREADY_RETRIED_CODE if retried_before else None,
     )

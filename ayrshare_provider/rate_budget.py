@@ -4,19 +4,31 @@ Ayrshare counts requests per User Profile in a fixed window (300 per 5 minutes) 
 profile after 1,000 answers 429 in a day. A recovery spreads its calls over many processes: a
 fresh process per task, and a triggerer with hundreds of waits. Each answer's ``x-ratelimit-*``
 headers carry the server's count; the processes of one machine pool that knowledge in a small
-locked file and count each call as they send it, so that together they stop just short of the
-limit instead of each finding out on its own (the first call of a fresh task would otherwise go
-out blind). Calls from other machines or other apps show up in the next answer's count; the
+memory-mapped file and count each call as they claim it, so that together they stop just short of
+the limit instead of each finding out on its own (the first call of a fresh task would otherwise
+go out blind). Calls from other machines or other apps show up in the next answer's count; the
 headroom leaves room for the few that are in flight meanwhile.
+
+Answers arrive late and out of order (hundreds of waits share one event loop), so no answer ever
+lowers the count of a window: the count starts again only when the window's announced end has
+passed, and an answer sent before that end says nothing of the next window.
+
+The triggerer's event loop never blocks on the file's lock: :meth:`ProfileBudget.atake` and
+:meth:`ProfileBudget.aobserve` try the lock and, when another process holds it, yield to the
+loop and try again. The lock is held for a few microseconds (a handful of numbers in shared
+memory, no file I/O).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
-import json
+import math
+import mmap
 import os
+import struct
 import tempfile
 import threading
 import time
@@ -24,12 +36,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25
-# Two answers whose announced resets are this close describe the same window.
+# An answer whose reset comes this close after the end of the window that just ended belongs to it.
 _SAME_WINDOW = 1.0
+# How long an async caller waits before it tries a lock another process holds.
+_LOCK_RETRY = 0.001
+
+# The shared state: eight doubles. Version first, so that a file of another layout is started anew.
+_LAYOUT = struct.Struct("<8d")
+_VERSION = 2.0
+_FIELDS = ("version", "count", "server", "limit", "reset_at", "ended", "announced", "window")
 
 
 def reset_seconds(headers: Any) -> float | None:
@@ -43,42 +62,142 @@ def reset_seconds(headers: Any) -> float | None:
     return max(0.0, reset_ms / 1000)
 
 
+class _Window:
+    """
+    What this machine knows of one profile's window; 0 stands for "not known".
+
+    ``count``: calls of the window, the server's or ours, whichever is more; ``server``: the
+    server's highest count of it; ``reset_at``: when it ends (wall clock, margin included);
+    ``ended``: when the previous one ended; ``announced``: the end already logged as waited for;
+    ``window``: the longest reset seen, about the window's length.
+    """
+
+    def __init__(self, values: tuple[float, ...]) -> None:
+        if values[0] != _VERSION or not all(math.isfinite(value) for value in values):
+            values = (_VERSION,) + (0.0,) * (len(_FIELDS) - 1)  # a new file, or one torn by a killed process
+        (
+            self.version,
+            self.count,
+            self.server,
+            self.limit,
+            self.reset_at,
+            self.ended,
+            self.announced,
+            self.window,
+        ) = values
+
+    def values(self) -> tuple[float, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def roll(self, now: float) -> None:
+        """Start the next window once this one's end has passed."""
+        if self.reset_at and now >= self.reset_at:
+            # Calls claimed that the server had not counted yet may land in the new window: keep them.
+            self.count = max(0.0, self.count - self.server)
+            self.server, self.ended, self.reset_at = 0.0, self.reset_at, 0.0
+
+    def take(self, now: float, headroom: float, fallback: float) -> tuple[float, bool]:
+        self.roll(now)
+        if not self.limit or self.count < self.limit * headroom:
+            self.count += 1
+            return 0.0, False
+        first = self.announced != self.reset_at
+        self.announced = self.reset_at
+        return (self.reset_at - now if self.reset_at else fallback), first
+
+    def observe(self, now: float, count: int, limit: int, reset_in: float | None) -> None:
+        self.roll(now)
+        self.limit = float(limit)
+        if reset_in is not None:
+            self.window = max(self.window, reset_in)
+            reset_at = now + reset_in + _RESET_MARGIN
+            if self.ended and reset_at <= self.ended + max(_SAME_WINDOW, self.window / 2):
+                return  # sent before the last window ended, answered after: it says nothing of this one
+            # Every answer of a window announces the same end, seen later by its latency: the earliest is closest.
+            self.reset_at = min(self.reset_at, reset_at) if self.reset_at else reset_at
+        self.server = max(self.server, float(count))
+        self.count = max(self.count, self.server)
+
+
 class ProfileBudget:
     """
-    What this machine knows of one profile's window: the server's latest count plus the calls sent since.
+    One profile's window as this machine knows it: the server's latest count plus the calls claimed since.
 
     :param path: the file the processes of this machine share it in; None keeps it in this process only.
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._lock = threading.Lock()
-        self._memory: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the file lock is per process; this one orders the threads
+        self._pid = 0
+        self._fd = -1
+        self._memory: mmap.mmap | None = None
+
+    def _map(self) -> mmap.mmap:
+        """The shared memory, opened once per process (a forked child opens its own: flock is per open file)."""
+        if self._memory is None or self._pid != os.getpid():
+            if self.path is None:
+                self._memory = mmap.mmap(-1, _LAYOUT.size)
+            else:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                if os.fstat(self._fd).st_size < _LAYOUT.size:
+                    os.ftruncate(self._fd, _LAYOUT.size)  # zeros: read as a new file
+                self._memory = mmap.mmap(self._fd, _LAYOUT.size)
+            self._pid = os.getpid()
+        return self._memory
+
+    def _lock_files(self, blocking: bool) -> bool:
+        """Take the thread lock, then the file lock; False (holding neither) when ``blocking`` is off and one is held."""
+        if not self._lock.acquire(blocking=blocking):
+            return False
+        try:
+            self._map()
+            if self.path is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.release()
+            return False
+        except BaseException:
+            self._lock.release()
+            raise
+        return True
+
+    def _unlock_files(self) -> None:
+        if self.path is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    def _read(self) -> _Window:
+        return _Window(_LAYOUT.unpack_from(self._map()))
+
+    def _write(self, window: _Window, before: tuple[float, ...]) -> None:
+        if window.values() != before:
+            _LAYOUT.pack_into(self._map(), 0, *window.values())
 
     @contextlib.contextmanager
-    def _state(self) -> Iterator[dict[str, Any]]:
-        """The shared state, locked for this process and every other one; changes are written back."""
-        with self._lock:
-            if self.path is None:
-                yield self._memory
-                return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                raw = os.read(fd, 4096)
-                try:
-                    state = json.loads(raw) if raw else {}
-                except ValueError:
-                    state = {}  # a torn write by a killed process: start from what the next answer says
-                before = dict(state)
-                yield state
-                if state != before:
-                    data = json.dumps(state).encode()
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    os.write(fd, data)
-                    os.ftruncate(fd, len(data))
-            finally:
-                os.close(fd)  # releases the lock
+    def _locked(self) -> Iterator[_Window]:
+        """The window under both locks, waiting for them (the sync path: a task's process)."""
+        self._lock_files(blocking=True)
+        try:
+            window = self._read()
+            before = window.values()
+            yield window
+            self._write(window, before)
+        finally:
+            self._unlock_files()
+
+    @contextlib.asynccontextmanager
+    async def _alocked(self) -> AsyncIterator[_Window]:
+        """The window under both locks, without blocking the event loop: while one is held, yield and try again."""
+        while not self._lock_files(blocking=False):
+            await asyncio.sleep(_LOCK_RETRY)
+        try:
+            window = self._read()
+            before = window.values()
+            yield window
+            self._write(window, before)
+        finally:
+            self._unlock_files()
 
     def take(self, headroom: float, fallback: float) -> tuple[float, bool]:
         """
@@ -87,41 +206,36 @@ class ProfileBudget:
         :param headroom: the share of the window's limit to use.
         :param fallback: the wait when the window is used up but its end was not announced.
         """
-        with self._state() as state:
-            now = time.time()
-            reset_at, limit, count = state.get("reset_at"), state.get("limit"), state.get("count", 0)
-            if reset_at is not None and now >= reset_at:
-                state.update(count=0, reset_at=None)  # a new window
-                reset_at, count = None, 0
-            if limit is None or count < limit * headroom:
-                state["count"] = count + 1
-                return 0.0, False
-            first = state.get("announced") != reset_at
-            state["announced"] = reset_at
-            return (fallback if reset_at is None else reset_at - now), first
+        with self._locked() as window:
+            return window.take(time.time(), headroom, fallback)
+
+    async def atake(self, headroom: float, fallback: float) -> tuple[float, bool]:
+        """:meth:`take` for the event loop: never blocks it on a lock another process holds."""
+        async with self._alocked() as window:
+            return window.take(time.time(), headroom, fallback)
 
     def observe(self, headers: Any) -> None:
         """Learn the window's state from an answer's ``x-ratelimit-count``, ``-max`` and ``-reset``."""
-        try:
-            count, limit = int(headers.get("x-ratelimit-count")), int(headers.get("x-ratelimit-max"))
-        except (TypeError, ValueError):
-            return
-        reset_in = reset_seconds(headers)
-        with self._state() as state:
-            known, known_reset = state.get("count", 0), state.get("reset_at")
-            state["limit"] = limit
-            if reset_in is None:
-                state["count"] = max(known, count)
-                return
-            reset_at = time.time() + reset_in + _RESET_MARGIN
-            if known_reset is None:
-                # The first answer since the window turned: the calls counted meanwhile stand.
-                state.update(reset_at=reset_at, count=max(known, count))
-            elif reset_at > known_reset + _SAME_WINDOW:
-                state.update(reset_at=reset_at, count=count)  # a newer window than this machine knew of
-            elif reset_at >= known_reset - _SAME_WINDOW:
-                state["count"] = max(known, count)  # the same window: the server's count never goes down
-            # else: a late answer from a window that has ended; it says nothing of this one
+        if (seen := _rate_headers(headers)) is not None:
+            with self._locked() as window:
+                window.observe(time.time(), *seen)
+
+    async def aobserve(self, headers: Any) -> None:
+        """:meth:`observe` for the event loop."""
+        if (seen := _rate_headers(headers)) is not None:
+            async with self._alocked() as window:
+                window.observe(time.time(), *seen)
+
+
+def _rate_headers(headers: Any) -> tuple[int, int, float | None] | None:
+    try:
+        return (
+            int(headers.get("x-ratelimit-count")),
+            int(headers.get("x-ratelimit-max")),
+            reset_seconds(headers),
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 _budgets: dict[str, ProfileBudget] = {}
@@ -148,5 +262,5 @@ def budget_for(origin: str, profile_key: str | None) -> ProfileBudget:
     with _budgets_lock:
         if digest not in _budgets:
             folder = _shared_dir()
-            _budgets[digest] = ProfileBudget(folder / f"{digest}.json" if folder else None)
+            _budgets[digest] = ProfileBudget(folder / f"{digest}.bin" if folder else None)
         return _budgets[digest]

@@ -6,13 +6,19 @@ the per-post decisions themselves belong to :mod:`ayrshare_provider.posts`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
-from ayrshare_provider.posts import Action, Plan, plan_retry, retry_not_before, validate_post_id
-
-#: The XCom key under which a recovery DAG's planning task pushes its plan.
-PLAN_XCOM_KEY = "recovery_plan"
+from ayrshare_provider.posts import (
+    Action,
+    Plan,
+    failed_networks,
+    plan_retry,
+    retry_not_before,
+    validate_post_id,
+)
+from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
 
 # Plans that a RetryPostOperator can carry out (it waits for an in-flight retry instead of sending one).
 _RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
@@ -31,17 +37,20 @@ def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[
     to_retry: list[str] = []
     retry_later: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    decided: set[str] = set()
+    now = datetime.now(UTC)  # one moment for the whole plan; a record without dates counts its wait from it
     for record in records:
         try:
             post_id = validate_post_id(record.get("id"))
         except AyrshareInvalidPostIdError as err:
             skipped.append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
             continue
-        if post_id in to_retry or any(entry["id"] == post_id for entry in [*skipped, *retry_later]):
+        if post_id in decided:
             continue  # history pages can overlap; one post, one decision
-        plan, reason = plan_retry(record)
+        decided.add(post_id)
+        plan, reason = plan_retry(record, now=now, seen_at=now)
         if plan is Plan.RETRY_LATER:
-            not_before, _ = retry_not_before(record) or (None, "")
+            not_before, _ = retry_not_before(record, seen_at=now) or (None, "")
             retry_later.append(
                 {
                     "id": post_id,
@@ -62,11 +71,7 @@ def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[
 
 
 def _network_errors(summary: dict[str, Any]) -> str:
-    errors = [
-        f"{n['platform']}: {n['code']} {n['message']}"
-        for n in summary.get("networks", [])
-        if n.get("status") == "error"
-    ]
+    errors = [f"{n['platform']}: {n['code']} {n['message']}" for n in failed_networks(summary)]
     return "; ".join(errors) or "no network error given"
 
 
@@ -143,8 +148,6 @@ def report_run(ti: Any, plan_task_id: str, retry_task_id: str = "retry_post") ->
     :param retry_task_id: the (mapped) ``RetryPostOperator`` task.
     :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
     """
-    from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY
-
     plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
     summaries = ti.xcom_pull(task_ids=[retry_task_id], key=SUMMARY_XCOM_KEY) or []
     result = build_report(plan, summaries)

@@ -1,10 +1,12 @@
 """Which failures of an Ayrshare task another attempt can fix: a retry policy for Airflow 3.3+.
 
-Airflow 3.3 lets a task decide per exception whether to retry (``retry_policy=``). For Ayrshare
-tasks: a refused key, a post that cannot or must not be retried, a post whose one retry is spent
-(it failed again, or was retried before) or that is gone, fail at once, since no attempt can
-change them; a rate limit is retried once the profile's window has turned (Ayrshare's windows
-last 5 minutes); anything else keeps the task's own ``retries`` and ``retry_delay``.
+What no attempt can change (a refused key, a post that cannot or must not be retried, one whose
+one retry is spent, one that is gone, one that must wait past the task's timeout) is decided once,
+in :mod:`ayrshare_provider.exceptions`: those errors are ``AirflowFailException``, which every
+Airflow fails at once, without the task's retries and without asking a retry policy. So the policy
+only adds what Airflow cannot know: a rate limit (429) is retried once the profile's window has
+turned (Ayrshare's windows last 5 minutes) instead of after the task's ``retry_delay``. Anything
+else keeps the task's own ``retries`` and ``retry_delay``.
 
 Use it as ``RetryPostOperator(..., **retry_policy_args())``: on Airflow before 3.3 that adds nothing.
 """
@@ -14,16 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from ayrshare_provider.exceptions import (
-    AyrshareAlreadyRetriedError,
-    AyrshareAuthError,
-    AyrshareConfigError,
-    AyrshareNotFoundError,
-    AyrshareNotRetryableError,
-    AyrsharePostFailedError,
-    AyrshareRateLimitError,
-    AyrshareRetryLaterError,
-)
+from ayrshare_provider.exceptions import AyrshareRateLimitError
 
 #: Ayrshare's rate-limit window: a task retried this long after a 429 meets a new window.
 RATE_LIMIT_WINDOW = timedelta(minutes=5)
@@ -39,22 +32,8 @@ def ayrshare_retry_policy(rate_limit_delay: timedelta = RATE_LIMIT_WINDOW) -> An
         from airflow.providers.common.compat.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
     except (ImportError, AttributeError):
         return None
-    no_attempt_can_help: list[type[BaseException] | str] = [
-        AyrshareAuthError,
-        AyrshareConfigError,
-        AyrshareNotRetryableError,
-        AyrsharePostFailedError,
-        AyrshareAlreadyRetriedError,
-        AyrshareNotFoundError,
-        AyrshareRetryLaterError,
-    ]
     return ExceptionRetryPolicy(
         rules=[
-            RetryRule(
-                exception=no_attempt_can_help,
-                action=RetryAction.FAIL,
-                reason="Ayrshare: another attempt cannot change this outcome",
-            ),
             RetryRule(
                 exception=AyrshareRateLimitError,
                 action=RetryAction.RETRY,

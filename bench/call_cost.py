@@ -11,7 +11,8 @@ import tempfile
 import time
 
 import requests
-from common import API_KEY, REPEATS, connection_env, control, emulator, spread, summarize, table
+
+from bench.common import API_KEY, REPEATS, connection_env, control, emulator, spread, summarize, table
 
 CALLS = int(os.environ.get("BENCH_CALLS", "1000"))
 

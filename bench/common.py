@@ -7,18 +7,17 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ayrshare_provider.emulator.records import failed_record
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-# The repository root, for tests.context (the minimal task context the direct operator runs use).
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # Tables, not log lines: Airflow's logging (and so the provider's) at ERROR, set before Airflow loads. Below
 # that, thousands of direct execute() calls would each log "cannot be called outside of the Task Runner".
@@ -68,19 +67,16 @@ def seed_failed_posts(url: str, count: int, fail_again_every: int = 0) -> list[s
     :param fail_again_every: every n-th post fails again when retried (0: none do).
     """
     posts = []
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
     for index in range(count):
         platform = ("linkedin", "facebook", "instagram", "tiktok")[index % 4]
-        error = {"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}
-        post = {
-            "status": "error",
-            "type": "now",
-            "post": f"post {index}",
-            "postIds": [],
-            "mediaUrls": [],
-            "platforms": [platform],
-            "errors": [error],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600 + index * 3)),
-        }
+        post = failed_record(
+            [platform],
+            {platform: (136, "timeout")},
+            text=f"post {index}",
+            created=hour_ago + timedelta(seconds=index * 3),
+            mediaUrls=[],
+        )
         if fail_again_every and index % fail_again_every == 0:
             post["_fails_again"] = {platform: [138, "The network rejected the post."]}
         posts.append(post)

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from common import REPEATS, spread, summarize, table
+from bench.common import REPEATS, spread, summarize, table
 
 CANDIDATES = {
     "ayrshare": "from ayrshare_provider.operators.ayrshare import RetryPostOperator\n"

@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from common import connection_env, control, emulator, seed_failed_posts, table
+from bench.common import connection_env, control, emulator, seed_failed_posts, table
 
 SCALE = float(os.environ.get("BENCH_SCALE", "15"))
 POSTS = int(os.environ.get("BENCH_BURST_POSTS", "1000"))

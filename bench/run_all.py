@@ -1,4 +1,4 @@
-"""Run every benchmark side by side and write bench/RESULTS.md: ``make bench``."""
+"""Every benchmark side by side, written to bench/RESULTS.md: ``make bench`` (``python -m bench.run_all``)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import datetime
 import sys
 from pathlib import Path
 
-import call_cost
-import parse_cost
-import recovery_at_scale
-import waiting_at_scale
-from common import REPEATS, machine
+from bench import call_cost, parse_cost, recovery_at_scale, waiting_at_scale
+from bench.common import REPEATS, machine
 
 
 def main() -> None:
     sections = []
-    for bench in (parse_cost, call_cost, waiting_at_scale, recovery_at_scale):
-        print(f"running {bench.__name__} ...", file=sys.stderr, flush=True)
-        sections.append(bench.main())
+    for module in (parse_cost, call_cost, waiting_at_scale, recovery_at_scale):
+        print(f"running {module.__name__.removeprefix('bench.')} ...", file=sys.stderr, flush=True)
+        sections.append(module.main())
         print(sections[-1], flush=True)
     header = (
         "# Benchmark results\n\n"

@@ -22,7 +22,8 @@ import tempfile
 import time
 
 import requests
-from common import (
+
+from bench.common import (
     API_KEY,
     REPEATS,
     connection_env,
@@ -149,7 +150,7 @@ def one_run(variant: str) -> dict[str, float]:
             ),
         }
         out = subprocess.run(
-            [sys.executable, __file__, "--child", variant],
+            [sys.executable, "-m", "bench.waiting_at_scale", "--child", variant],
             input=json.dumps(post_ids),
             capture_output=True,
             text=True,

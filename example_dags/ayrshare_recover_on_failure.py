@@ -22,8 +22,9 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, task
 
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
-from ayrshare_provider.recovery import PLAN_XCOM_KEY, plan_recovery, report_run
+from ayrshare_provider.recovery import plan_recovery, report_run
 from ayrshare_provider.retry_policy import retry_policy_args
+from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY
 
 try:
     from airflow.sdk import Asset, AssetWatcher

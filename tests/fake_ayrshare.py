@@ -1,18 +1,37 @@
 """A scripted Ayrshare for unit tests, on pytest-httpserver: exact answers, exact counts.
 
-It knows posts, applies a retry the way the service does (``error`` -> ``pending`` -> final,
-once), and can be told to answer the next calls of an endpoint with a scripted fault.
+The service's memory and its retry rules are the emulator's own :class:`State` (only an ``error``
+post can be retried, once; a second retry is 400 with code 329; an unknown post is 404; X posts
+need the X headers; a retried post is ``pending``, then its final record with per-network
+``postIds`` and ``errors``). What stays here is the scripting the emulator's model does not have:
+
+- time is counted in reads, not seconds: after its retry a post reads ``pending`` exactly
+  ``pending_reads`` times, then final (the emulator settles by clock, which would make counts
+  of polls depend on timing);
+- the k-th call of an endpoint can be answered with a scripted fault of any status, body and
+  headers, including "apply, then lose the answer" (the emulator's fault kinds are a fixed set
+  of the service's failures);
+- posts are not scoped by Profile-Key (every post is found whatever key a request sends; the
+  emulator's contract tests check the scoping), and network ids are a fixed ``99`` so that a
+  test can name the post URL.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug import Request, Response
+
+from ayrshare_provider.emulator.state import ApiError, Settings, State, StoredPost, has_x_credentials
+
+#: The error a scripted ``outcome="error"`` meets again on every network the retry did not publish.
+FAILS_AGAIN = (272, "X authorization failed.")
+_PROFILE = ""  # every post is kept under one profile: the fake does not scope by Profile-Key
 
 
 @dataclass
@@ -28,27 +47,11 @@ class Fault:
 PASS = Fault(0, "")
 
 
-def error_post(post_id: str, platform: str = "twitter", code: int = 136, **extra: Any) -> dict[str, Any]:
-    """A post record that failed on one network."""
-    return {
-        "id": post_id,
-        "status": "error",
-        "type": "now",
-        "created": "2026-11-20T10:00:00Z",
-        "platforms": [platform],
-        "post": "hello",
-        "postIds": [],
-        "errors": [
-            {
-                "action": "post",
-                "status": "error",
-                "code": code,
-                "message": "Network hiccup.",
-                "platform": platform,
-            }
-        ],
-        **extra,
-    }
+class _ScriptedState(State):
+    """The emulator's state with fixed network ids: a test knows the post URL a retry gives."""
+
+    def new_network_id(self) -> str:
+        return "99"
 
 
 class FakeAyrshare:
@@ -61,11 +64,10 @@ class FakeAyrshare:
         self.server = httpserver
         self.api_key = api_key
         self.url = httpserver.url_for("/").rstrip("/")
-        self.posts: dict[str, dict[str, Any]] = {}
-        self.outcomes: dict[str, tuple[str, int]] = {}  # id -> (final status, reads left while pending)
-        self.retried: set[str] = set()
+        # Never settles by time (retry_delay is infinite): reads settle it, see _get.
+        self.state = _ScriptedState(Settings(api_key, retry_delay=math.inf, rate_limit=0, history_cache=0))
+        self.pending_reads: dict[str, int] = {}  # id -> reads left while pending after the retry
         self.calls: Counter[str] = Counter()
-        self.retry_puts: Counter[str] = Counter()
         self.headers_seen: list[dict[str, str]] = []
         self.faults: dict[str, deque[Fault]] = {}
         self.user = {
@@ -75,12 +77,36 @@ class FakeAyrshare:
         }
         httpserver.expect_request(re.compile(r".*")).respond_with_handler(self._handle)
 
+    @property
+    def posts(self) -> dict[str, dict[str, Any]]:
+        """Each post's record by id: the live record, which a test may change."""
+        return {post_id: post.record for post_id, post in self.state.posts.items()}
+
+    @property
+    def retry_puts(self) -> Counter[str]:
+        """Retry PUTs that reached the service, per post id (a fault that does not apply never does)."""
+        return self.state.retry_puts
+
     # -- script ---------------------------------------------------------------------------
 
     def add_post(self, record: dict[str, Any], outcome: str = "success", pending_reads: int = 1) -> None:
         """Add a post; after a retry it reads ``pending`` ``pending_reads`` times, then ``outcome``."""
-        self.posts[record["id"]] = record
-        self.outcomes[record["id"]] = (outcome, pending_reads)
+        if outcome not in ("success", "error"):
+            raise ValueError(f"outcome is success or error, not {outcome!r}")
+        fails_again = {platform: FAILS_AGAIN for platform in record.get("platforms") or []}
+        self.state.add(
+            StoredPost(
+                record,
+                _PROFILE,
+                retry_failures=fails_again if outcome == "error" else {},
+                settle_after=math.inf,
+            )
+        )
+        self.pending_reads[record["id"]] = pending_reads
+
+    def mark_retried(self, post_id: str) -> None:
+        """Script a retry sent before the test, by an earlier attempt: none is left; pending, it settles."""
+        self.state.posts[post_id].retried_at = self.state.clock()
 
     def fail_next(self, endpoint: str, *faults: Fault) -> None:
         """Answer the next calls of ``endpoint`` (``"PUT /api/post/retry"``, ``"GET /api/post"``, ...) with faults."""
@@ -106,7 +132,10 @@ class FakeAyrshare:
             return Response(
                 fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers
             )
-        response = self._route(request, path)
+        try:
+            response = self._route(request, path)
+        except ApiError as error:
+            response = self._json(error.http_status, error.body)
         if fault:
             return Response(
                 fault.body, status=fault.status, content_type=fault.content_type, headers=fault.headers
@@ -115,72 +144,29 @@ class FakeAyrshare:
 
     def _route(self, request: Request, path: str) -> Response:
         if request.method == "PUT" and path == "/api/post/retry":
-            return self._retry(request.get_json(silent=True) or {})
+            post_id = (request.get_json(silent=True) or {}).get("id")
+            return self._json(
+                200, self.state.retry(str(post_id), _PROFILE, has_x_credentials(request.headers))
+            )
         if request.method == "GET" and path.startswith("/api/post/"):
             return self._get(path.removeprefix("/api/post/"))
         if request.method == "GET" and path == "/api/history":
             status = request.args.get("status")
-            history = [p for p in self.posts.values() if status is None or p["status"] == status]
+            history = [
+                self.state.view(post)
+                for post in self.state.posts.values()
+                if status is None or post.record["status"] == status
+            ]
             return self._json(200, {"history": history[: int(request.args.get("limit", 25))]})
         if request.method == "GET" and path == "/api/user":
             return self._json(200, self.user)
         return self._json(404, {"status": "error", "code": 404, "message": "Not found."})
 
     def _get(self, post_id: str) -> Response:
-        record = self.posts.get(post_id)
-        if record is None:
-            return self._json(404, {"status": "error", "code": 404, "message": f"Post {post_id} not found."})
-        outcome, reads_left = self.outcomes[post_id]
-        if record.get("status") in ("pending", "processing") and post_id in self.retried:
+        post = self.state.find(post_id, _PROFILE)
+        if post.in_flight:  # counts this read; the one after the last pending read settles it
+            reads_left = self.pending_reads[post_id]
+            self.pending_reads[post_id] = reads_left - 1
             if reads_left <= 0:
-                self._settle(record, outcome)
-            self.outcomes[post_id] = (outcome, reads_left - 1)
-        return self._json(200, record)
-
-    def _settle(self, record: dict[str, Any], outcome: str) -> None:
-        platform = (record.get("platforms") or ["twitter"])[0]
-        record["status"] = outcome
-        if outcome == "success":
-            record["errors"] = []
-            record["postIds"] = [
-                {
-                    "platform": platform,
-                    "status": "success",
-                    "id": "99",
-                    "postUrl": f"https://example.test/{platform}/99",
-                }
-            ]
-        elif outcome == "error":
-            record["errors"] = [
-                {
-                    "action": "post",
-                    "status": "error",
-                    "code": 272,
-                    "message": "X authorization failed.",
-                    "platform": platform,
-                }
-            ]
-
-    def _retry(self, body: dict[str, Any]) -> Response:
-        post_id = body.get("id")
-        self.retry_puts[str(post_id)] += 1
-        record = self.posts.get(str(post_id))
-        if record is None:
-            return self._json(404, {"status": "error", "code": 404, "message": "Post not found."})
-        if post_id in self.retried:
-            return self._json(
-                400,
-                {
-                    "action": "post",
-                    "status": "error",
-                    "code": 329,
-                    "message": "This post was already retried and cannot be retried again.",
-                },
-            )
-        if record["status"] != "error":
-            return self._json(
-                400, {"action": "post", "status": "error", "code": 400, "message": "Post is not in error."}
-            )
-        self.retried.add(post_id)
-        record["status"] = "pending"
-        return self._json(200, {"status": "pending", "id": post_id})
+                self.state.finish(post)
+        return self._json(200, self.state.view(post))

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ayrshare_provider.emulator.records import failed_record
+
 # Distinctive credentials, so that a test can search any output for them.
 API_KEY = "APIKEY-7f3e9c1d-secret"
 PROFILE_KEY = "PROFILEKEY-2b8a4e6f-secret"
@@ -40,17 +42,16 @@ def load_dag(dag_id: str) -> Any:
 
 
 def failed_post(platform: str = "linkedin", **fields: Any) -> dict[str, Any]:
-    """A post record that failed on one network with a transient error; ``fields`` change or add fields."""
-    error = {"action": "post", "status": "error", "code": 136, "message": "timeout", "platform": platform}
-    return {
-        "status": "error",
-        "type": "now",
-        "platforms": [platform],
-        "post": "hi",
-        "postIds": [],
-        "errors": [error],
-        **fields,
-    }
+    """A post that failed on one network, to seed the emulator (it adds id and date); ``fields`` win."""
+    return failed_record([platform], {platform: (136, "timeout")}, text="hi", **fields)
+
+
+def error_post(post_id: str, platform: str = "twitter", code: int = 136, **fields: Any) -> dict[str, Any]:
+    """A post that failed on one network, with an id and a fixed date (the fake's); ``fields`` win."""
+    fields.setdefault("created", "2026-11-20T10:00:00Z")
+    return failed_record(
+        [platform], {platform: (code, "Network hiccup.")}, text="hello", post_id=post_id, **fields
+    )
 
 
 def seed_posts(emulator: Any, *records: dict[str, Any], profile_key: str = "") -> list[str]:

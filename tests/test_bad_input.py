@@ -22,7 +22,8 @@ from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.posts import Plan, WaitState, parse_date, plan_retry, retry_possible, wait_state
 from tests.context import make_context
-from tests.fake_ayrshare import Fault, error_post
+from tests.fake_ayrshare import Fault
+from tests.helpers import error_post
 
 FAST = {"backoff": 0.01, "max_backoff": 0.02, "max_attempts": 2}
 

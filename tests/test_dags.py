@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.airflow_compat import TRIGGER_RAN_INLINE, stored_xcoms
-from tests.fake_ayrshare import error_post
-from tests.helpers import SECRETS, load_dag
+from tests.helpers import SECRETS, error_post, load_dag
 
 pytestmark = pytest.mark.dag
 
@@ -32,10 +31,10 @@ def test_a_dag_recovers_a_failed_post_with_one_retry(airflow_db, ayrshare_conn, 
     }
     summary = values[("retry_post", "return_value")]
     assert summary["status"] == "success" and summary["retried"] is True
-    assert values[("retry_post", "ayrshare_post_url")] == "https://example.test/twitter/99"
+    assert values[("retry_post", "ayrshare_post_url")] == "https://twitter.example.com/posts/99"
     # Airflow stores the extra link's target when the task ends: the published post.
     if ("retry_post", "_link_AyrsharePostLink") in values or _is_airflow_3():
-        assert values[("retry_post", "_link_AyrsharePostLink")] == "https://example.test/twitter/99"
+        assert values[("retry_post", "_link_AyrsharePostLink")] == "https://twitter.example.com/posts/99"
     assert not any(secret in str(values) for secret in SECRETS)
 
 

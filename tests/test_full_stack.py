@@ -11,7 +11,6 @@ import pytest
 
 from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
-from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
 from tests.stack import ADMIN, Standalone
 
@@ -267,7 +266,7 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(
         assert page.locator(f"input[name=element_{field}]").get_attribute("type") == "password", field
         assert page.get_by_text(label, exact=True).count() == 1
     # Every tuning setting the README documents has its field, its default at the end of its description.
-    for field in TUNING_DEFAULTS:
+    for field in connection_form.TUNING_FIELDS:
         assert page.locator(f"input[name=element_{field}]").count() == 1, field
         assert page.get_by_text(connection_form.TUNING_FIELDS[field]["label"], exact=True).count() == 1, field
         assert page.get_by_text(connection_form.tuning_description(field), exact=True).count() == 1, field

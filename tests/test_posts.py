@@ -23,7 +23,7 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
-from tests.fake_ayrshare import error_post
+from tests.helpers import error_post
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,7 @@ from importlib.metadata import distribution
 
 import pytest
 
-from ayrshare_provider import get_provider_info
-from ayrshare_provider.hooks.ayrshare import TUNING_DEFAULTS
+from ayrshare_provider import connection_form, get_provider_info
 from tests.airflow_compat import airflow_version
 from tests.helpers import SECRETS, connection_json
 
@@ -54,13 +53,17 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
         if name.startswith("extra__ayrshare__")
     }
     secrets = {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
-    tuning = {f"extra__ayrshare__{f}" for f in TUNING_DEFAULTS}  # every setting the README documents
+    tuning = {
+        f"extra__ayrshare__{f}" for f in connection_form.TUNING_FIELDS
+    }  # every setting the README documents
     assert set(widgets) == secrets | tuning
     assert {name for name, widget in widgets.items() if widget.is_sensitive} == secrets
     behaviour = manager.field_behaviours["ayrshare"]
     assert set(behaviour["hidden_fields"]) == {"login", "schema", "port", "extra"}
     assert behaviour["relabeling"]["password"] == "API Key"
-    assert {name: behaviour["placeholders"][f"extra__ayrshare__{name}"] for name in TUNING_DEFAULTS} == {
+    assert {
+        name: behaviour["placeholders"][f"extra__ayrshare__{name}"] for name in connection_form.TUNING_FIELDS
+    } == {
         "timeout": "30",
         "max_attempts": "5",
         "backoff": "1",

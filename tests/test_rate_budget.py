@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,12 +86,79 @@ def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_pat
     assert budget.take(0.5, fallback=1.0) == (0.0, False)  # a new window
 
 
-def test_an_answer_from_a_newer_window_replaces_the_count(tmp_path):
+def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
+    """Answers of one window reach a loaded event loop late and out of order: none may undo calls counted since."""
     budget = ProfileBudget(tmp_path / "profile.json")
-    budget.observe(headers(9, 10, 300))
-    assert budget.take(0.9, fallback=1.0)[0] > 0
-    budget.observe(headers(1, 10, 5000))  # another process already works in the next window
-    assert budget.take(0.9, fallback=1.0)[0] == 0.0
+    budget.observe(headers(5, 10, 2000))
+    for _ in range(4):
+        assert budget.take(1.0, fallback=1.0)[0] == 0.0  # 9 of 10 claimed
+    budget.observe(
+        headers(2, 10, 4500)
+    )  # an early call's answer, read 2.5 s late: it looks like a newer window
+    assert budget.take(1.0, fallback=1.0)[0] == 0.0  # the 10th
+    assert budget.take(1.0, fallback=1.0)[0] > 0  # still the same window: wait
+
+
+def test_an_answer_sent_before_the_window_ended_says_nothing_of_the_next(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.json")
+    budget.observe(headers(10, 10, 100))
+    time.sleep(0.4)  # the window ends (reset + margin)
+    for _ in range(3):
+        assert budget.take(1.0, fallback=1.0)[0] == 0.0  # calls of the new window
+    budget.observe(headers(10, 10, 0))  # a late answer from the old window: count 10, reset "now"
+    for _ in range(7):
+        assert (
+            budget.take(1.0, fallback=1.0)[0] == 0.0
+        )  # the late answer neither ended the window nor blocked it
+    assert budget.take(1.0, fallback=1.0)[0] > 0  # 10 calls in the new window: now wait
+
+
+def test_calls_the_server_had_not_counted_when_the_window_ended_count_in_the_next(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.json")
+    budget.observe(headers(4, 10, 100))
+    for _ in range(3):
+        budget.take(1.0, fallback=1.0)  # 7 claimed, the server has counted 4: 3 still in flight
+    time.sleep(0.4)
+    for _ in range(7):
+        assert budget.take(1.0, fallback=1.0)[0] == 0.0
+    assert budget.take(1.0, fallback=1.0)[0] > 0  # 3 in flight + 7 new = the limit of the new window
+
+
+def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(tmp_path):
+    """The triggerer's path tries the file lock and yields to the loop while another process holds it."""
+    import asyncio
+    import fcntl
+
+    path = tmp_path / "profile.json"
+    budget = ProfileBudget(path)
+    budget.observe(headers(1, 10, 5000))
+    other = os.open(path, os.O_RDWR)  # another open file: to flock, another process
+
+    async def scenario() -> tuple[int, float]:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        # Were the loop blocked, nothing in it could release the lock: a thread does so after 2 s.
+        threading.Timer(2.0, fcntl.flock, (other, fcntl.LOCK_UN)).start()
+        loop_turns = 0
+
+        async def release_later() -> None:
+            nonlocal loop_turns
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+                loop_turns += 1
+            fcntl.flock(other, fcntl.LOCK_UN)
+
+        releaser = asyncio.create_task(release_later())
+        pause, _ = await budget.atake(1.0, fallback=1.0)
+        turns_while_waiting = loop_turns
+        await budget.aobserve(headers(2, 10, 5000))
+        await releaser
+        return turns_while_waiting, pause
+
+    try:
+        loop_turns, pause = asyncio.run(scenario())
+    finally:
+        os.close(other)
+    assert loop_turns == 20 and pause == 0.0  # the loop ran on while atake waited for the lock
 
 
 def test_budgets_are_per_origin_and_profile_and_keep_no_profile_key_in_clear():

@@ -9,8 +9,7 @@ import pytest
 from ayrshare_provider.emulator import scenarios
 from ayrshare_provider.recovery import build_report, format_report, plan_recovery
 from tests.airflow_compat import stored_xcoms
-from tests.fake_ayrshare import error_post
-from tests.helpers import SECRETS, load_dag
+from tests.helpers import SECRETS, error_post, load_dag
 
 
 def test_plan_skips_published_and_hopeless_posts_with_reasons():

@@ -25,8 +25,8 @@ from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.recovery import plan_recovery
 from ayrshare_provider.retry_policy import ayrshare_retry_policy
-from ayrshare_provider.task_helpers import run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.utils.mixins import run_here
 from tests.airflow_compat import stored_xcoms
 from tests.context import make_context
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json, load_dag
@@ -58,7 +58,7 @@ def operator(post_id: str, **kwargs) -> RetryPostOperator:
     )
 
 
-first_event = run_inline  # the trigger, run in this process until its one event
+first_event = run_here  # the trigger, run in this process until its one event
 
 
 # -- the soak ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The retry policy for Ayrshare tasks: fail at once what no attempt can fix, wait out a rate limit."""
+"""What fails an Ayrshare task at once, and the retry policy that waits out a rate limit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import pytest
 from ayrshare_provider.exceptions import (
     AyrshareAlreadyRetriedError,
     AyrshareAuthError,
+    AyrshareConfigError,
+    AyrshareConnectionError,
+    AyrshareInvalidPostIdError,
+    AyrshareNotFoundError,
+    AyrshareNotRetryableError,
     AyrsharePostFailedError,
     AyrshareRateLimitError,
+    AyrshareRetryLaterError,
     AyrshareServerError,
+    AyrshareWaitTimeoutError,
 )
 from ayrshare_provider.retry_policy import ayrshare_retry_policy, retry_policy_args
 
@@ -19,20 +26,30 @@ policy = ayrshare_retry_policy()
 needs_policies = pytest.mark.skipif(policy is None, reason="retry policies came with Airflow 3.3")
 
 
-@needs_policies
-@pytest.mark.parametrize(
-    "error",
-    [
-        AyrshareAuthError("bad key"),
-        AyrsharePostFailedError("failed again"),
-        AyrshareAlreadyRetriedError("329"),
-    ],
-)
-def test_what_no_attempt_can_fix_fails_at_once(error):
-    from airflow.providers.common.compat.sdk import RetryAction
+FINAL = [
+    AyrshareAuthError,
+    AyrshareConfigError,
+    AyrshareInvalidPostIdError,
+    AyrshareNotFoundError,
+    AyrshareAlreadyRetriedError,
+    AyrsharePostFailedError,
+    AyrshareNotRetryableError,
+    AyrshareRetryLaterError,
+]
 
-    decision = policy.evaluate(error, try_number=1, max_tries=3)
-    assert decision.action is RetryAction.FAIL and "cannot change" in decision.reason
+
+def test_what_no_attempt_can_fix_is_final_by_one_mark_that_every_airflow_honours():
+    """AirflowFailException fails a task at once on every Airflow, before any retry policy is asked."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    assert all(issubclass(error, AirflowFailException) for error in FINAL)
+    transient = [
+        AyrshareServerError,
+        AyrshareConnectionError,
+        AyrshareRateLimitError,
+        AyrshareWaitTimeoutError,
+    ]
+    assert not any(issubclass(error, AirflowFailException) for error in transient)
 
 
 @needs_policies

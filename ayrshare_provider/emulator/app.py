@@ -18,13 +18,14 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ayrshare_provider.emulator import scenarios
+from ayrshare_provider.emulator.records import iso
 from ayrshare_provider.emulator.state import (
     X_PLATFORMS,
     ApiError,
     State,
     StoredPost,
     days_ago,
-    iso,
+    has_x_credentials,
     publish_date_of,
 )
 
@@ -167,12 +168,6 @@ def _profile(request: Request) -> str:
     return request.headers.get("profile-key", "")
 
 
-def _has_x_credentials(request: Request) -> bool:
-    return bool(
-        request.headers.get("x-twitter-oauth1-api-key") and request.headers.get("x-twitter-oauth1-api-secret")
-    )
-
-
 def _platforms_param(request: Request) -> list[str]:
     values = request.query_params.getlist("platforms") + request.query_params.getlist("platforms[]")
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
@@ -221,7 +216,7 @@ def create_app(state: State, faults: Faults) -> Any:
             raise ApiError(400, 101, "post (text) and platforms (list) are required.")
         fail = set(body.get("_emulator_fail", []))  # which networks fail: the emulator's own extension
         errors = {p: scenarios.TRANSIENT for p in platforms if p in fail}
-        if any(p in X_PLATFORMS for p in platforms) and not _has_x_credentials(request):
+        if any(p in X_PLATFORMS for p in platforms) and not has_x_credentials(request.headers):
             errors.update(
                 {
                     p: (272, "X/Twitter requires your own X API key and secret.")
@@ -229,17 +224,17 @@ def create_app(state: State, faults: Faults) -> Any:
                     if p in X_PLATFORMS
                 }
             )
-        record = scenarios.failed_record(
+        post = scenarios.add_failed(
             state,
+            _profile(request),
             platforms,
             errors,
             text=body["post"],
             age_days=0,
             published=[p for p in platforms if p not in errors],
+            status="error" if errors else "success",
         )
-        record["status"] = "error" if errors else "success"
-        state.add(StoredPost(record, _profile(request)))
-        return JSONResponse(state.view(state.posts[record["id"]]), status_code=400 if errors else 200)
+        return JSONResponse(state.view(post), status_code=400 if errors else 200)
 
     @api.get("/api/post/{post_id}")
     @api.get("/api/history/{post_id}")
@@ -251,7 +246,7 @@ def create_app(state: State, faults: Faults) -> Any:
         post_id = body.get("id")
         if not isinstance(post_id, str) or not post_id:
             raise ApiError(400, 101, "id of the post is required.")
-        return state.retry(post_id, _profile(request), _has_x_credentials(request))
+        return state.retry(post_id, _profile(request), has_x_credentials(request.headers))
 
     @api.get("/api/history")
     async def history(request: Request) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The failed-post recovery demo: the example DAG against the emulator, on a throwaway Airflow.
 
-``make demo`` runs ``python -m ayrshare_provider.emulator.demo --dags-folder example_dags``:
+``make demo`` runs ``python -m ayrshare_provider.emulator.demo``, from a clone or an install:
 start the emulator with the ``demo`` scenario, migrate a temporary ``AIRFLOW_HOME``, point
 ``ayrshare_default`` at the emulator, run ``airflow dags test ayrshare_failed_post_recovery``,
 print the report and the emulator's retry counts, and stop the emulator whatever happens.
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,28 @@ def _airflow(env: dict[str, str], log: Path, *args: str) -> int:
 def _report(home: Path, env: dict[str, str]) -> dict[str, Any] | None:
     """The report task's return value, read from the demo's metadata DB."""
     os.environ.update(env)  # before Airflow is first imported in this process
-    from airflow.models.xcom import XComModel
+    import airflow.models.xcom as xcom_models
     from airflow.utils.session import create_session
+
+    names = vars(xcom_models)
+    XComRow = names.get("XComModel") or names["BaseXCom"]  # the table's model on Airflow 3, on 2.11
 
     with create_session() as session:
         row = (
-            session.query(XComModel)
+            session.query(XComRow)
             .filter_by(dag_id=DAG_ID, task_id="report", key="return_value")
-            .order_by(XComModel.timestamp.desc())
+            .order_by(XComRow.timestamp.desc())
             .first()
         )
-        value = row.value if row else None
+        value = XComRow.deserialize_value(row) if row else None
     return json.loads(value) if isinstance(value, str) else value
+
+
+def installed_example_dags() -> Path:
+    """The example DAGs shipped as ``ayrshare_provider.example_dags`` (the repository's example_dags/)."""
+    # A real folder (Airflow parses the files in it): the wheel installs it unzipped, and the
+    # editable install maps the package to the repository's folder.
+    return Path(str(resources.files("ayrshare_provider.example_dags")))
 
 
 def run(dags_folder: Path, keep_home: bool = False) -> int:
@@ -115,15 +126,19 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m ayrshare_provider.emulator.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--dags-folder", type=Path, default=Path("example_dags"), help="folder with the example DAGs"
+        "--dags-folder",
+        type=Path,
+        default=None,
+        help="folder with the example DAGs (default: the installed ones, ayrshare_provider.example_dags)",
     )
     parser.add_argument(
         "--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME (to inspect logs)"
     )
     args = parser.parse_args(argv)
-    if not (args.dags_folder / f"{DAG_ID}.py").exists():
-        parser.error(f"{args.dags_folder} has no {DAG_ID}.py; run from the repository root")
-    sys.exit(run(args.dags_folder, keep_home=args.keep_home))
+    dags_folder = args.dags_folder or installed_example_dags()
+    if not (dags_folder / f"{DAG_ID}.py").exists():
+        parser.error(f"{dags_folder} has no {DAG_ID}.py")
+    sys.exit(run(dags_folder, keep_home=args.keep_home))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.emulator.state import State, StoredPost, days_ago, iso, post_url
+from ayrshare_provider.emulator.records import failed_record, iso
+from ayrshare_provider.emulator.state import State, StoredPost, days_ago
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # (code, message) of errors the emulator uses, worded as Ayrshare words them.
 TRANSIENT = (136, "The network did not respond in time. Please try again.")
@@ -23,49 +27,6 @@ INSTAGRAM_LIMIT = (435, "Instagram rate limit: the account reached its 50 posts 
 INSTAGRAM_LIMIT_WAIT = 86400  # seconds, in the error's details: Meta's Retry-After
 
 
-def failed_record(
-    state: State,
-    platforms: list[str],
-    errors: dict[str, tuple[int, str]],
-    *,
-    text: str,
-    age_days: float,
-    published: list[str] = (),  # type: ignore[assignment]
-    **extra: Any,
-) -> dict[str, Any]:
-    """A post record with status ``error``: ``errors`` per failed network, ``published`` networks that made it."""
-    created = iso(days_ago(age_days))
-    post_ids = []
-    for platform in published:
-        network_id = str(state.random.randrange(10**17, 10**18))
-        post_ids.append(
-            {
-                "platform": platform,
-                "status": "success",
-                "id": network_id,
-                "postUrl": post_url(platform, network_id),
-            }
-        )
-    return {
-        "id": state.new_id(),
-        "status": "error",
-        "type": "now",
-        "created": created,
-        "scheduleDate": created,
-        "platforms": platforms,
-        "post": text,
-        "errors": [
-            {"action": "post", "status": "error", "code": code, "message": message, "platform": platform}
-            for platform, (code, message) in errors.items()
-        ],
-        "postIds": post_ids,
-        "mediaUrls": [],
-        "refId": "emulator-ref",
-        "profileTitle": "Emulator Profile",
-        **extra,
-    }
-
-
 def add_failed(
     state: State,
     profile: str,
@@ -73,10 +34,37 @@ def add_failed(
     errors: dict[str, tuple[int, str]],
     fails_again: dict[str, tuple[int, str]] | None = None,
     already_retried: bool = False,
-    **kwargs: Any,
+    *,
+    text: str,
+    age_days: float,
+    published: Iterable[str] = (),
+    **extra: Any,
 ) -> StoredPost:
-    """Add a failed post; ``fails_again`` lists the networks whose error a retry meets again."""
-    record = failed_record(state, platforms, errors, **kwargs)
+    """
+    Add a failed post as the emulator keeps one: its ids drawn from ``state``, sent ``age_days`` ago.
+
+    :param errors: per failed network, its error (code, message).
+    :param fails_again: the networks whose error a retry meets again.
+    :param published: the networks that published it anyway.
+    :param extra: more record fields, or replacements (``created`` in the object form, ``retryAvailable``).
+    """
+    sent = days_ago(age_days)
+    network_ids = {platform: state.new_network_id() for platform in published}
+    record = failed_record(
+        platforms,
+        errors,
+        text=text,
+        published=network_ids,
+        post_id=state.new_id(),
+        **{  # the emulator's defaults; ``extra`` replaces any of them
+            "created": sent,
+            "schedule_date": sent,
+            "mediaUrls": [],
+            "refId": "emulator-ref",
+            "profileTitle": "Emulator Profile",
+            **extra,
+        },
+    )
     return state.add(
         StoredPost(record, profile, retry_failures=fails_again or {}, already_retried=already_retried)
     )
@@ -167,8 +155,16 @@ def demo(state: State, profile: str = "") -> None:
     )
     late.record["errors"][0]["details"] = INSTAGRAM_LIMIT_WAIT
     # And one that never failed, so history has more than failures.
-    ok = failed_record(state, ["linkedin"], {}, published=["linkedin"], text="All good", age_days=0.5)
-    state.add(StoredPost({**ok, "status": "success"}, profile))
+    add_failed(
+        state,
+        profile,
+        ["linkedin"],
+        {},
+        published=["linkedin"],
+        text="All good",
+        age_days=0.5,
+        status="success",
+    )
 
 
 def bulk(state: State, profile: str = "", count: int = 50) -> None:

@@ -14,19 +14,22 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ayrshare_provider.emulator.records import network_error, network_post
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 X_PLATFORMS = frozenset({"twitter", "x"})
 X_AUTH_CODE = 272
 ALREADY_RETRIED_CODE = 329
+X_HEADERS = ("x-twitter-oauth1-api-key", "x-twitter-oauth1-api-secret")
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def post_url(platform: str, network_id: str) -> str:
-    return f"https://{platform}.example.com/posts/{network_id}"
+def has_x_credentials(headers: Mapping[str, str]) -> bool:
+    """Whether a request carries both X headers; ``headers``: a request's (case-insensitive) headers."""
+    return all(headers.get(name) for name in X_HEADERS)
 
 
 @dataclass
@@ -49,6 +52,11 @@ class StoredPost:
 
     def targets_x(self) -> bool:
         return bool(X_PLATFORMS & set(self.record.get("platforms") or []))
+
+    @property
+    def in_flight(self) -> bool:
+        """Retried and not final yet."""
+        return self.retried_at is not None and self.record.get("status") in ("pending", "processing")
 
 
 @dataclass
@@ -108,6 +116,10 @@ class State:
 
     def new_id(self) -> str:
         return "".join(self.random.choices(string.ascii_letters + string.digits, k=20))
+
+    def new_network_id(self) -> str:
+        """The id a network gives a post it published."""
+        return str(self.random.randrange(10**17, 10**18))
 
     def add(self, post: StoredPost) -> StoredPost:
         with self.lock:
@@ -187,8 +199,8 @@ class State:
             return {"status": "pending", "id": post_id}
 
     def _settle(self, post: StoredPost) -> None:
-        """Move a retried post along: pending, processing, then the scenario's outcome."""
-        if post.retried_at is None or post.record["status"] not in ("pending", "processing"):
+        """Move a retried post along with time: pending, processing, then :meth:`finish`."""
+        if post.retried_at is None or not post.in_flight:
             return
         elapsed = self.clock() - post.retried_at
         if elapsed < post.settle_after / 2:
@@ -196,34 +208,28 @@ class State:
         if elapsed < post.settle_after:
             post.record["status"] = "processing"
             return
-        published = [item for item in post.record.get("postIds") or [] if item.get("status") == "success"]
-        done = {item["platform"] for item in published}
-        errors = []
-        for platform in post.record.get("platforms") or []:
-            if platform in done:
-                continue
-            if platform in post.retry_failures:
-                code, message = post.retry_failures[platform]
-                errors.append(
-                    {
-                        "action": "post",
-                        "status": "error",
-                        "code": code,
-                        "message": message,
-                        "platform": platform,
-                    }
-                )
-            else:
-                network_id = str(self.random.randrange(10**17, 10**18))
-                published.append(
-                    {
-                        "platform": platform,
-                        "status": "success",
-                        "id": network_id,
-                        "postUrl": post_url(platform, network_id),
-                    }
-                )
-        post.record.update(status="error" if errors else "success", errors=errors, postIds=published)
+        self.finish(post)
+
+    def finish(self, post: StoredPost) -> None:
+        """
+        A retried post's final record, now: per network, published by the retry or its scripted error.
+
+        Networks published before the retry stay published; status is ``error`` if any network failed.
+        """
+        with self.lock:
+            if not post.in_flight:
+                return
+            published = [item for item in post.record.get("postIds") or [] if item.get("status") == "success"]
+            done = {item["platform"] for item in published}
+            errors = []
+            for platform in post.record.get("platforms") or []:
+                if platform in done:
+                    continue
+                if platform in post.retry_failures:
+                    errors.append(network_error(platform, *post.retry_failures[platform]))
+                else:
+                    published.append(network_post(platform, self.new_network_id()))
+            post.record.update(status="error" if errors else "success", errors=errors, postIds=published)
 
     # -- rate limit and counting ----------------------------------------------------------
 

@@ -2,125 +2,71 @@
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import quote
 
 import requests
 import tenacity
-from airflow.providers.common.compat.sdk import mask_secret
 from airflow.providers.http.hooks.http import HttpHook
 
-from ayrshare_provider import PACKAGE_NAME, __version__, connection_form
+from ayrshare_provider import connection_form
 from ayrshare_provider.exceptions import (
     AyrshareConfigError,
     AyrshareError,
     AyrshareRateLimitError,
     AyrshareRetryUnconfirmedError,
     AyrshareServerError,
+    connection_error,
     is_transient,
     parse_response,
 )
+from ayrshare_provider.hooks.connection import ConnectionTarget, resolve_target
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
-from ayrshare_provider.rate_budget import ProfileBudget, budget_for, reset_seconds
+from ayrshare_provider.rate_budget import reset_seconds
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     import aiohttp
 
-USER_AGENT = f"{PACKAGE_NAME}/{__version__}"
-_LOOPBACK_NAMES = {"localhost"}
-#: Defaults of the hook's tuning; each can be set in the connection's extra (the form has a field
-#: for each) or as a hook argument.
-TUNING_DEFAULTS: dict[str, float] = {
-    name: field["default"] for name, field in connection_form.TUNING_FIELDS.items()
-}
+    from ayrshare_provider.hooks.settings import HookSettings
+
 RETRY_CALL = "PUT /api/post/retry"
 POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
+USER_CALL = "GET /api/user"
+# Connecting waits at most this long, whatever the answer's timeout: a host that does not take the
+# connection within it will not.
+_CONNECT_TIMEOUT = 10.0
 
 
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
+class HistoryFilters(TypedDict, total=False):
     """
-    The API origin for a connection: host as given, or ``https://api.ayrshare.com``.
+    The filters of ``GET /api/history``, as keyword arguments of the hook's history calls.
 
-    A bare host name gets ``https``. A trailing ``/api`` is dropped (users paste the documented
-    base URL); any other path is refused. Plain ``http`` is refused unless the host is loopback:
-    it would send the API key in clear text.
+    :param status: only posts with this status, such as ``"error"``.
+    :param last_days: only posts of the last N days; 0 means all (Ayrshare's default is 30).
+    :param limit: at most this many records, 1 to 1000 (Ayrshare's default is 25).
+    :param platforms: only posts to any of these networks.
+    :param post_type: ``"immediate"`` or ``"scheduled"``.
+    :param start_date: ISO 8601 start; with ``end_date`` it overrides ``last_days``.
+    :param end_date: ISO 8601 end.
     """
-    host = (host or "").strip() or connection_form.DEFAULT_HOST
-    url = host if "://" in host else f"{(schema or 'https').strip()}://{host}"
-    if port:
-        url = f"{url}:{port}"
-    url = url.rstrip("/")
-    if url.endswith("/api"):
-        url = url[: -len("/api")]
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError as err:
-        raise AyrshareConfigError(
-            f"connection {conn_id!r} has host {host!r}, which is not a URL: {err}"
-        ) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not an http(s) URL")
-    if parts.path or parts.query or parts.fragment:
-        raise AyrshareConfigError(
-            f"connection {conn_id!r} has host {host!r} with a path: give the origin only, such as {connection_form.DEFAULT_HOST}"
-        )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise AyrshareConfigError(
-            f"connection {conn_id!r} points at http://{parts.hostname}: refusing to send the API key "
-            "over plain HTTP to a host other than loopback; use https://"
-        )
-    return url
 
-
-def auth_headers(
-    conn_id: str, api_key: str | None, extra: dict[str, Any], profile_key: str | None
-) -> dict[str, str]:
-    """
-    The headers that carry the credentials, after registering each one with Airflow's masker.
-
-    :param conn_id: the connection, for the error message.
-    :param api_key: the connection's password.
-    :param extra: the connection's extra fields.
-    :param profile_key: a Profile Key passed to the hook, which wins over the connection's.
-    """
-    if not api_key or not api_key.strip():
-        raise AyrshareConfigError(
-            f"connection {conn_id!r} has no API key: put it in the API Key (password) field"
-        )
-    headers = {"Authorization": f"Bearer {api_key.strip()}"}
-    optional = {
-        "Profile-Key": profile_key or extra.get(connection_form.PROFILE_KEY),
-        "X-Twitter-OAuth1-Api-Key": extra.get(connection_form.X_API_KEY),
-        "X-Twitter-OAuth1-Api-Secret": extra.get(connection_form.X_API_SECRET),
-    }
-    for name, value in optional.items():
-        if isinstance(value, str) and value.strip():
-            headers[name] = value.strip()
-    for value in headers.values():
-        mask_secret(value.removeprefix("Bearer "))
-    return headers
-
-
-def _post_path(post_id: str) -> str:
-    """The path of one post; the id is escaped (it was validated too), so it cannot reach another endpoint."""
-    return f"/api/post/{quote(post_id, safe='')}"
+    status: str | None
+    last_days: int | None
+    limit: int | None
+    platforms: list[str] | None
+    post_type: str | None
+    start_date: str | None
+    end_date: str | None
 
 
 # The keyword of each history filter, and its name in Ayrshare's query.
-_HISTORY_FILTERS = {
+_HISTORY_QUERY = {
     "status": "status",
     "last_days": "lastDays",
     "limit": "limit",
@@ -131,8 +77,10 @@ _HISTORY_FILTERS = {
 }
 
 
-def history_params(**filters: Any) -> dict[str, Any]:
-    """The query of ``GET /api/history``, checked before anything is sent (see :meth:`AyrshareHook.get_history`)."""
+def history_params(filters: HistoryFilters) -> dict[str, Any]:
+    """The query of ``GET /api/history``, checked before anything is sent (see :class:`HistoryFilters`)."""
+    if unknown := sorted(set(filters) - set(_HISTORY_QUERY)):
+        raise AyrshareConfigError(f"unknown history filter(s) {unknown}; known: {sorted(_HISTORY_QUERY)}")
     status, limit, last_days = filters.get("status"), filters.get("limit"), filters.get("last_days")
     if status is not None and status not in KNOWN_STATUSES:
         raise AyrshareConfigError(f"status {status!r} is not one of {sorted(KNOWN_STATUSES)}")
@@ -140,9 +88,8 @@ def history_params(**filters: Any) -> dict[str, Any]:
         raise AyrshareConfigError(f"limit must be between 1 and 1000, got {limit}")
     if last_days is not None and int(last_days) < 0:
         raise AyrshareConfigError(f"last_days must be 0 (all) or more, got {last_days}")
-    if filters.get("platforms"):
-        filters["platforms"] = list(filters["platforms"])
-    return {_HISTORY_FILTERS[name]: value for name, value in filters.items() if value not in (None, [])}
+    query = {**filters, "platforms": list(filters.get("platforms") or [])}
+    return {_HISTORY_QUERY[name]: value for name, value in query.items() if value not in (None, [])}
 
 
 def history_records(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,12 +100,22 @@ def history_records(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [record for record in history if isinstance(record, dict)]
 
 
+def _post_path(post_id: str) -> str:
+    """The path of one post; the id is escaped (it was validated too), so it cannot reach another endpoint."""
+    return f"/api/post/{quote(post_id, safe='')}"
+
+
 def _retry_after(headers: Any) -> float | None:
     """Seconds to wait after a 429, from ``Retry-After`` or else ``x-ratelimit-reset``."""
     try:
         return max(0.0, float(headers.get("Retry-After")))
     except (TypeError, ValueError):
         return reset_seconds(headers)
+
+
+def _answer(status: int, text: str, headers: Any, call: str, post_id: str | None) -> dict[str, Any]:
+    """An answer's JSON object, or its typed error (both halves of the hook end here)."""
+    return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
 
 
 class AyrshareHook(HttpHook):
@@ -173,8 +130,15 @@ class AyrshareHook(HttpHook):
     (:mod:`ayrshare_provider.rate_budget`), so a triggerer's waits and every task stop short of the
     limit together. One HTTP session is reused.
 
-    The tuning arguments can also be set in the connection's extra (``{"timeout": 10}``);
-    an argument given here wins.
+    From ``HttpHook`` it takes the connection lookup, ``url_from_endpoint`` and the TCP keep-alive
+    adapter, and it keeps its generic :meth:`run`. Its own session carries only Ayrshare's headers:
+    ``HttpHook.get_conn`` would send the password as basic auth and every extra field
+    (credentials included) as a header of its own name. The async half (for triggers) calls
+    ``aiohttp`` itself: ``HttpAsyncHook`` turns an error answer into ``"status:reason"``, losing
+    Ayrshare's code (329: already retried), and retries 5xx only.
+
+    The connection is read once, on the first call, into a frozen
+    :class:`~ayrshare_provider.hooks.connection.ConnectionTarget` (origin, headers, settings, budget).
 
     :param ayrshare_conn_id: the Ayrshare connection (API key in the password field).
     :param profile_key: act on behalf of this User Profile instead of the connection's.
@@ -186,6 +150,7 @@ class AyrshareHook(HttpHook):
         (Ayrshare caches it for 60); batched waits trust a failure they read there only after this.
     :param rate_headroom: the share of the profile's rate-limit window this machine uses before it
         waits for the next window (default 0.98); lower it when other apps post with the same profile.
+    :param method: the HTTP method of :meth:`run` (default GET); the API calls set their own.
     """
 
     conn_name_attr = "ayrshare_conn_id"
@@ -205,12 +170,13 @@ class AyrshareHook(HttpHook):
         max_backoff: float | None = None,
         history_max_age: float | None = None,
         rate_headroom: float | None = None,
+        method: str = "GET",
         **kwargs: Any,
     ) -> None:
-        super().__init__(http_conn_id=ayrshare_conn_id, **kwargs)
+        super().__init__(method=method, http_conn_id=ayrshare_conn_id, **kwargs)
         self.ayrshare_conn_id = ayrshare_conn_id
         self.profile_key = profile_key
-        self._tuning_args = {
+        self._arguments = {
             "timeout": timeout,
             "max_attempts": max_attempts,
             "backoff": backoff,
@@ -218,35 +184,9 @@ class AyrshareHook(HttpHook):
             "history_max_age": history_max_age,
             "rate_headroom": rate_headroom,
         }
+        self._target: ConnectionTarget | None = None
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
-        self._budget: ProfileBudget | None = None  # the profile's rate-limit window, shared on this machine
-
-    def _tune(self, extra: dict[str, Any]) -> None:
-        """Resolve each tuning value: hook argument, else connection extra, else default."""
-        values: dict[str, float] = {}
-        for name, default in TUNING_DEFAULTS.items():
-            value = self._tuning_args[name]
-            if value is None:
-                value = extra.get(name)
-            if value is None or value == "":  # a form field left empty
-                value = default
-            try:
-                values[name] = float(value)
-            except (TypeError, ValueError):
-                raise AyrshareConfigError(
-                    f"connection {self.ayrshare_conn_id!r} has {name}={value!r}, which is not a number"
-                ) from None
-        self.timeout = values["timeout"]
-        self.max_attempts = max(1, int(values["max_attempts"]))
-        self.backoff = values["backoff"]
-        self.max_backoff = values["max_backoff"]
-        self.history_max_age = values["history_max_age"]
-        if not 0 < values["rate_headroom"] <= 1:
-            raise AyrshareConfigError(
-                f"connection {self.ayrshare_conn_id!r} has rate_headroom={values['rate_headroom']}: give a share above 0, at most 1"
-            )
-        self.rate_headroom = values["rate_headroom"]
 
     # -- connection form, for Airflow < 3.2 (3.2+ reads get_provider_info) -----------------
 
@@ -260,100 +200,181 @@ class AyrshareHook(HttpHook):
         """The extra fields of the connection form."""
         return connection_form.legacy_form_widgets()
 
-    # -- sync -------------------------------------------------------------------------------
+    # -- the connection, read once -------------------------------------------------------------
 
-    def _configure(self, conn: Any, extra: dict[str, Any]) -> dict[str, str]:
-        """
-        Take what the hook needs from its connection, once, for either session: tuning, base URL,
-        the profile's rate budget. Returns the headers of every request.
+    def _resolve(self, conn: Any, extra: dict[str, Any]) -> ConnectionTarget:
+        if self._target is None:
+            self._target = resolve_target(
+                self.ayrshare_conn_id, conn, extra, self.profile_key, self._arguments
+            )
+            self.base_url = self._target.base_url  # what HttpHook.url_from_endpoint joins paths to
+        return self._target
 
-        :param conn: the Airflow connection.
-        :param extra: its extra fields (read apart: the async path has its own reader).
-        """
-        self._tune(extra)
-        headers = auth_headers(self.ayrshare_conn_id, conn.password, extra, self.profile_key)
-        self.base_url = base_url_of(self.ayrshare_conn_id, conn.host, conn.schema, conn.port)
-        self._budget = budget_for(self.base_url, headers.get("Profile-Key"))
-        return {**headers, "Accept": "application/json", "User-Agent": USER_AGENT}
+    def _connect(self) -> ConnectionTarget:
+        """The connection's target, read with the sync lookup on first use."""
+        if self._target is None:
+            conn = self.get_connection(self.ayrshare_conn_id)
+            self._resolve(conn, conn.extra_dejson)
+        return self._target  # type: ignore[return-value]  # set by _resolve
+
+    async def _aconnect(self) -> ConnectionTarget:
+        """The connection's target, read with the async-safe lookup on first use (the triggerer's loop)."""
+        if self._target is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.ayrshare_conn_id, hook=self)
+            self._resolve(conn, await get_async_extra_dejson(conn))
+        return self._target  # type: ignore[return-value]  # set by _resolve
+
+    @property
+    def settings(self) -> HookSettings:
+        """The hook's tuning: its arguments, else the connection's extra, else the defaults (read on first use)."""
+        return self._connect().settings
+
+    async def asettings(self) -> HookSettings:
+        """:attr:`settings`, without blocking the event loop (for triggers)."""
+        return (await self._aconnect()).settings
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
         """
-        The hook's one ``requests.Session``, with Ayrshare's headers only.
+        The hook's one ``requests.Session``, with Ayrshare's headers and HttpHook's keep-alive adapter.
 
-        Built here rather than by ``HttpHook.get_conn``, which would send the password as basic
-        auth and every extra field (credentials, tuning) as a header of its own name.
+        Every call of the hook shares it, so it takes no per-call ``headers`` or ``extra_options``:
+        give those to :meth:`run`.
         """
+        if headers or extra_options:
+            raise AyrshareConfigError(
+                "AyrshareHook.get_conn() takes no headers or extra_options (its session is shared by "
+                "every call): pass them to run()"
+            )
         if self._session is None:
-            conn = self.get_connection(self.ayrshare_conn_id)
+            target = self._connect()
             session = requests.Session()
-            session.headers.update(self._configure(conn, conn.extra_dejson))
-            self._session = self._configure_session_from_mount_adapters(session)  # HttpHook's TCP keep-alive
+            session.headers.update(target.headers)
+            adapter = getattr(self, "adapter", None) or self.keep_alive_adapter
+            if adapter is not None:
+                session.mount("https://", adapter)
+                session.mount("http://", adapter)
+            self._session = session
         return self._session
 
-    def _backoff(self, retry_state: tenacity.RetryCallState) -> float:
+    # -- retries and the rate budget, shared by both halves -------------------------------------
+
+    def _read_policy(self, settings: HookSettings) -> dict[str, Any]:
+        """Reads are repeated on every transient error, ``max_attempts`` times in all."""
+        return {
+            "retry": tenacity.retry_if_exception(is_transient),
+            "stop": tenacity.stop_after_attempt(settings.max_attempts),
+            "wait": partial(self._backoff, settings),
+            "before_sleep": partial(self._log_retry, settings),
+            "reraise": True,
+        }
+
+    @staticmethod
+    def _backoff(settings: HookSettings, retry_state: tenacity.RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, AyrshareRateLimitError) and error.retry_after is not None:
-            return min(error.retry_after, self.max_backoff)
+            return min(error.retry_after, settings.max_backoff)
         # Exponential with up to a second of jitter; spelled so that tenacity 8.2 to 9.x all take it.
-        wait = tenacity.wait_exponential(multiplier=self.backoff) + tenacity.wait_random(0, 1)
-        return min(wait(retry_state), self.max_backoff)
+        wait = tenacity.wait_exponential(multiplier=settings.backoff) + tenacity.wait_random(0, 1)
+        return min(wait(retry_state), settings.max_backoff)
 
-    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+    def _log_retry(self, settings: HookSettings, retry_state: tenacity.RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         self.log.warning(
             "Attempt %d of %d failed, retrying in %.1f s: %s",
             retry_state.attempt_number,
-            self.max_attempts,
+            settings.max_attempts,
             retry_state.next_action.sleep if retry_state.next_action else 0.0,
             error,
         )
 
-    def _read_policy(self) -> dict[str, Any]:
-        """Reads are repeated on every transient error, ``max_attempts`` times in all."""
-        return {
-            "retry": tenacity.retry_if_exception(is_transient),
-            "stop": tenacity.stop_after_attempt(self.max_attempts),
-            "wait": self._backoff,
-            "before_sleep": self._log_retry,
-            "reraise": True,
-        }
-
-    def _budget_pause(self) -> float:
-        """Seconds to wait before the next call so that the profile stays under its rate limit (0: go)."""
-        assert self._budget is not None, "the session is set up first"
-        pause, first = self._budget.take(self.rate_headroom, fallback=self.backoff)
+    def _pause(self, settings: HookSettings, pause: float, first: bool) -> float:
+        """Seconds to wait before claiming again (0: go); said once per window at INFO, hundreds of waits can pause."""
         if pause:
-            # Hundreds of waits can pause at once: one line per window at INFO is enough.
             log = self.log.info if first else self.log.debug
             log("The profile's rate-limit window is nearly used: waiting %.1f s for the next one", pause)
-        return min(pause, self.max_backoff)
+        return min(pause, settings.max_backoff)
 
-    def _send(self, method: str, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
-        session = self.get_conn()
-        while pause := self._budget_pause():
+    # -- sync -------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        call: str,
+        post_id: str | None = None,
+        options: dict[str, Any] | None = None,
+        **request: Any,
+    ) -> dict[str, Any]:
+        """
+        One request, once: claim a call of the profile's budget, send, learn the budget, parse.
+
+        :param options: ``timeout`` (seconds), ``verify``, ``proxies``, ``cert``, ``allow_redirects``.
+        """
+        target, session, options = self._connect(), self.get_conn(), options or {}
+        settings = target.settings
+        while pause := self._pause(settings, *target.budget.take(settings.rate_headroom, settings.backoff)):
             time.sleep(pause)
-        prepared = session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **request))
-        options = {"check_response": False, "timeout": (min(10.0, self.timeout), self.timeout)}
-        try:
-            response = self.run_and_check(session, prepared, options)
-        except requests.RequestException as err:
-            raise AyrshareServerError(
-                f"no answer ({type(err).__name__})", call=call, post_id=post_id
-            ) from None
-        self._budget.observe(response.headers)  # type: ignore[union-attr]
-        return parse_response(
-            response.status_code,
-            response.text,
-            call=call,
-            post_id=post_id,
-            retry_after=_retry_after(response.headers),
+        url = self.url_from_endpoint(path)
+        prepared = session.prepare_request(requests.Request(method, url, **request))
+        sending = session.merge_environment_settings(
+            url, options.get("proxies") or {}, None, options.get("verify"), options.get("cert")
         )
+        timeout = float(options.get("timeout") or settings.timeout)
+        try:
+            response = session.send(
+                prepared,
+                timeout=(min(_CONNECT_TIMEOUT, timeout), timeout),
+                allow_redirects=options.get("allow_redirects", True),
+                **sending,
+            )
+        except requests.RequestException as err:
+            raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
+        target.budget.observe(response.headers)
+        return _answer(response.status_code, response.text, response.headers, call, post_id)
 
-    def _read(self, path: str, *, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
-        self.get_conn()  # the connection may tune the retry policy
-        return tenacity.Retrying(**self._read_policy())(self._send, "GET", path, call, post_id, **request)
+    def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
+        retrying = tenacity.Retrying(**self._read_policy(self._connect().settings))
+        return retrying(self._send, "GET", path, call, post_id, **request)
+
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> dict[str, Any]:
+        """
+        HttpHook's generic call, through this hook's session, rate budget and error handling.
+
+        Sends the hook's ``method`` (GET unless given) to ``endpoint``: a GET sends ``data`` as the
+        query and is retried like :meth:`get_post`; any other method sends ``data`` as a JSON body
+        (a dict) or as is, once. Unlike ``HttpHook.run`` it returns Ayrshare's JSON answer, not the
+        response, and raises an :class:`~ayrshare_provider.exceptions.AyrshareError` for a failed call.
+
+        :param endpoint: the path, such as ``/api/user``.
+        :param data: the query (GET) or the body.
+        :param headers: headers added to Ayrshare's for this request.
+        :param extra_options: ``timeout`` (seconds), ``verify``, ``proxies``, ``cert``, ``allow_redirects``.
+        :param request_kwargs: more keyword arguments of ``requests.Request``.
+        """
+        method, path = self.method.upper(), "/" + (endpoint or "").lstrip("/")
+        call = f"{method} {path.split('?')[0]}"
+        if method == "GET":
+            return self._read(
+                path, call, params=data, headers=headers, options=extra_options, **request_kwargs
+            )
+        body = {"json": data} if isinstance(data, dict) else {"data": data}
+        return self._send(
+            method, path, call, headers=headers, options=extra_options, **body, **request_kwargs
+        )
 
     def get_post(self, post_id: str) -> dict[str, Any]:
         """
@@ -362,7 +383,7 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id.
         """
         post_id = validate_post_id(post_id)
-        return self._read(_post_path(post_id), call=POST_CALL, post_id=post_id)
+        return self._read(_post_path(post_id), POST_CALL, post_id)
 
     def retry_post(self, post_id: str) -> dict[str, Any]:
         """
@@ -379,7 +400,6 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id; its status must be ``error``.
         """
         post_id = validate_post_id(post_id)
-        self.get_conn()
         rate_limited = 0
 
         def send_once() -> dict[str, Any]:
@@ -400,7 +420,7 @@ class AyrshareHook(HttpHook):
                 error, AyrshareRetryUnconfirmedError
             )
 
-        policy = {**self._read_policy(), "retry": send_again}
+        policy = {**self._read_policy(self._connect().settings), "retry": send_again}
         return tenacity.Retrying(**policy)(send_once)
 
     def _landed_or_raise(self, post_id: str, error: AyrshareServerError) -> dict[str, Any]:
@@ -422,56 +442,17 @@ class AyrshareHook(HttpHook):
         )
         return {"status": status, "id": post_id}
 
-    def get_history(
-        self,
-        status: str | None = None,
-        last_days: int | None = None,
-        limit: int | None = None,
-        platforms: list[str] | None = None,
-        post_type: str | None = None,
-        start_date: str | None = None,
-        end_date: str | None = None,
-    ) -> list[dict[str, Any]]:
+    def get_history(self, **filters: Unpack[HistoryFilters]) -> list[dict[str, Any]]:
         """
-        List post records, newest first (``GET /api/history``).
+        List post records, newest first (``GET /api/history``); the filters are :class:`HistoryFilters`.
 
         Ayrshare serves an answer with ``limit`` over 25 from a one-minute cache.
-
-        :param status: only posts with this status, such as ``"error"``.
-        :param last_days: only posts of the last N days; 0 means all (Ayrshare's default is 30).
-        :param limit: at most this many records, 1 to 1000 (Ayrshare's default is 25).
-        :param platforms: only posts to any of these networks.
-        :param post_type: ``"immediate"`` or ``"scheduled"``.
-        :param start_date: ISO 8601 start; with ``end_date`` it overrides ``last_days``.
-        :param end_date: ISO 8601 end.
         """
-        params = history_params(
-            status=status,
-            last_days=last_days,
-            limit=limit,
-            platforms=platforms,
-            post_type=post_type,
-            start_date=start_date,
-            end_date=end_date,
-        )
-        return history_records(self._read("/api/history", call=HISTORY_CALL, params=params))
-
-    async def aget_history(
-        self, status: str | None = None, last_days: int | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """
-        List post records without blocking the event loop (for triggers); retried like :meth:`get_history`.
-
-        :param status: only posts with this status.
-        :param last_days: only posts of the last N days; 0 means all.
-        :param limit: at most this many records, 1 to 1000.
-        """
-        params = history_params(status=status, last_days=last_days, limit=limit)
-        return history_records(await self._aread("/api/history", HISTORY_CALL, None, params=params))
+        return history_records(self._read("/api/history", HISTORY_CALL, params=history_params(filters)))
 
     def get_user(self) -> dict[str, Any]:
         """Read the profile the credentials act as (``GET /api/user``)."""
-        return self._read("/api/user", call="GET /api/user")
+        return self._read("/api/user", USER_CALL)
 
     def test_connection(self) -> tuple[bool, str]:
         """What the UI's Test button runs: one ``GET /api/user``."""
@@ -486,48 +467,43 @@ class AyrshareHook(HttpHook):
     # -- async (triggers) -----------------------------------------------------------------
 
     async def _aget_session(self) -> aiohttp.ClientSession:
-        """The hook's one ``aiohttp`` session; the connection is read with the async-safe helpers."""
+        """The hook's one ``aiohttp`` session, with Ayrshare's headers."""
         if self._async_session is None:
             import aiohttp
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
 
-            conn = await get_async_connection(self.ayrshare_conn_id, hook=self)
-            headers = self._configure(conn, await get_async_extra_dejson(conn))
+            target = await self._aconnect()
+            timeout = target.settings.timeout
             self._async_session = aiohttp.ClientSession(
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=min(10.0, self.timeout)),
+                headers=target.headers,
+                timeout=aiohttp.ClientTimeout(total=timeout, connect=min(_CONNECT_TIMEOUT, timeout)),
             )
         return self._async_session
 
     async def _asend(
-        self, method: str, path: str, call: str, post_id: str | None, **request: Any
+        self, method: str, path: str, call: str, post_id: str | None = None, **request: Any
     ) -> dict[str, Any]:
-        import asyncio
-
+        """:meth:`_send` without blocking the event loop (the budget's lock included)."""
         import aiohttp
 
-        session = await self._aget_session()
-        while pause := self._budget_pause():
+        target, session = await self._aconnect(), await self._aget_session()
+        settings = target.settings
+        while pause := self._pause(
+            settings, *await target.budget.atake(settings.rate_headroom, settings.backoff)
+        ):
             await asyncio.sleep(pause)
         try:
-            async with session.request(method, self.base_url + path, **request) as response:
+            async with session.request(method, target.base_url + path, **request) as response:
                 status, text, headers = response.status, await response.text(), response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
-            raise AyrshareServerError(
-                f"no answer ({type(err).__name__})", call=call, post_id=post_id
-            ) from None
-        self._budget.observe(headers)  # type: ignore[union-attr]
-        return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
+            raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
+        await target.budget.aobserve(headers)
+        return _answer(status, text, headers, call, post_id)
 
-    async def _aread(self, path: str, call: str, post_id: str | None, **request: Any) -> dict[str, Any]:
-        await self._aget_session()  # the connection may tune the retry policy
-        async for attempt in tenacity.AsyncRetrying(**self._read_policy()):
-            with attempt:
-                return await self._asend("GET", path, call, post_id, **request)
-        raise AssertionError("unreachable: tenacity reraises the last error")
+    async def _aread(
+        self, path: str, call: str, post_id: str | None = None, **request: Any
+    ) -> dict[str, Any]:
+        retrying = tenacity.AsyncRetrying(**self._read_policy(await self.asettings()))
+        return await retrying(self._asend, "GET", path, call, post_id, **request)
 
     async def aget_post(self, post_id: str) -> dict[str, Any]:
         """
@@ -537,6 +513,12 @@ class AyrshareHook(HttpHook):
         """
         post_id = validate_post_id(post_id)
         return await self._aread(_post_path(post_id), POST_CALL, post_id)
+
+    async def aget_history(self, **filters: Unpack[HistoryFilters]) -> list[dict[str, Any]]:
+        """:meth:`get_history` without blocking the event loop (for triggers); the same filters."""
+        return history_records(
+            await self._aread("/api/history", HISTORY_CALL, params=history_params(filters))
+        )
 
     async def aclose(self) -> None:
         """Close the async session, if one was opened."""

@@ -6,14 +6,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, BaseOperatorLink
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from ayrshare_provider.exceptions import (
     AyrshareAlreadyRetriedError,
     AyrshareConfigError,
+    AyrshareError,
     AyrshareNotRetryableError,
     AyrshareRetryLaterError,
 )
+from ayrshare_provider.links.ayrshare import AyrsharePostLink
 from ayrshare_provider.posts import (
     Action,
     Plan,
@@ -26,31 +28,16 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
-from ayrshare_provider.task_helpers import (
-    POST_URL_XCOM_KEY,
-    AyrshareTaskMixin,
-    default_deferrable,
-    report_summary,
-    result_from_event,
-    run_inline,
-)
+from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.types import TaskInstanceKey
 
-
-class AyrsharePostLink(BaseOperatorLink):
-    """Opens the published post on its network (the first post URL Ayrshare returned)."""
-
-    name = "Ayrshare post"
-
-    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.providers.common.compat.sdk import XCom
-
-        return XCom.get_value(key=POST_URL_XCOM_KEY, ti_key=ti_key) or ""
+# What the operator decided and did: the post's summary, the error to raise once it is reported
+# (None: none), and what to wait on for the final status (None: nothing, the summary is final).
+_Decision = tuple[dict[str, Any], AyrshareError | None, Action | None]
 
 
 class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
@@ -118,82 +105,106 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.post_id = post_id
-        self.ayrshare_conn_id = ayrshare_conn_id
-        self.profile_key = profile_key
+        self._init_ayrshare(
+            post_id=post_id,
+            ayrshare_conn_id=ayrshare_conn_id,
+            profile_key=profile_key,
+            deferrable=deferrable,
+            batch_wait=batch_wait,
+            hook_params=hook_params,
+        )
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
         self.poll_interval = poll_interval
-        self.batch_wait = batch_wait
         self.timeout = timeout
         self.check_retryable = check_retryable
-        self.hook_params = hook_params or {}
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.report_no_url_yet(context)
+        return self._recover(context, seen_at=None)
+
+    def execute_after_wait_hint(
+        self, context: Context, event: Any = None, seen_at: str | None = None
+    ) -> dict[str, Any]:
+        """Resume after a wait hint: read the post again and go on from there, as :meth:`execute` does."""
+        return self._recover(context, seen_at=datetime.fromisoformat(seen_at) if seen_at else None)
+
+    def _recover(self, context: Context, seen_at: datetime | None) -> dict[str, Any]:
+        """Decide from the post as it reads now and act on it; then report it, once, and wait or end."""
         self._coerce_rendered()
         post_id = validate_post_id(self.post_id)
-        record = self.hook.get_post(post_id)
-        plan, reason = plan_retry(record)
-        self.log.info("Post %s: %s (%s)", post_id, plan.value, reason)
-        if plan is Plan.ALREADY_PUBLISHED:
-            return self._finish(context, summarize(record, Action.ALREADY_PUBLISHED, post_id=post_id))
-        if plan in (Plan.RETRY, Plan.RETRY_LATER, Plan.NOT_RETRYABLE) and _sent_before(context, post_id):
-            # An earlier attempt of this task retried it, and "error" is how that retry ended.
-            summary = summarize(record, Action.RETRIED, post_id=post_id)
-            report_summary(context, summary)
-            raise post_failed_error(
-                summary, "retried by an earlier attempt of this task, which ended with status 'error'"
-            )
-        if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
-            report_summary(context, summarize(record, Action.NOT_RETRIED, post_id=post_id))
-            raise AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
-        if plan is Plan.RETRY_LATER:
-            return self._retry_after_wait_hint(context, post_id, record)
-        if plan is Plan.IN_FLIGHT:
-            action = Action.IN_FLIGHT
-        else:
-            action, record = self._retry_once(context, post_id)
-
-        if not self.wait_for_completion:
-            return self._finish(context, summarize(record, action, post_id=post_id))
+        summary, error, waiting_on = self._decide_and_act(context, post_id, seen_at)
+        self.report(context, summary)  # while it waits, too: the report and the link see the post as it is
+        if error is not None:
+            raise error
+        if waiting_on is None or not self.wait_for_completion:
+            return summary
         trigger = self.status_trigger(
-            post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=action.value
+            post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=waiting_on.value
         )
-        if self.deferrable:
-            report_summary(context, summarize(record, action, post_id=post_id))  # visible while deferred
-            self.defer_until_final(trigger, self.timeout)
-        return self.execute_complete(context, run_inline(trigger))
+        return self.wait_for_final_status(context, trigger, self.timeout)
 
-    def _retry_after_wait_hint(
-        self, context: Context, post_id: str, record: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Wait until the network's wait hint is over (deferred, or here), then start again from the read."""
-        not_before, why = retry_not_before(record) or (datetime.now(UTC), "")
-        wait = (not_before - datetime.now(UTC)).total_seconds()
-        if wait > self.timeout:
-            report_summary(context, summarize(record, Action.NOT_RETRIED, post_id=post_id))
-            raise AyrshareRetryLaterError(
-                f"not retried yet: {why}, so the retry helps only from {not_before.isoformat()}, "
-                f"after this task's timeout of {self.timeout:g} s; run it again after that moment",
-                not_before=not_before,
-                post_id=post_id,
+    def _decide_and_act(self, context: Context, post_id: str, seen_at: datetime | None) -> _Decision:
+        """Read the post, decide what its record allows, and send its one retry when it is due."""
+        while True:
+            record = self.hook.get_post(post_id)
+            seen_at = seen_at or datetime.now(UTC)  # a wait hint without dates counts from the first read
+            plan, reason = plan_retry(record, seen_at=seen_at)
+            self.log.info("Post %s: %s (%s)", post_id, plan.value, reason)
+            if plan is Plan.ALREADY_PUBLISHED:
+                return summarize(record, Action.ALREADY_PUBLISHED, post_id=post_id), None, None
+            if plan in (Plan.RETRY, Plan.RETRY_LATER, Plan.NOT_RETRYABLE) and _sent_before(context, post_id):
+                # An earlier attempt of this task retried it, and "error" is how that retry ended.
+                summary = summarize(record, Action.RETRIED, post_id=post_id)
+                why = "retried by an earlier attempt of this task, which ended with status 'error'"
+                return summary, post_failed_error(summary, why), None
+            if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
+                refused = AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
+                return summarize(record, Action.NOT_RETRIED, post_id=post_id), refused, None
+            if plan is Plan.IN_FLIGHT:
+                return summarize(record, Action.IN_FLIGHT, post_id=post_id), None, Action.IN_FLIGHT
+            if plan is not Plan.RETRY_LATER:
+                return self._retry_once(context, post_id)
+            not_before, why = retry_not_before(record, seen_at) or (seen_at, "")
+            wait = (not_before - datetime.now(UTC)).total_seconds()
+            if wait > self.timeout:
+                too_late = AyrshareRetryLaterError(
+                    f"not retried yet: {why}, so the retry helps only from {not_before.isoformat()}, "
+                    f"after this task's timeout of {self.timeout:g} s; run it again after that moment",
+                    not_before=not_before,
+                    post_id=post_id,
+                )
+                return summarize(record, Action.NOT_RETRIED, post_id=post_id), too_late, None
+            self.log.info(
+                "Post %s: %s; waiting %.0f s, until %s, before its one retry", post_id, why, wait, not_before
             )
-        self.log.info(
-            "Post %s: %s; waiting %.0f s, until %s, before its one retry", post_id, why, wait, not_before
-        )
-        if self.deferrable:
-            from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
+            if self.deferrable:
+                from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
 
-            self.defer(
-                trigger=TimeDeltaTrigger(timedelta(seconds=max(0.0, wait))),
-                method_name="execute_after_wait_hint",
-            )
-        time.sleep(max(0.0, wait))
-        return self.execute(context)
+                self.defer(
+                    trigger=TimeDeltaTrigger(timedelta(seconds=max(0.0, wait))),
+                    method_name="execute_after_wait_hint",
+                    kwargs={"seen_at": seen_at.isoformat()},
+                )
+            time.sleep(max(0.0, wait))  # then read the post again: it may have changed meanwhile
 
-    def execute_after_wait_hint(self, context: Context, event: Any = None) -> dict[str, Any]:
-        """Resume after the wait hint: read the post again and go on as :meth:`execute` does."""
-        return self.execute(context)
+    def _retry_once(self, context: Context, post_id: str) -> _Decision:
+        """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
+        try:
+            answer = self.hook.retry_post(post_id)
+        except AyrshareAlreadyRetriedError:
+            _remember_sent(context, post_id)
+            # Retried before (maybe by this very task, when an answer was lost): its status is the truth.
+            record = self.hook.get_post(post_id)
+            summary = summarize(record, Action.ALREADY_RETRIED, post_id=post_id)
+            if wait_state(record) is WaitState.FAILED:
+                why = f"already retried, and the retry ended with status {summary['status']!r}"
+                return summary, post_failed_error(summary, why), None
+            self.log.info("Post %s was already retried; it is %r, waiting for it", post_id, status_of(record))
+            return summary, None, Action.ALREADY_RETRIED
+        _remember_sent(context, post_id)
+        self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
+        record = {"id": post_id, "status": answer.get("status") or "pending"}
+        return summarize(record, Action.RETRIED, post_id=post_id), None, Action.RETRIED
 
     def _coerce_rendered(self) -> None:
         """Templated settings arrive as strings when a template renders them: make them numbers and flags."""
@@ -211,52 +222,22 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
                 raise AyrshareConfigError(f"{name} must be True or False, got {value!r}")
             setattr(self, name, value)
 
-    def _retry_once(self, context: Context, post_id: str) -> tuple[Action, dict[str, Any]]:
-        """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
-        _remember(context, post_id, _SENDING)
-        try:
-            answer = self.hook.retry_post(post_id)
-        except AyrshareAlreadyRetriedError:
-            _remember(context, post_id, _SENT)
-            # Retried before (maybe by this very task, when an answer was lost): its status is the truth.
-            record = self.hook.get_post(post_id)
-            if wait_state(record) is WaitState.FAILED:
-                summary = summarize(record, Action.ALREADY_RETRIED, post_id=post_id)
-                report_summary(context, summary)
-                raise post_failed_error(
-                    summary, f"already retried, and the retry ended with status {summary['status']!r}"
-                ) from None
-            self.log.info("Post %s was already retried; it is %r, waiting for it", post_id, status_of(record))
-            return Action.ALREADY_RETRIED, record
-        _remember(context, post_id, _SENT)
-        self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
-        return Action.RETRIED, {"id": post_id, "status": answer.get("status") or "pending"}
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Turn the trigger's event into the task's result (or its error)."""
-        return result_from_event(context, event, self.post_id)
-
-    def _finish(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
-        report_summary(context, summary)
-        return summary
-
 
 # What this task instance knows of its own retry, across its attempts (Airflow 3.3's task state
-# store; older Airflow has none, and then the post's status is all there is to go on).
-# Not ResumableJobMixin: it stores the job id only after the submit returns and resubmits a job
-# that ended failed; a post's one retry must be marked before the PUT leaves, and never resent.
+# store; older Airflow has none, and then the post's status is all there is to go on): that its
+# retry landed, so that no later attempt sends another. Nothing is marked before the PUT: a later
+# attempt reads the post first, and Ayrshare answers a second PUT with 329, which the operator reads.
+# Not ResumableJobMixin: it resubmits a job that ended failed; a post's one retry is never resent.
 _STATE_KEY = "ayrshare_retry"
-_SENDING = "sending"  # the PUT may have gone out: a later attempt sends it again, and 329 tells
-_SENT = "sent"  # the retry landed: a later attempt never sends another
 
 
-def _remember(context: Context, post_id: str, state: str) -> None:
-    store = context.get("task_state_store")
+def _remember_sent(context: Context, post_id: str) -> None:
+    store: Any = context.get("task_state_store")  # Airflow 3.3+; the Context type of older ones lacks it
     if store is not None:
-        store.set(_STATE_KEY, {"post_id": post_id, "state": state})
+        store.set(_STATE_KEY, {"post_id": post_id, "state": "sent"})
 
 
 def _sent_before(context: Context, post_id: str) -> bool:
-    store = context.get("task_state_store")
+    store: Any = context.get("task_state_store")
     memory = store.get(_STATE_KEY) if store is not None else None
-    return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == _SENT
+    return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == "sent"

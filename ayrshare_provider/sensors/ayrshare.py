@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 
 from ayrshare_provider.exceptions import AyrshareError, is_transient
-from ayrshare_provider.operators.ayrshare import AyrsharePostLink
+from ayrshare_provider.links.ayrshare import AyrsharePostLink
 from ayrshare_provider.posts import (
     Action,
     StatusWatch,
@@ -17,13 +17,7 @@ from ayrshare_provider.posts import (
     summarize,
     validate_post_id,
 )
-from ayrshare_provider.task_helpers import (
-    POST_URL_XCOM_KEY,
-    AyrshareTaskMixin,
-    default_deferrable,
-    report_summary,
-    result_from_event,
-)
+from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,12 +59,14 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.post_id = post_id
-        self.ayrshare_conn_id = ayrshare_conn_id
-        self.profile_key = profile_key
-        self.deferrable = deferrable
-        self.batch_wait = batch_wait
-        self.hook_params = hook_params or {}
+        self._init_ayrshare(
+            post_id=post_id,
+            ayrshare_conn_id=ayrshare_conn_id,
+            profile_key=profile_key,
+            deferrable=deferrable,
+            batch_wait=batch_wait,
+            hook_params=hook_params,
+        )
 
     @cached_property
     def _watch(self) -> StatusWatch:
@@ -89,26 +85,22 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
         if state is WaitState.WAITING:
             return PokeReturnValue(is_done=False)
         summary = summarize(record, Action.WATCHED, post_id=post_id)
-        report_summary(context, summary)
+        self.report(context, summary)
         if state is WaitState.FAILED:
             raise post_failed_error(summary)
         return PokeReturnValue(is_done=True, xcom_value=summary)
 
     def execute(self, context: Context) -> Any:
+        self.report_no_url_yet(context)
         if not self.deferrable:
             return super().execute(context)
         first = self.poke(context)  # no deferral when the post is final already
         if first.is_done:
             return first.xcom_value
-        context["ti"].xcom_push(key=POST_URL_XCOM_KEY, value="")  # no URL yet (3.0 refuses a null XCom)
         trigger = self.status_trigger(
             validate_post_id(self.post_id),
             timeout=float(self.timeout),
             poll_interval=float(self.poke_interval),
             action=Action.WATCHED.value,
         )
-        self.defer_until_final(trigger, float(self.timeout))
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Turn the trigger's event into the sensor's result (or its error)."""
-        return result_from_event(context, event, self.post_id)
+        return self.wait_for_final_status(context, trigger, float(self.timeout))

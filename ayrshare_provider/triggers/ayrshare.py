@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import random
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.triggers import BaseEventTrigger
@@ -15,6 +15,8 @@ from airflow.triggers.base import TriggerEvent
 
 from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
+from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
+from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -27,18 +29,28 @@ _FIRST_POLL_SPREAD = 5.0  # seconds, at most
 _READ_ALONE_AFTER_UNSEEN = 2
 # ... or showed it unsettled this many times (about ten minutes): correctness never rests on the listing.
 _READ_ALONE_AFTER_UNSETTLED = 10
-_LISTING_LIMIT = 1000  # Ayrshare's largest page
 # One listing can settle hundreds of waits at once; each finishes within this many seconds, at
 # random, so that their events are not all built in one turn of the triggerer's event loop.
 _SETTLE_SPREAD = 0.1
 
-# Event "status" values; task_helpers.result_from_event() turns each into a result or an error.
-EVENT_SUCCESS = "success"
-EVENT_FAILED = "failed"
-EVENT_TIMEOUT = "timeout"
-EVENT_ERROR = "error"
 
-_log = logging.getLogger(__name__)
+@dataclass
+class _ListingMisses:
+    """How many shared listings in a row could not settle one batched wait."""
+
+    unseen: int = 0
+    unsettled: int = 0
+
+    def time_to_read_alone(self, listed: bool) -> bool:
+        """Count a listing that did not settle the post; True (and start again) when the post should be read alone."""
+        if listed:
+            self.unseen, self.unsettled = 0, self.unsettled + 1
+        else:
+            self.unseen += 1
+        if self.unseen >= _READ_ALONE_AFTER_UNSEEN or self.unsettled >= _READ_ALONE_AFTER_UNSETTLED:
+            self.unseen = self.unsettled = 0
+            return True
+        return False
 
 
 class PostStatusTrigger(BaseEventTrigger):
@@ -46,15 +58,16 @@ class PostStatusTrigger(BaseEventTrigger):
     Polls one post until it is published, fails, or the deadline passes; yields one event.
 
     Transient errors (5xx, dropped connections, 429) are logged and polled through until the
-    deadline; anything else (bad key, unknown post) ends the wait at once. The event holds the
-    post's summary and never a credential.
+    deadline; anything else (bad key, unknown post) ends the wait at once. The event is a
+    :class:`~ayrshare_provider.triggers.events.PostStatusEvent`: the post's summary, never a credential.
 
     With ``batch_wait``, on Airflow 3.3 and later, every batched wait of the same connection,
     Profile Key and interval shares **one** ``GET /api/history`` listing per interval (the
-    triggerer's shared streams) instead of one read per post. A failure read there is trusted
-    only once the listing is younger than the wait (history answers are cached for up to a
-    minute); a post the listing does not show, or does not show settled, is read on its own now
-    and then. Older Airflow runs :meth:`run`, which polls the post on its own.
+    triggerer's shared streams, :mod:`~ayrshare_provider.triggers.history_listing`) instead of one
+    read per post. A failure read there is trusted only once the listing is younger than the wait
+    (history answers are cached for up to a minute); a post the listing does not show, or does
+    not show settled, is read on its own now and then. Older Airflow runs :meth:`run`, which polls
+    the post on its own.
 
     :param post_id: the Ayrshare post to watch.
     :param ayrshare_conn_id: the Ayrshare connection; read again in the triggerer.
@@ -67,7 +80,10 @@ class PostStatusTrigger(BaseEventTrigger):
     :param since: wall-clock time the wait began (after the retry was sent); defaults to now.
     """
 
-    # A task's trigger: [triggerer] queues apply to it as to any deferred task's.
+    # A task's trigger on BaseEventTrigger, the base Airflow documents for triggers that schedule
+    # DAGs: the triggerer gives shared streams (shared_stream_key, open_shared_stream) only to
+    # BaseEventTrigger instances, and batched waits are built on them. As a deferred task's trigger,
+    # it keeps the [triggerer] queues that BaseEventTrigger turns off.
     supports_triggerer_queue = True
 
     def __init__(
@@ -120,18 +136,18 @@ class PostStatusTrigger(BaseEventTrigger):
     def _hook(self) -> AyrshareHook:
         return _hook_of(self.serialize()[1])
 
-    def _event(self, status: str, message: str, summary: dict[str, Any] | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {"status": status, "post_id": self.post_id, "message": message, "summary": summary}
-        )
+    def _event(
+        self, outcome: WaitOutcome, message: str, summary: dict[str, Any] | None = None
+    ) -> TriggerEvent:
+        return TriggerEvent(PostStatusEvent(outcome, self.post_id, message, summary).to_payload())
 
     def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
         summary = summarize(record, Action(self.action), post_id=self.post_id)
-        status = EVENT_SUCCESS if state is WaitState.SUCCESS else EVENT_FAILED
-        return self._event(status, f"post {self.post_id} is {summary['status']}", summary)
+        outcome = WaitOutcome.SUCCESS if state is WaitState.SUCCESS else WaitOutcome.FAILED
+        return self._event(outcome, f"post {self.post_id} is {summary['status']}", summary)
 
     def _timeout_event(self) -> TriggerEvent:
-        return self._event(EVENT_TIMEOUT, f"post {self.post_id} was not final by the deadline")
+        return self._event(WaitOutcome.TIMEOUT, f"post {self.post_id} was not final by the deadline")
 
     async def _read_alone(self, hook: AyrshareHook, watch: StatusWatch) -> TriggerEvent | None:
         """Read the post on its own: its final event, an error event, or None to keep waiting."""
@@ -139,7 +155,7 @@ class PostStatusTrigger(BaseEventTrigger):
             record = await hook.aget_post(self.post_id)
         except AyrshareError as err:
             if not is_transient(err):
-                return self._event(EVENT_ERROR, str(err))
+                return self._event(WaitOutcome.ERROR, str(err))
             self.log.warning("Reading post %s failed for now, polling on: %s", self.post_id, err)
             return None
         state = watch.observe(record)
@@ -151,11 +167,8 @@ class PostStatusTrigger(BaseEventTrigger):
         # The task read the post just before deferring. A random first wait spreads the polls of
         # triggers that start together (a mapped recovery defers hundreds at once), so that
         # neither the triggerer's event loop nor the profile's rate limit sees them in lockstep.
-        await asyncio.sleep(
-            random.uniform(
-                0, max(0.0, min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD))
-            )
-        )
+        first_wait = min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD)
+        await asyncio.sleep(random.uniform(0, max(0.0, first_wait)))
         try:
             while True:
                 if event := await self._read_alone(hook, watch):
@@ -176,73 +189,36 @@ class PostStatusTrigger(BaseEventTrigger):
         if not self.batch_wait:
             return None
         profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
-        return (
-            "ayrshare-history",
-            self.ayrshare_conn_id,
-            profile,
-            self.poll_interval,
-            json.dumps(self.hook_params, sort_keys=True),
-        )
+        hook_params = json.dumps(self.hook_params, sort_keys=True)
+        return ("ayrshare-history", self.ayrshare_conn_id, profile, self.poll_interval, hook_params)
 
     @classmethod
-    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
-        """
-        One poll loop per group: a history listing, then a tick each interval until the next is due.
-
-        Listing more often than Ayrshare's cache time would only read the same cached answer again,
-        so listings come every ``max(poll_interval, history_max_age)``; ticks let each wait check
-        its deadline. A failed listing is passed on as such: each wait then reads its post alone.
-        """
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[HistoryListing]:
+        """One poll loop per group: :func:`~ayrshare_provider.triggers.history_listing.history_listings`."""
         hook = _hook_of(kwargs)
-        interval = float(kwargs["poll_interval"])
-        next_listing = 0.0
         try:
-            while True:
-                if time.monotonic() < next_listing:
-                    yield {"tick": True}
-                else:
-                    fetched_at = time.time()
-                    try:
-                        records = await hook.aget_history(last_days=0, limit=_LISTING_LIMIT)
-                    except AyrshareError as err:
-                        _log.warning(
-                            "Listing posts for the batched waits failed; each reads its post alone: %s", err
-                        )
-                        yield {"listing_failed": str(err)}
-                    else:
-                        by_id = {
-                            record["id"]: record for record in records if isinstance(record.get("id"), str)
-                        }
-                        yield {"records": by_id, "fresh_as_of": fetched_at - hook.history_max_age}
-                    next_listing = time.monotonic() + max(interval, hook.history_max_age)
-                await asyncio.sleep(interval)
+            async for listing in history_listings(hook, float(kwargs["poll_interval"])):
+                yield listing
         finally:
             await hook.aclose()
 
-    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+    async def filter_shared_stream(
+        self, shared_stream: AsyncIterator[HistoryListing]
+    ) -> AsyncIterator[TriggerEvent]:
         """This post's final event from the shared listings; it reads the post alone only when they cannot tell."""
         watch = StatusWatch(self.post_id, self.log)
+        misses = _ListingMisses()
         hook: AyrshareHook | None = None
-        unseen = unsettled = 0
         try:
-            async for update in shared_stream:
-                if "tick" not in update:
-                    record = update.get("records", {}).get(self.post_id)
-                    if record is None:
-                        unseen += 1
-                    else:
-                        unseen, unsettled = 0, unsettled + 1
-                        state = wait_state(record)
-                        # A cached listing may predate the retry and still show the old failure.
-                        if state is WaitState.SUCCESS or (
-                            state is WaitState.FAILED and update["fresh_as_of"] >= self.since
-                        ):
-                            await asyncio.sleep(random.uniform(0, _SETTLE_SPREAD))
-                            watch.observe(record)
-                            yield self._final_event(record, state)
-                            return
-                    if unseen >= _READ_ALONE_AFTER_UNSEEN or unsettled >= _READ_ALONE_AFTER_UNSETTLED:
-                        unseen = unsettled = 0
+            async for listing in shared_stream:
+                if listing.fetched:
+                    record = listing.records.get(self.post_id)
+                    if record is not None and (state := self._settled_by(record, listing)) is not None:
+                        await asyncio.sleep(random.uniform(0, _SETTLE_SPREAD))
+                        watch.observe(record)
+                        yield self._final_event(record, state)
+                        return
+                    if misses.time_to_read_alone(listed=record is not None):
                         hook = hook or self._hook()
                         if event := await self._read_alone(hook, watch):
                             yield event
@@ -253,6 +229,16 @@ class PostStatusTrigger(BaseEventTrigger):
         finally:
             if hook is not None:
                 await hook.aclose()
+
+    def _settled_by(self, record: dict[str, Any], listing: HistoryListing) -> WaitState | None:
+        """The post's final state as the listing shows it, or None when the listing cannot settle it."""
+        state = wait_state(record)
+        if state is WaitState.SUCCESS:
+            return state
+        # A cached listing may predate the retry and still show the old failure.
+        if state is WaitState.FAILED and listing.fresh_as_of >= self.since:
+            return state
+        return None
 
 
 def _hook_of(kwargs: dict[str, Any]) -> AyrshareHook:
@@ -360,8 +346,7 @@ class FailedPostsTrigger(BaseEventTrigger):
                         yield TriggerEvent({"posts": [_failure(record) for record in new]})
                         seen = (seen + [record["id"] for record in new])[-_SEEN_CAP:]
                         await self._store_seen(seen)
-                # The hook knows the connection's history_max_age once it has made its first call.
-                await asyncio.sleep(self.poll_interval or hook.history_max_age)
+                await asyncio.sleep(self.poll_interval or (await hook.asettings()).history_max_age)
         finally:
             await hook.aclose()
 

@@ -16,8 +16,8 @@ from ayrshare_provider.exceptions import (
     AyrshareServerError,
 )
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
-from tests.fake_ayrshare import Fault, error_post
-from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
+from tests.fake_ayrshare import Fault
+from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json, error_post
 
 HTML_502 = Fault(502, "<html><head><title>502 Bad Gateway</title></head></html>", content_type="text/html")
 OVERLOADED = Fault(503, json.dumps({"status": "error", "code": 503, "message": "Service unavailable"}))
@@ -188,7 +188,6 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_request(monkeypatch):
     ("host", "base_url"),
     [
         (None, "https://api.ayrshare.com"),
-        ("api.ayrshare.com", "https://api.ayrshare.com"),
         ("https://api.ayrshare.com/api/", "https://api.ayrshare.com"),
         ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
     ],

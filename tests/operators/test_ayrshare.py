@@ -16,11 +16,12 @@ from ayrshare_provider.exceptions import (
     AyrshareWaitTimeoutError,
 )
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
-from ayrshare_provider.task_helpers import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.utils.mixins import run_here
+from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY
 from tests.context import make_context
-from tests.fake_ayrshare import PASS, Fault, error_post
-from tests.helpers import API_KEY, SECRETS, connection_json
+from tests.fake_ayrshare import PASS, Fault
+from tests.helpers import API_KEY, SECRETS, connection_json, error_post
 
 PUT = "PUT /api/post/retry"
 
@@ -43,8 +44,8 @@ def test_a_failed_post_is_retried_once_and_waited_for(ayrshare_conn):
     summary = operator().execute(context)
     assert ayrshare_conn.retry_puts["p1"] == 1
     assert summary["status"] == "success" and summary["retried"] is True and summary["action"] == "retried"
-    assert summary["networks"][0]["post_url"] == "https://example.test/twitter/99"
-    assert context["ti"].xcoms[POST_URL_XCOM_KEY] == "https://example.test/twitter/99"
+    assert summary["networks"][0]["post_url"] == "https://twitter.example.com/posts/99"
+    assert context["ti"].xcoms[POST_URL_XCOM_KEY] == "https://twitter.example.com/posts/99"
     assert not any(secret in json.dumps(summary) for secret in SECRETS)
 
 
@@ -58,7 +59,7 @@ def test_a_published_post_is_returned_without_a_retry(ayrshare_conn):
 @pytest.mark.parametrize("status", ["pending", "processing"])
 def test_a_retry_in_flight_is_waited_for_not_sent_again(ayrshare_conn, status):
     ayrshare_conn.add_post({**error_post("p1"), "status": status})
-    ayrshare_conn.retried.add("p1")  # an earlier attempt of this task sent it
+    ayrshare_conn.mark_retried("p1")  # an earlier attempt of this task sent it
     summary = operator().execute(make_context())
     assert summary["status"] == "success" and summary["action"] == "in_flight"
     assert ayrshare_conn.calls[PUT] == 0
@@ -107,7 +108,7 @@ def test_already_retried_and_in_flight_is_waited_for(ayrshare_conn):
 
 def test_already_retried_and_failed_again_fails_clearly(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"))
-    ayrshare_conn.retried.add("p1")
+    ayrshare_conn.mark_retried("p1")
     with pytest.raises(
         AyrsharePostFailedError, match="already retried.*status 'error'.*cannot be retried again"
     ):
@@ -176,7 +177,7 @@ def test_deferrable_defers_after_the_retry_and_completes_from_the_event(ayrshare
     assert isinstance(trigger, PostStatusTrigger) and deferred.value.method_name == "execute_complete"
     assert ayrshare_conn.retry_puts["p1"] == 1
 
-    event = run_inline(trigger)
+    event = run_here(trigger)
     assert "PROFILE-FOR-TRIGGER-77" not in json.dumps(event)
     summary = task.execute_complete(make_context(), event)
     assert summary["status"] == "success" and summary["action"] == "retried"

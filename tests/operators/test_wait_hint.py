@@ -10,8 +10,9 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareRetryLaterError
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
-from ayrshare_provider.task_helpers import SUMMARY_XCOM_KEY, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.utils.mixins import run_here
+from ayrshare_provider.utils.xcom import SUMMARY_XCOM_KEY
 from tests.context import make_context
 from tests.helpers import failed_post, seed_posts
 
@@ -65,11 +66,11 @@ def test_a_deferrable_task_waits_for_the_hint_in_the_triggerer_with_no_put(emula
         task.execute(context)
     assert deferred.value.method_name == "execute_after_wait_hint"
     assert puts(emulator_conn, post_id) == 0  # nothing sent before the moment
-    event = run_inline(deferred.value.trigger)  # the triggerer's wait: about a second
+    event = run_here(deferred.value.trigger)  # the triggerer's wait: about a second
     with pytest.raises(TaskDeferred) as waiting:
         task.execute_after_wait_hint(context, event)
     assert isinstance(waiting.value.trigger, PostStatusTrigger) and puts(emulator_conn, post_id) == 1
-    assert task.execute_complete(context, run_inline(waiting.value.trigger))["status"] == "success"
+    assert task.execute_complete(context, run_here(waiting.value.trigger))["status"] == "success"
 
 
 def test_a_hint_past_the_timeout_fails_clearly_without_a_put(emulator_conn):

@@ -7,10 +7,10 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareAuthError, AyrsharePostFailedError
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
-from ayrshare_provider.triggers.ayrshare import EVENT_FAILED, EVENT_SUCCESS, PostStatusTrigger
+from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from tests.context import make_context
-from tests.fake_ayrshare import Fault, error_post
-from tests.helpers import API_KEY, connection_json
+from tests.fake_ayrshare import Fault
+from tests.helpers import API_KEY, connection_json, error_post
 
 
 def sensor(**kwargs) -> PostStatusSensor:
@@ -64,7 +64,7 @@ def test_a_transient_error_is_one_more_poke_but_a_bad_key_fails(ayrshare_conn, m
 def test_poke_mode_waits_until_the_retry_lands(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"), pending_reads=3)
     ayrshare_conn.posts["p1"]["status"] = "pending"
-    ayrshare_conn.retried.add("p1")
+    ayrshare_conn.mark_retried("p1")
     assert sensor().execute(make_context())["status"] == "success"
     assert ayrshare_conn.calls["GET /api/post"] == 4  # three pending reads, then success
 
@@ -81,7 +81,7 @@ def test_deferrable_checks_once_then_defers_only_if_needed(ayrshare_conn):
 def test_execute_complete_turns_events_into_results():
     task = sensor()
     summary = {"id": "p1", "status": "success", "networks": []}
-    assert task.execute_complete(make_context(), {"status": EVENT_SUCCESS, "summary": summary}) == summary
+    assert task.execute_complete(make_context(), {"status": "success", "summary": summary}) == summary
     failed = {
         "id": "p1",
         "status": "error",
@@ -90,4 +90,4 @@ def test_execute_complete_turns_events_into_results():
         ],
     }
     with pytest.raises(AyrsharePostFailedError, match="twitter: code 272"):
-        task.execute_complete(make_context(), {"status": EVENT_FAILED, "summary": failed})
+        task.execute_complete(make_context(), {"status": "failed", "summary": failed})

@@ -9,16 +9,16 @@ import time
 import pytest
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
-from ayrshare_provider.task_helpers import result_from_event, run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-from tests.context import make_context
-from tests.fake_ayrshare import Fault, error_post
-from tests.helpers import SECRETS
+from ayrshare_provider.triggers.events import PostStatusEvent
+from ayrshare_provider.utils.mixins import run_here
+from tests.fake_ayrshare import Fault
+from tests.helpers import SECRETS, error_post
 
 FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_attempts": 2}
 
 
-first_event = run_inline  # the trigger, run in this process until its one event
+first_event = run_here  # the trigger, run in this process until its one event
 
 
 def trigger(post_id="p1", timeout=5.0, **kwargs) -> PostStatusTrigger:
@@ -55,10 +55,13 @@ def test_a_rebuilt_trigger_keeps_the_original_deadline(ayrshare_conn):
 def test_polls_through_transient_errors_until_the_post_is_final(ayrshare_conn):
     ayrshare_conn.add_post(error_post("p1"), pending_reads=2)
     ayrshare_conn.posts["p1"]["status"] = "pending"
-    ayrshare_conn.retried.add("p1")
+    ayrshare_conn.mark_retried("p1")
     ayrshare_conn.fail_next("GET /api/post", *[Fault(503, "<html>down</html>", content_type="text/html")] * 4)
     event = first_event(trigger())
-    assert event["status"] == "success" and event["summary"]["post_url"] == "https://example.test/twitter/99"
+    assert (
+        event["status"] == "success"
+        and event["summary"]["post_url"] == "https://twitter.example.com/posts/99"
+    )
     assert not any(secret in json.dumps(event) for secret in SECRETS)
 
 
@@ -66,17 +69,17 @@ def test_a_non_transient_error_ends_the_wait_at_once(ayrshare_conn):
     event = first_event(trigger(post_id="ghost"))
     assert event["status"] == "error" and "HTTP 404" in event["message"]
     with pytest.raises(AyrshareError, match="HTTP 404"):
-        result_from_event(make_context(), event, "ghost")
+        PostStatusEvent.from_payload(event, post_id="ghost").result()
 
 
 def test_timeout_event_becomes_a_timeout_error(ayrshare_conn):
     ayrshare_conn.add_post({**error_post("p1"), "status": "processing"})
     event = first_event(trigger(timeout=0.2))
     with pytest.raises(AyrshareWaitTimeoutError, match="deadline"):
-        result_from_event(make_context(), event, "p1")
+        PostStatusEvent.from_payload(event, post_id="p1").result()
 
 
 @pytest.mark.parametrize("event", [None, {}, {"status": "success"}, "garbage"])
 def test_malformed_events_are_clear_errors(event):
     with pytest.raises(AyrshareError):
-        result_from_event(make_context(), event, "p1")
+        PostStatusEvent.from_payload(event, post_id="p1").result()

@@ -13,8 +13,8 @@ import pytest
 
 from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
-from ayrshare_provider.task_helpers import run_inline
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.utils.mixins import run_here
 from tests.helpers import API_KEY, SECRETS, connection_json, failed_post, seed_posts
 from tests.triggerer import first_events, shared_streams_available
 
@@ -144,7 +144,7 @@ def test_a_batched_wait_ends_at_its_deadline(service):
 def test_without_shared_streams_a_batched_trigger_polls_its_post(service):
     [post_id] = seed(service, 1)
     retry_all([post_id])
-    event = run_inline(batched(post_id))  # run(): what Airflow before 3.3 and dag.test() call
+    event = run_here(batched(post_id))  # run(): what Airflow before 3.3 and dag.test() call
     assert event["status"] == "success" and calls(service)[READS] >= 1
 
 

@@ -1,0 +1,159 @@
+"""AyrshareTaskMixin: what RetryPostOperator and PostStatusSensor share.
+
+Their Ayrshare arguments, their hook, their wait for a post's final status (deferred or here), how
+a wait's event becomes the task's result, and how a task reports a post. Light at import: DAG files
+import the operator and sensor at parse time, so the hook and the trigger are imported where used.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import conf
+
+from ayrshare_provider.triggers.events import PostStatusEvent
+from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+
+# How much longer Airflow's own deferral timeout is than the trigger's deadline, so that the
+# trigger's clear "not final by the deadline" event wins the race (a batched wait checks its
+# deadline at each tick of its group, one poll interval apart).
+DEFERRAL_GRACE = timedelta(minutes=1)
+
+
+def default_deferrable() -> bool:
+    """The ``[operators] default_deferrable`` setting."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class AyrshareTaskMixin:
+    """
+    The Ayrshare side of a task: its arguments, hook, status wait and report.
+
+    Each task keeps the arguments in its own ``__init__`` signature, because Airflow checks the
+    keywords of ``partial()`` and ``expand()`` against the signatures of operator classes only;
+    :meth:`_init_ayrshare` is the one place that stores them.
+    """
+
+    post_id: Any
+    ayrshare_conn_id: str
+    profile_key: str | None
+    deferrable: bool
+    batch_wait: bool
+    hook_params: dict[str, Any]
+
+    def _init_ayrshare(
+        self,
+        *,
+        post_id: Any,
+        ayrshare_conn_id: str,
+        profile_key: str | None,
+        deferrable: bool,
+        batch_wait: bool,
+        hook_params: dict[str, Any] | None,
+    ) -> None:
+        """Keep the task's Ayrshare arguments (no I/O: a DAG file builds tasks at every parse)."""
+        self.post_id = post_id
+        self.ayrshare_conn_id = ayrshare_conn_id
+        self.profile_key = profile_key
+        self.deferrable = deferrable
+        self.batch_wait = batch_wait
+        self.hook_params = hook_params or {}
+
+    @cached_property
+    def hook(self) -> AyrshareHook:
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+        return AyrshareHook(self.ayrshare_conn_id, profile_key=self.profile_key, **self.hook_params)
+
+    # -- reporting a post ---------------------------------------------------------------------
+
+    def report_no_url_yet(self, context: Context) -> None:
+        """
+        Push an empty post URL before anything else: the extra link is read when every try ends,
+        and a missing key would log an error after the task's real one ("" because Airflow 3.0's
+        task API refuses a null XCom).
+        """
+        context["ti"].xcom_push(key=POST_URL_XCOM_KEY, value="")
+
+    def report(self, context: Context, summary: dict[str, Any]) -> None:
+        """Push the post's summary and its URL, for the recovery report and the extra link."""
+        ti = context["ti"]
+        ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
+        ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url") or "")
+
+    # -- waiting for a post's final status ------------------------------------------------------
+
+    def status_trigger(
+        self, post_id: str, *, timeout: float, poll_interval: float, action: str
+    ) -> PostStatusTrigger:
+        """
+        The trigger that waits for the post's final status, ``timeout`` seconds from now.
+
+        :param post_id: the post to wait for.
+        :param timeout: seconds until the wait gives up.
+        :param poll_interval: seconds between two reads.
+        :param action: what the task did to the post, carried into the summary.
+        """
+        from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+
+        return PostStatusTrigger(
+            post_id=post_id,
+            ayrshare_conn_id=self.ayrshare_conn_id,
+            end_time=time.time() + timeout,
+            poll_interval=poll_interval,
+            profile_key=self.profile_key,
+            action=action,
+            hook_params=self.hook_params,
+            batch_wait=self.batch_wait,
+        )
+
+    def wait_for_final_status(
+        self, context: Context, trigger: PostStatusTrigger, timeout: float
+    ) -> dict[str, Any]:
+        """
+        Wait with ``trigger``: deferred to the triggerer (``execute_complete`` resumes the task), or here.
+
+        :param context: the task's context.
+        :param trigger: the wait, from :meth:`status_trigger`.
+        :param timeout: its timeout in seconds, for Airflow's own deferral timeout.
+        """
+        if self.deferrable:
+            self.defer(  # type: ignore[attr-defined]  # BaseOperator.defer, on the task this is mixed into
+                trigger=trigger,
+                method_name="execute_complete",
+                timeout=timedelta(seconds=timeout) + DEFERRAL_GRACE,
+            )
+        return self.execute_complete(context, run_here(trigger))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Turn the wait's event into the task's result: report the post, then return it or raise its error."""
+        outcome = PostStatusEvent.from_payload(event, post_id=str(self.post_id))
+        if outcome.summary is not None:
+            self.report(context, outcome.summary)
+        return outcome.result()
+
+
+def run_here(trigger: BaseTrigger) -> Any:
+    """Run a trigger in this process until its one event's payload: the same wait, holding the worker slot."""
+    import asyncio
+
+    async def first_event() -> Any:
+        events: AsyncGenerator[TriggerEvent] = trigger.run()  # type: ignore[assignment]  # an async generator
+        try:
+            return (await anext(events)).payload
+        finally:
+            await events.aclose()  # closes the trigger's HTTP session
+
+    return asyncio.run(first_event())
