@@ -14,7 +14,7 @@ lowers the count of a window: the count starts again only when the window's anno
 passed, and an answer sent before that end says nothing of the next window.
 
 The triggerer's event loop never blocks on the file's lock: :meth:`ProfileBudget.atake` and
-:meth:`ProfileBudget.aobserve` try the lock and, when another process holds it, yield to the
+:meth:`ProfileBudget.asettle` try the lock and, when another process holds it, yield to the
 loop and try again. The lock is held for a few microseconds (a handful of numbers in shared
 memory, no file I/O).
 """
@@ -45,10 +45,26 @@ _SAME_WINDOW = 1.0
 # How long an async caller waits before it tries a lock another process holds.
 _LOCK_RETRY = 0.001
 
-# The shared state: eight doubles. Version first, so that a file of another layout is started anew.
-_LAYOUT = struct.Struct("<8d")
-_VERSION = 2.0
-_FIELDS = ("version", "count", "server", "limit", "reset_at", "ended", "announced", "window")
+# Without a known limit, one call at a time; a call that neither ended nor came back within this
+# many seconds (its process died) no longer holds the others back.
+_PROBE_TIMEOUT = 30.0
+
+# The shared state: doubles. Version first, so that a file of another layout is started anew.
+_FIELDS = (
+    "version",
+    "count",
+    "claims",
+    "carried",
+    "answers",
+    "limit",
+    "reset_at",
+    "ended",
+    "window",
+    "announced",
+    "probe_at",
+)
+_LAYOUT = struct.Struct(f"<{len(_FIELDS)}d")
+_VERSION = 3.0
 
 
 def reset_seconds(headers: Any) -> float | None:
@@ -64,49 +80,71 @@ def reset_seconds(headers: Any) -> float | None:
 
 class _Window:
     """
-    What this machine knows of one profile's window; 0 stands for "not known".
+    What this machine knows of one profile's window (0 stands for "not known").
 
-    ``count``: calls of the window, the server's or ours, whichever is more; ``server``: the
-    server's highest count of it; ``reset_at``: when it ends (wall clock, margin included);
-    ``ended``: when the previous one ended; ``announced``: the end already logged as waited for;
-    ``window``: the longest reset seen, about the window's length.
+    ``count``: calls of the window, the server's count or ours, whichever is more, plus the calls
+    claimed since; ``claims``: this machine's calls of the window, ``carried`` of them from the last
+    one; ``answers``: how many of them ended (answered or lost); ``limit``: the window's limit
+    (-1: answers announce none); ``reset_at``: when it ends (wall clock, margin included);
+    ``ended``: when the last one ended; ``window``: the longest reset seen, about a window's length;
+    ``announced``: the end already logged as waited for; ``probe_at``: when the last call went out
+    while no limit was known.
     """
+
+    version: float
+    count: float
+    claims: float
+    carried: float
+    answers: float
+    limit: float
+    reset_at: float
+    ended: float
+    window: float
+    announced: float
+    probe_at: float
 
     def __init__(self, values: tuple[float, ...]) -> None:
         if values[0] != _VERSION or not all(math.isfinite(value) for value in values):
             values = (_VERSION,) + (0.0,) * (len(_FIELDS) - 1)  # a new file, or one torn by a killed process
-        (
-            self.version,
-            self.count,
-            self.server,
-            self.limit,
-            self.reset_at,
-            self.ended,
-            self.announced,
-            self.window,
-        ) = values
+        for name, value in zip(_FIELDS, values, strict=True):
+            setattr(self, name, value)
 
     def values(self) -> tuple[float, ...]:
         return tuple(getattr(self, name) for name in _FIELDS)
 
     def roll(self, now: float) -> None:
-        """Start the next window once this one's end has passed."""
-        if self.reset_at and now >= self.reset_at:
-            # Calls claimed that the server had not counted yet may land in the new window: keep them.
-            self.count = max(0.0, self.count - self.server)
-            self.server, self.ended, self.reset_at = 0.0, self.reset_at, 0.0
+        """Start the next window once this one's end has passed (announced, or a window's length after the last)."""
+        end = self.reset_at or (self.ended + self.window if self.ended and self.window else 0.0)
+        if end and now >= end:
+            # Calls claimed here that had not ended may still reach the server in the new window: they
+            # count there (once: what was carried in and is still open by the next end is taken as lost).
+            in_flight = max(0.0, self.claims - self.carried - self.answers)
+            self.count = self.claims = self.carried = in_flight
+            self.answers = self.reset_at = 0.0
+            self.ended = end
 
     def take(self, now: float, headroom: float, fallback: float) -> tuple[float, bool]:
         self.roll(now)
-        if not self.limit or self.count < self.limit * headroom:
-            self.count += 1
-            return 0.0, False
-        first = self.announced != self.reset_at
-        self.announced = self.reset_at
-        return (self.reset_at - now if self.reset_at else fallback), first
+        if self.limit > 0 and self.count >= self.limit * headroom:
+            first = self.announced != self.reset_at
+            self.announced = self.reset_at
+            return (self.reset_at - now if self.reset_at else fallback), first
+        if not self.limit and self.claims > self.answers and now - self.probe_at < _PROBE_TIMEOUT:
+            return fallback, False  # no limit known yet: one call at a time until an answer tells it
+        if not self.limit:
+            self.probe_at = now
+        self.claims += 1
+        self.count += 1
+        return 0.0, False
 
-    def observe(self, now: float, count: int, limit: int, reset_in: float | None) -> None:
+    def settle(self, now: float, answered: bool, seen: tuple[int, int, float | None] | None) -> None:
         self.roll(now)
+        if seen is None:
+            if answered and not self.limit:
+                self.limit = -1.0  # the server announces no limit: nothing to hold back for
+            self.answers += 1
+            return
+        count, limit, reset_in = seen
         self.limit = float(limit)
         if reset_in is not None:
             self.window = max(self.window, reset_in)
@@ -115,8 +153,8 @@ class _Window:
                 return  # sent before the last window ended, answered after: it says nothing of this one
             # Every answer of a window announces the same end, seen later by its latency: the earliest is closest.
             self.reset_at = min(self.reset_at, reset_at) if self.reset_at else reset_at
-        self.server = max(self.server, float(count))
-        self.count = max(self.count, self.server)
+        self.answers += 1
+        self.count = max(self.count, float(count))  # the server's count never goes down within a window
 
 
 class ProfileBudget:
@@ -214,17 +252,20 @@ class ProfileBudget:
         async with self._alocked() as window:
             return window.take(time.time(), headroom, fallback)
 
-    def observe(self, headers: Any) -> None:
-        """Learn the window's state from an answer's ``x-ratelimit-count``, ``-max`` and ``-reset``."""
-        if (seen := _rate_headers(headers)) is not None:
-            with self._locked() as window:
-                window.observe(time.time(), *seen)
+    def settle(self, headers: Any) -> None:
+        """
+        End a claimed call: learn the window from its answer's ``x-ratelimit-count``, ``-max`` and
+        ``-reset``, or pass None when no answer came. Every claim is settled, once.
+        """
+        seen = _rate_headers(headers) if headers is not None else None
+        with self._locked() as window:
+            window.settle(time.time(), headers is not None, seen)
 
-    async def aobserve(self, headers: Any) -> None:
-        """:meth:`observe` for the event loop."""
-        if (seen := _rate_headers(headers)) is not None:
-            async with self._alocked() as window:
-                window.observe(time.time(), *seen)
+    async def asettle(self, headers: Any) -> None:
+        """:meth:`settle` for the event loop."""
+        seen = _rate_headers(headers) if headers is not None else None
+        async with self._alocked() as window:
+            window.settle(time.time(), headers is not None, seen)
 
 
 def _rate_headers(headers: Any) -> tuple[int, int, float | None] | None:

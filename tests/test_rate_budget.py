@@ -70,15 +70,21 @@ def headers(count: int, limit: int, reset_ms: float) -> dict[str, str]:
     }
 
 
+def claim(budget: ProfileBudget, headroom: float = 1.0) -> float:
+    """Claim a call: 0 to go now, else the seconds to wait first."""
+    return budget.take(headroom, fallback=1.0)[0]
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_path, shared):
-    budget = ProfileBudget(tmp_path / "profile.json" if shared else None)
-    assert budget.take(0.5, fallback=1.0) == (0.0, False)  # nothing known yet: go
-    budget.observe(headers(1, 10, 400))
+    budget = ProfileBudget(tmp_path / "profile.bin" if shared else None)
+    assert budget.take(0.5, fallback=1.0) == (0.0, False)  # nothing known yet: one call goes
+    assert claim(budget) == 1.0  # ... and only one, until an answer tells the limit
+    budget.settle(headers(1, 10, 400))
     for _ in range(3):
-        assert budget.take(0.5, fallback=1.0)[0] == 0.0  # calls 2 to 4 of the window
-    budget.observe(headers(3, 10, 400))  # a late answer: the own count (4) stands
-    assert budget.take(0.5, fallback=1.0)[0] == 0.0  # the 5th
+        assert claim(budget, 0.5) == 0.0  # calls 2 to 4 of the window
+    budget.settle(headers(3, 10, 400))  # a late answer: the own count (4) stands
+    assert claim(budget, 0.5) == 0.0  # the 5th
     pause, first = budget.take(0.5, fallback=1.0)
     assert 0.4 <= pause <= 0.7 and first  # half of 10 used: wait for the reset (+ margin)
     assert budget.take(0.5, fallback=1.0)[1] is False  # only the first waiter of a window says so
@@ -86,42 +92,66 @@ def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_pat
     assert budget.take(0.5, fallback=1.0) == (0.0, False)  # a new window
 
 
+def test_answers_that_announce_no_limit_hold_nothing_back(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    assert claim(budget) == 0.0
+    budget.settle({})  # an answer without x-ratelimit headers
+    assert all(claim(budget) == 0.0 for _ in range(50))
+
+
 def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
     """Answers of one window reach a loaded event loop late and out of order: none may undo calls counted since."""
-    budget = ProfileBudget(tmp_path / "profile.json")
-    budget.observe(headers(5, 10, 2000))
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    claim(budget)
+    budget.settle(headers(5, 10, 2000))
     for _ in range(4):
-        assert budget.take(1.0, fallback=1.0)[0] == 0.0  # 9 of 10 claimed
-    budget.observe(
+        assert claim(budget) == 0.0  # 9 of 10 used
+    budget.settle(
         headers(2, 10, 4500)
     )  # an early call's answer, read 2.5 s late: it looks like a newer window
-    assert budget.take(1.0, fallback=1.0)[0] == 0.0  # the 10th
-    assert budget.take(1.0, fallback=1.0)[0] > 0  # still the same window: wait
+    assert claim(budget) == 0.0  # the 10th
+    assert claim(budget) > 0  # still the same window: wait
 
 
 def test_an_answer_sent_before_the_window_ended_says_nothing_of_the_next(tmp_path):
-    budget = ProfileBudget(tmp_path / "profile.json")
-    budget.observe(headers(10, 10, 100))
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    claim(budget)
+    budget.settle(headers(10, 10, 100))
     time.sleep(0.4)  # the window ends (reset + margin)
     for _ in range(3):
-        assert budget.take(1.0, fallback=1.0)[0] == 0.0  # calls of the new window
-    budget.observe(headers(10, 10, 0))  # a late answer from the old window: count 10, reset "now"
+        assert claim(budget) == 0.0  # calls of the new window
+    budget.settle(headers(10, 10, 0))  # a late answer from the old window: count 10, reset "now"
     for _ in range(7):
-        assert (
-            budget.take(1.0, fallback=1.0)[0] == 0.0
-        )  # the late answer neither ended the window nor blocked it
-    assert budget.take(1.0, fallback=1.0)[0] > 0  # 10 calls in the new window: now wait
+        assert claim(budget) == 0.0  # the late answer neither ended the window nor blocked it
+    assert claim(budget) > 0  # 10 calls in the new window: now wait
 
 
-def test_calls_the_server_had_not_counted_when_the_window_ended_count_in_the_next(tmp_path):
-    budget = ProfileBudget(tmp_path / "profile.json")
-    budget.observe(headers(4, 10, 100))
+def test_calls_still_in_flight_when_the_window_ends_count_in_the_next(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    claim(budget)
+    budget.settle(headers(1, 10, 100))
     for _ in range(3):
-        budget.take(1.0, fallback=1.0)  # 7 claimed, the server has counted 4: 3 still in flight
+        claim(budget)  # 3 calls out, no answer yet
     time.sleep(0.4)
     for _ in range(7):
-        assert budget.take(1.0, fallback=1.0)[0] == 0.0
-    assert budget.take(1.0, fallback=1.0)[0] > 0  # 3 in flight + 7 new = the limit of the new window
+        assert claim(budget) == 0.0
+    assert claim(budget) > 0  # 3 in flight + 7 new = the limit of the new window
+
+
+def test_a_window_whose_end_no_answer_announced_ends_a_window_length_after_the_last(tmp_path):
+    """Every call of a window claimed and none answered: the budget still turns, never waits for ever."""
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    claim(budget)
+    budget.settle(headers(1, 4, 300))  # a 0.3 s window, learned
+    time.sleep(0.6)  # it ended
+    for _ in range(4):
+        assert claim(budget) == 0.0
+    for _ in range(4):
+        budget.settle(None)  # all four lost: no answer announces the new window's end
+    time.sleep(0.1)
+    assert claim(budget) > 0
+    time.sleep(0.35)
+    assert claim(budget) == 0.0
 
 
 def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(tmp_path):
@@ -129,9 +159,9 @@ def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(
     import asyncio
     import fcntl
 
-    path = tmp_path / "profile.json"
+    path = tmp_path / "profile.bin"
     budget = ProfileBudget(path)
-    budget.observe(headers(1, 10, 5000))
+    budget.settle(headers(1, 10, 5000))
     other = os.open(path, os.O_RDWR)  # another open file: to flock, another process
 
     async def scenario() -> tuple[int, float]:
@@ -150,7 +180,7 @@ def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(
         releaser = asyncio.create_task(release_later())
         pause, _ = await budget.atake(1.0, fallback=1.0)
         turns_while_waiting = loop_turns
-        await budget.aobserve(headers(2, 10, 5000))
+        await budget.asettle(headers(2, 10, 5000))
         await releaser
         return turns_while_waiting, pause
 
@@ -168,3 +198,34 @@ def test_budgets_are_per_origin_and_profile_and_keep_no_profile_key_in_clear():
     )
     assert a is not b and a is budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret")
     assert a.path is not None and "PROFILEKEY" not in str(a.path)
+
+
+def test_per_post_waits_whose_answers_come_late_stay_under_the_limit(monkeypatch):
+    """
+    Per-post polling (Airflow before 3.3, or batch_wait=False): one event loop, many waits, and one
+    answer in ten arriving 1.5 s late with its old rate-limit headers. Such an answer once looked
+    like one from a newer window and lowered the count: on a real `airflow standalone` with
+    Ayrshare's own clocks that let 9 answers 429 through; here, 7 to 13 of them.
+    """
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+    from tests.helpers import failed_post, seed_posts
+    from tests.triggerer import first_events
+
+    limit = 40
+    with Emulator(API_KEY, rate_limit=limit, rate_window=3.0) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
+        post_ids = seed_posts(emulator, *(failed_post(status="processing") for _ in range(80)))  # never final
+        AyrshareHook().get_user()  # the tasks before the waits have taught the machine the limit
+        emulator.faults.add(
+            {"endpoint": "GET /api/post/{id}", "kind": "late_answer", "seconds": 1.5, "probability": 0.1}
+        )
+        waits = [
+            PostStatusTrigger(post_id, "ayrshare_default", end_time=time.time() + 8, poll_interval=0.1)
+            for post_id in post_ids
+        ]
+        events = first_events(waits)
+        counters = emulator.state.counters()
+    assert {event["status"] for event in events} == {"timeout"}
+    assert counters["requests"]["GET /api/post/{id}"] > 3 * limit  # several windows, each used up
+    assert counters["rate_limited"] == 0

@@ -75,7 +75,7 @@ class ServiceRules:
         fault = self.faults.pick(endpoint)
         if fault and fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
-        elif fault and fault.kind != "apply_then_drop":
+        elif fault and fault.kind not in ("apply_then_drop", "late_answer"):
             return await self._inject(fault, send)
 
         if headers.get("authorization") != f"Bearer {self.state.settings.api_key}":
@@ -105,6 +105,8 @@ class ServiceRules:
 
         async def send_with_limits(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
+                if fault and fault.kind == "late_answer":
+                    await asyncio.sleep(fault.seconds)
                 message = {
                     **message,
                     "headers": [

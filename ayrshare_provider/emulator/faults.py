@@ -2,6 +2,8 @@
 
 Kinds:
 - ``latency``: answer normally after ``seconds``.
+- ``late_answer``: count and answer the call at once, but hold the answer back ``seconds`` (a slow
+  way back, or a busy client): its rate-limit headers are that old when they arrive.
 - ``error_html``: a gateway's HTML error page with HTTP ``status`` (default 502).
 - ``unavailable``: 503 in Ayrshare's JSON envelope.
 - ``rate_limit``: 429 in Ayrshare's JSON envelope; ``count`` > 1 makes it a burst of that many.
@@ -18,7 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = frozenset({"ok", "latency", "error_html", "unavailable", "rate_limit", "drop", "apply_then_drop"})
+KINDS = frozenset(
+    {"ok", "latency", "late_answer", "error_html", "unavailable", "rate_limit", "drop", "apply_then_drop"}
+)
 ANY_ENDPOINT = "*"
 
 

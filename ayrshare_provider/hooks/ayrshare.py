@@ -335,8 +335,9 @@ class AyrshareHook(HttpHook):
                 **sending,
             )
         except requests.RequestException as err:
+            target.budget.settle(None)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
-        target.budget.observe(response.headers)
+        target.budget.settle(response.headers)
         return _answer(response.status_code, response.text, response.headers, call, post_id)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
@@ -495,8 +496,9 @@ class AyrshareHook(HttpHook):
             async with session.request(method, target.base_url + path, **request) as response:
                 status, text, headers = response.status, await response.text(), response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
+            await target.budget.asettle(None)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
-        await target.budget.aobserve(headers)
+        await target.budget.asettle(headers)
         return _answer(status, text, headers, call, post_id)
 
     async def _aread(

@@ -5,6 +5,7 @@ Plain ``requests`` calls, as any client would make them: no provider code in bet
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -349,6 +350,20 @@ def test_latency_delays_the_answer(emulator):
     started = time.monotonic()
     assert api(emulator, "GET", "/api/user").status_code == 200
     assert time.monotonic() - started >= 0.3
+
+
+def test_a_late_answer_is_counted_at_once_and_arrives_late_with_its_old_headers(emulator):
+    emulator.state.settings.rate_limit, emulator.state.settings.rate_window = 10, 60.0
+    emulator.faults.add({"endpoint": "GET /api/user", "sequence": ["late_answer"], "seconds": 0.5})
+    late: dict = {}
+    worker = threading.Thread(target=lambda: late.update(answer=api(emulator, "GET", "/api/user")))
+    started = time.monotonic()
+    worker.start()
+    time.sleep(0.2)
+    second = api(emulator, "GET", "/api/user")  # sent after the late one, answered before it
+    worker.join()
+    assert time.monotonic() - started >= 0.5 and second.headers["x-ratelimit-count"] == "2"
+    assert late["answer"].status_code == 200 and late["answer"].headers["x-ratelimit-count"] == "1"
 
 
 def test_probabilistic_faults_are_reproducible_from_the_seed():
