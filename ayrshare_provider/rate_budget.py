@@ -22,7 +22,6 @@ memory, no file I/O).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import math
@@ -33,10 +32,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import Callable
+
+_T = TypeVar("_T")
 
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25
@@ -91,26 +92,40 @@ class _Window:
     while no limit was known.
     """
 
-    version: float
-    count: float
-    claims: float
-    carried: float
-    answers: float
-    limit: float
-    reset_at: float
-    ended: float
-    window: float
-    announced: float
-    probe_at: float
+    __slots__ = _FIELDS
 
     def __init__(self, values: tuple[float, ...]) -> None:
-        if values[0] != _VERSION or not all(math.isfinite(value) for value in values):
+        # A sum of finite numbers is finite: one check for the whole record.
+        if values[0] != _VERSION or not math.isfinite(sum(values)):
             values = (_VERSION,) + (0.0,) * (len(_FIELDS) - 1)  # a new file, or one torn by a killed process
-        for name, value in zip(_FIELDS, values, strict=True):
-            setattr(self, name, value)
+        (
+            self.version,
+            self.count,
+            self.claims,
+            self.carried,
+            self.answers,
+            self.limit,
+            self.reset_at,
+            self.ended,
+            self.window,
+            self.announced,
+            self.probe_at,
+        ) = values
 
     def values(self) -> tuple[float, ...]:
-        return tuple(getattr(self, name) for name in _FIELDS)
+        return (
+            self.version,
+            self.count,
+            self.claims,
+            self.carried,
+            self.answers,
+            self.limit,
+            self.reset_at,
+            self.ended,
+            self.window,
+            self.announced,
+            self.probe_at,
+        )
 
     def roll(self, now: float) -> None:
         """Start the next window once this one's end has passed (announced, or a window's length after the last)."""
@@ -205,37 +220,32 @@ class ProfileBudget:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._lock.release()
 
-    def _read(self) -> _Window:
-        return _Window(_LAYOUT.unpack_from(self._map()))
-
-    def _write(self, window: _Window, before: tuple[float, ...]) -> None:
-        if window.values() != before:
-            _LAYOUT.pack_into(self._map(), 0, *window.values())
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[_Window]:
-        """The window under both locks, waiting for them (the sync path: a task's process)."""
+    def _apply(self, change: Callable[[_Window], _T]) -> _T:
+        """Apply ``change`` to the window under both locks, waiting for them (the sync path: a task's process)."""
         self._lock_files(blocking=True)
         try:
-            window = self._read()
-            before = window.values()
-            yield window
-            self._write(window, before)
+            return self._change(change)
         finally:
             self._unlock_files()
 
-    @contextlib.asynccontextmanager
-    async def _alocked(self) -> AsyncIterator[_Window]:
-        """The window under both locks, without blocking the event loop: while one is held, yield and try again."""
+    async def _aapply(self, change: Callable[[_Window], _T]) -> _T:
+        """Apply ``change`` without blocking the event loop: while a lock is held, yield to the loop and try again."""
         while not self._lock_files(blocking=False):
             await asyncio.sleep(_LOCK_RETRY)
         try:
-            window = self._read()
-            before = window.values()
-            yield window
-            self._write(window, before)
+            return self._change(change)
         finally:
             self._unlock_files()
+
+    def _change(self, change: Callable[[_Window], _T]) -> _T:
+        memory = self._map()
+        before = _LAYOUT.unpack_from(memory)
+        window = _Window(before)
+        result = change(window)
+        after = window.values()
+        if after != before:
+            _LAYOUT.pack_into(memory, 0, *after)
+        return result
 
     def take(self, headroom: float, fallback: float) -> tuple[float, bool]:
         """
@@ -244,13 +254,11 @@ class ProfileBudget:
         :param headroom: the share of the window's limit to use.
         :param fallback: the wait when the window is used up but its end was not announced.
         """
-        with self._locked() as window:
-            return window.take(time.time(), headroom, fallback)
+        return self._apply(lambda window: window.take(time.time(), headroom, fallback))
 
     async def atake(self, headroom: float, fallback: float) -> tuple[float, bool]:
         """:meth:`take` for the event loop: never blocks it on a lock another process holds."""
-        async with self._alocked() as window:
-            return window.take(time.time(), headroom, fallback)
+        return await self._aapply(lambda window: window.take(time.time(), headroom, fallback))
 
     def settle(self, headers: Any) -> None:
         """
@@ -258,14 +266,12 @@ class ProfileBudget:
         ``-reset``, or pass None when no answer came. Every claim is settled, once.
         """
         seen = _rate_headers(headers) if headers is not None else None
-        with self._locked() as window:
-            window.settle(time.time(), headers is not None, seen)
+        self._apply(lambda window: window.settle(time.time(), headers is not None, seen))
 
     async def asettle(self, headers: Any) -> None:
         """:meth:`settle` for the event loop."""
         seen = _rate_headers(headers) if headers is not None else None
-        async with self._alocked() as window:
-            window.settle(time.time(), headers is not None, seen)
+        await self._aapply(lambda window: window.settle(time.time(), headers is not None, seen))
 
 
 def _rate_headers(headers: Any) -> tuple[int, int, float | None] | None:

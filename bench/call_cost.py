@@ -77,7 +77,7 @@ def main() -> str:
             ],
             rows,
         )
-        + f"\n\nHook / bare session: **{hook_ratio:.2f}** (target <= 1.3). SDK / hook: **{sdk_ratio:.2f}** "
+        + f"\n\nHook / bare session: **{hook_ratio:.2f}** (target <= 1.1). SDK / hook: **{sdk_ratio:.2f}** "
         + f"(target > 1). Connections opened by the hook per {CALLS} calls: **{connections['AyrshareHook.get_post']}** (target 1).\n"
     )
 

@@ -102,7 +102,7 @@ def test_a_record_missing_fields_is_read_without_crashing():
 
 
 def test_unknown_status_is_logged_once(caplog):
-    watch = StatusWatch("p1", logging.getLogger("test"))
+    watch = StatusWatch("p1", lambda: logging.getLogger("test"))
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             assert watch.observe({"status": "queued-somewhere"}) is WaitState.WAITING

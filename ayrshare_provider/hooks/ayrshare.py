@@ -186,6 +186,7 @@ class AyrshareHook(HttpHook):
         }
         self._target: ConnectionTarget | None = None
         self._session: requests.Session | None = None
+        self._retrying: tenacity.Retrying | None = None
         self._async_session: aiohttp.ClientSession | None = None
 
     # -- connection form, for Airflow < 3.2 (3.2+ reads get_provider_info) -----------------
@@ -341,8 +342,9 @@ class AyrshareHook(HttpHook):
         return _answer(response.status_code, response.text, response.headers, call, post_id)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
-        retrying = tenacity.Retrying(**self._read_policy(self._connect().settings))
-        return retrying(self._send, "GET", path, call, post_id, **request)
+        if self._retrying is None:  # built once: tenacity keeps each call's state per thread
+            self._retrying = tenacity.Retrying(**self._read_policy(self._connect().settings))
+        return self._retrying(self._send, "GET", path, call, post_id, **request)
 
     def run(
         self,

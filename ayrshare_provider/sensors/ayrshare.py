@@ -70,7 +70,7 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
 
     @cached_property
     def _watch(self) -> StatusWatch:
-        return StatusWatch(validate_post_id(self.post_id), self.log)
+        return StatusWatch(validate_post_id(self.post_id), lambda: self.log)
 
     def poke(self, context: Context) -> PokeReturnValue:
         post_id = validate_post_id(self.post_id)

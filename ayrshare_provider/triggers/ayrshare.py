@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 import time
 from dataclasses import dataclass
@@ -163,7 +162,7 @@ class PostStatusTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
-        watch = StatusWatch(self.post_id, self.log)
+        watch = StatusWatch(self.post_id, lambda: self.log)
         # The task read the post just before deferring. A random first wait spreads the polls of
         # triggers that start together (a mapped recovery defers hundreds at once), so that
         # neither the triggerer's event loop nor the profile's rate limit sees them in lockstep.
@@ -189,7 +188,7 @@ class PostStatusTrigger(BaseEventTrigger):
         if not self.batch_wait:
             return None
         profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
-        hook_params = json.dumps(self.hook_params, sort_keys=True)
+        hook_params = tuple(sorted((name, repr(value)) for name, value in self.hook_params.items()))
         return ("ayrshare-history", self.ayrshare_conn_id, profile, self.poll_interval, hook_params)
 
     @classmethod
@@ -206,7 +205,7 @@ class PostStatusTrigger(BaseEventTrigger):
         self, shared_stream: AsyncIterator[HistoryListing]
     ) -> AsyncIterator[TriggerEvent]:
         """This post's final event from the shared listings; it reads the post alone only when they cannot tell."""
-        watch = StatusWatch(self.post_id, self.log)
+        watch = StatusWatch(self.post_id, lambda: self.log)
         misses = _ListingMisses()
         hook: AyrshareHook | None = None
         try:
