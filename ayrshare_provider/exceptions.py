@@ -81,7 +81,7 @@ class AyrshareError(AirflowException):
         head = ", ".join(part for part in (subject, *details) if part)
         text = f"{head}: {self.message}" if head else self.message
         for error in self.errors:
-            text += f"; {error.get('platform') or 'network'}: code {error.get('code')} {error.get('message') or ''}".rstrip()
+            text += f"; {network_error_text(error)}"
         if self.hint and self.hint not in text:
             text += f" ({self.hint})"
         return text
@@ -173,6 +173,11 @@ class AyrshareRetryLaterError(AyrshareError, AirflowFailException):
     def __init__(self, message: str, *, not_before: Any, **kwargs: Any) -> None:
         self.not_before = not_before
         super().__init__(message, **kwargs)
+
+
+def network_error_text(error: dict[str, Any]) -> str:
+    """One network's error in words, as every message and report says it: ``facebook: code 161 <message>``."""
+    return f"{error.get('platform') or 'network'}: code {error.get('code')} {error.get('message') or ''}".rstrip()
 
 
 def is_transient(error: BaseException) -> bool:

@@ -16,6 +16,7 @@ from ayrshare_provider.exceptions import (
     ALREADY_RETRIED_CODE,
     AyrshareInvalidPostIdError,
     AyrsharePostFailedError,
+    network_error_text,
 )
 
 if TYPE_CHECKING:
@@ -165,9 +166,7 @@ def retry_possible(record: dict[str, Any]) -> tuple[bool, str]:
         return False, "every error says retryAvailable is false"
     codes = [item.get("code") for item in errors]
     if codes and all(code in PERMANENT_ERROR_CODES for code in codes):
-        details = ", ".join(
-            f"{item.get('platform')}: {item.get('code')} {item.get('message')}" for item in errors
-        )
+        details = ", ".join(network_error_text(item) for item in errors)
         return False, f"errors need a person, not a retry ({details})"
     return True, "no error rules a retry out"
 

@@ -26,13 +26,15 @@ import fcntl
 import hashlib
 import math
 import mmap
+import operator
 import os
+import stat
 import struct
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,11 +43,16 @@ _T = TypeVar("_T")
 
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25
-# An answer whose reset comes this close after the end of the window that just ended belongs to it.
+# An answer whose reset comes this close after the end of the window that just ended belongs to it
+# (it was sent before that end and came back late): at least this, at most the longest an answer
+# can be late, and in between half a window.
 _SAME_WINDOW = 1.0
+_LATEST_ANSWER = 60.0
+# Ayrshare's window, for answers that announce a limit but no reset, and the longest reset believed.
+_DEFAULT_WINDOW = 300.0
+_LONGEST_WINDOW = 3600.0
 # How long an async caller waits before it tries a lock another process holds.
 _LOCK_RETRY = 0.001
-
 # Without a known limit, one call at a time; a call that neither ended nor came back within this
 # many seconds (its process died) no longer holds the others back.
 _PROBE_TIMEOUT = 30.0
@@ -55,17 +62,36 @@ _FIELDS = (
     "version",
     "count",
     "claims",
-    "carried",
     "answers",
+    "carried_open",
     "limit",
     "reset_at",
     "ended",
     "window",
+    "window_seen",
     "announced",
     "probe_at",
 )
 _LAYOUT = struct.Struct(f"<{len(_FIELDS)}d")
-_VERSION = 3.0
+_VERSION = 4.0
+_values_of = operator.attrgetter(*_FIELDS)
+
+
+class Claim(NamedTuple):
+    """
+    The answer to a claim of one call: granted, or the seconds to wait before claiming again.
+
+    :param granted: the call may go now; it must be settled (:meth:`ProfileBudget.settle`) once it ends.
+    :param wait: seconds to wait before claiming again, when not granted.
+    :param first_waiter: the first claim of this window to wait (for one log line per window).
+    """
+
+    granted: bool
+    wait: float = 0.0
+    first_waiter: bool = False
+
+
+GRANTED = Claim(granted=True)
 
 
 def reset_seconds(headers: Any) -> float | None:
@@ -84,92 +110,90 @@ class _Window:
     What this machine knows of one profile's window (0 stands for "not known").
 
     ``count``: calls of the window, the server's count or ours, whichever is more, plus the calls
-    claimed since; ``claims``: this machine's calls of the window, ``carried`` of them from the last
-    one; ``answers``: how many of them ended (answered or lost); ``limit``: the window's limit
-    (-1: answers announce none); ``reset_at``: when it ends (wall clock, margin included);
-    ``ended``: when the last one ended; ``window``: the longest reset seen, about a window's length;
-    ``announced``: the end already logged as waited for; ``probe_at``: when the last call went out
-    while no limit was known.
+    claimed since; ``claims`` and ``answers``: this machine's calls claimed in the window and the
+    ones of them that ended (answered or lost); ``carried_open``: calls claimed in the last window
+    and still open when it ended, which count in this one; ``limit``: the window's limit (-1:
+    answers announce none); ``reset_at``: when it ends (wall clock, margin included); ``ended``:
+    when the last one ended; ``window``: the last window's length as its answers told it, and
+    ``window_seen`` this one's so far; ``announced``: the end already logged as waited for;
+    ``probe_at``: when the last call went out while no limit was known.
     """
 
     __slots__ = _FIELDS
+    version: float
+    count: float
+    claims: float
+    answers: float
+    carried_open: float
+    limit: float
+    reset_at: float
+    ended: float
+    window: float
+    window_seen: float
+    announced: float
+    probe_at: float
 
     def __init__(self, values: tuple[float, ...]) -> None:
         # A sum of finite numbers is finite: one check for the whole record.
         if values[0] != _VERSION or not math.isfinite(sum(values)):
             values = (_VERSION,) + (0.0,) * (len(_FIELDS) - 1)  # a new file, or one torn by a killed process
-        (
-            self.version,
-            self.count,
-            self.claims,
-            self.carried,
-            self.answers,
-            self.limit,
-            self.reset_at,
-            self.ended,
-            self.window,
-            self.announced,
-            self.probe_at,
-        ) = values
+        for name, value in zip(_FIELDS, values, strict=True):
+            setattr(self, name, value)
 
     def values(self) -> tuple[float, ...]:
-        return (
-            self.version,
-            self.count,
-            self.claims,
-            self.carried,
-            self.answers,
-            self.limit,
-            self.reset_at,
-            self.ended,
-            self.window,
-            self.announced,
-            self.probe_at,
-        )
+        return _values_of(self)
 
     def roll(self, now: float) -> None:
         """Start the next window once this one's end has passed (announced, or a window's length after the last)."""
         end = self.reset_at or (self.ended + self.window if self.ended and self.window else 0.0)
         if end and now >= end:
-            # Calls claimed here that had not ended may still reach the server in the new window: they
-            # count there (once: what was carried in and is still open by the next end is taken as lost).
-            in_flight = max(0.0, self.claims - self.carried - self.answers)
-            self.count = self.claims = self.carried = in_flight
-            self.answers = self.reset_at = 0.0
-            self.ended = end
+            # Calls claimed here that had not ended may still reach the server in the new window: they count there.
+            open_calls = max(0.0, self.claims - self.answers)
+            self.count = self.carried_open = open_calls
+            self.claims = self.answers = self.reset_at = 0.0
+            self.window = self.window_seen or self.window
+            self.window_seen = 0.0
+            # After an idle spell the computed end lies windows back: a window may start any moment now.
+            self.ended = end if now - end < (self.window or _DEFAULT_WINDOW) else now
 
-    def take(self, now: float, headroom: float, fallback: float) -> tuple[float, bool]:
+    def take(self, now: float, headroom: float, fallback: float) -> Claim:
         self.roll(now)
         if self.limit > 0 and self.count >= self.limit * headroom:
             first = self.announced != self.reset_at
             self.announced = self.reset_at
-            return (self.reset_at - now if self.reset_at else fallback), first
-        if not self.limit and self.claims > self.answers and now - self.probe_at < _PROBE_TIMEOUT:
-            return fallback, False  # no limit known yet: one call at a time until an answer tells it
+            return Claim(False, self.reset_at - now if self.reset_at else fallback, first)
+        open_calls = self.claims - self.answers + self.carried_open
+        if not self.limit and open_calls > 0 and now - self.probe_at < _PROBE_TIMEOUT:
+            return Claim(False, fallback)  # no limit known yet: one call at a time until an answer tells it
         if not self.limit:
             self.probe_at = now
         self.claims += 1
         self.count += 1
-        return 0.0, False
+        return GRANTED
 
     def settle(self, now: float, answered: bool, seen: tuple[int, int, float | None] | None) -> None:
         self.roll(now)
-        if seen is None:
-            if answered and not self.limit:
-                self.limit = -1.0  # the server announces no limit: nothing to hold back for
-            self.answers += 1
-            return
-        count, limit, reset_in = seen
-        self.limit = float(limit)
-        if reset_in is not None:
-            self.window = max(self.window, reset_in)
+        if seen is not None:
+            count, limit, reset_in = seen
+            self.limit = float(limit)
+            reset_in = min(_LONGEST_WINDOW, _DEFAULT_WINDOW if reset_in is None else reset_in)
             reset_at = now + reset_in + _RESET_MARGIN
-            if self.ended and reset_at <= self.ended + max(_SAME_WINDOW, self.window / 2):
-                return  # sent before the last window ended, answered after: it says nothing of this one
-            # Every answer of a window announces the same end, seen later by its latency: the earliest is closest.
-            self.reset_at = min(self.reset_at, reset_at) if self.reset_at else reset_at
-        self.answers += 1
-        self.count = max(self.count, float(count))  # the server's count never goes down within a window
+            same = min(_LATEST_ANSWER, max(_SAME_WINDOW, (self.window or _DEFAULT_WINDOW) / 2))
+            # An answer sent before the last window ended says nothing of this one.
+            if not (self.ended and reset_at <= self.ended + same):
+                self.window_seen = max(self.window_seen, reset_in)
+                # Every answer of a window announces the same end, seen later by its latency: the earliest is closest.
+                self.reset_at = min(self.reset_at, reset_at) if self.reset_at else reset_at
+                self.count = max(
+                    self.count, float(count)
+                )  # the server's count never goes down within a window
+        elif answered and not self.limit:
+            self.limit = -1.0  # the server announces no limit: nothing to hold back for
+        # The call ended: answers go to the calls carried in first, which were sent first.
+        if self.carried_open >= 1:
+            self.carried_open -= 1
+        else:
+            self.answers += 1
 
 
 class ProfileBudget:
@@ -187,15 +211,22 @@ class ProfileBudget:
         self._memory: mmap.mmap | None = None
 
     def _map(self) -> mmap.mmap:
-        """The shared memory, opened once per process (a forked child opens its own: flock is per open file)."""
+        """
+        The shared memory, opened once per process (a forked child opens its own: flock is per open
+        file). A file that cannot be opened safely leaves this process a budget of its own.
+        """
         if self._memory is None or self._pid != os.getpid():
-            if self.path is None:
+            self._memory = None
+            if self.path is not None:
+                try:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+                    if os.fstat(self._fd).st_size < _LAYOUT.size:
+                        os.ftruncate(self._fd, _LAYOUT.size)  # zeros: read as a new file
+                    self._memory = mmap.mmap(self._fd, _LAYOUT.size)
+                except OSError:
+                    self.path = None
+            if self._memory is None:
                 self._memory = mmap.mmap(-1, _LAYOUT.size)
-            else:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                if os.fstat(self._fd).st_size < _LAYOUT.size:
-                    os.ftruncate(self._fd, _LAYOUT.size)  # zeros: read as a new file
-                self._memory = mmap.mmap(self._fd, _LAYOUT.size)
             self._pid = os.getpid()
         return self._memory
 
@@ -247,16 +278,16 @@ class ProfileBudget:
             _LAYOUT.pack_into(memory, 0, *after)
         return result
 
-    def take(self, headroom: float, fallback: float) -> tuple[float, bool]:
+    def take(self, headroom: float, fallback: float) -> Claim:
         """
-        Claim one call of the window: ``(0, False)`` to go now, or ``(seconds to wait first, first waiter?)``.
+        Claim one call of the window: granted, or how long to wait before claiming again.
 
         :param headroom: the share of the window's limit to use.
-        :param fallback: the wait when the window is used up but its end was not announced.
+        :param fallback: the wait when no end is known to wait for.
         """
         return self._apply(lambda window: window.take(time.time(), headroom, fallback))
 
-    async def atake(self, headroom: float, fallback: float) -> tuple[float, bool]:
+    async def atake(self, headroom: float, fallback: float) -> Claim:
         """:meth:`take` for the event loop: never blocks it on a lock another process holds."""
         return await self._aapply(lambda window: window.take(time.time(), headroom, fallback))
 
@@ -290,11 +321,15 @@ _budgets_lock = threading.Lock()
 
 
 def _shared_dir() -> Path | None:
+    """This user's folder for the budgets, made private; None (a budget per process) when it is anyone else's."""
     folder = Path(tempfile.gettempdir()) / f"airflow-provider-ayrshare-{os.getuid()}"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
+        found = folder.lstat()  # not a link to elsewhere, this user's, and only this user's
     except OSError:
-        return None  # no writable temp dir: this process keeps its own budget
+        return None
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or stat.S_IMODE(found.st_mode) != 0o700:
+        return None
     return folder
 
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
+from ayrshare_provider.exceptions import AyrshareInvalidPostIdError, network_error_text
 from ayrshare_provider.posts import (
     Action,
     Plan,
+    WaitState,
     failed_networks,
     plan_retry,
     retry_not_before,
     validate_post_id,
+    wait_state,
 )
 from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
 
@@ -71,8 +73,9 @@ def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[
 
 
 def _network_errors(summary: dict[str, Any]) -> str:
-    errors = [f"{n['platform']}: {n['code']} {n['message']}" for n in failed_networks(summary)]
-    return "; ".join(errors) or "no network error given"
+    return (
+        "; ".join(network_error_text(error) for error in failed_networks(summary)) or "no network error given"
+    )
 
 
 def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
@@ -86,6 +89,7 @@ def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
         summary["id"]: summary for summary in summaries if isinstance(summary, dict) and summary.get("id")
     }
     recovered, failed_again, unknown = [], [], []
+    skipped = list(plan["skipped"])
     for post_id in plan["to_retry"]:
         summary = by_id.get(post_id)
         if summary is None:
@@ -94,6 +98,12 @@ def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
             recovered.append(
                 {"id": post_id, "action": summary.get("action"), "post_url": summary.get("post_url")}
             )
+        elif summary.get("action") == Action.NOT_RETRIED.value:
+            reason = "not retried by its task: the post changed after the plan (see the task's log)"
+            skipped.append({"id": post_id, "reason": reason})
+        elif wait_state({"status": summary.get("status")}) is WaitState.WAITING:
+            reason = f"not final when its task ended (status {summary.get('status')!r}): see the task's log"
+            unknown.append({"id": post_id, "reason": reason})
         else:
             reason = (
                 "already retried before: cannot be retried again"
@@ -105,13 +115,13 @@ def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
         "recovered": recovered,
         "failed_again": failed_again,
         "retry_later": plan.get("retry_later", []),
-        "skipped": plan["skipped"],
+        "skipped": skipped,
         "unknown": unknown,
         "counts": {
             "recovered": len(recovered),
             "failed_again": len(failed_again),
             "retry_later": len(plan.get("retry_later", [])),
-            "skipped": len(plan["skipped"]),
+            "skipped": len(skipped),
             "unknown": len(unknown),
         },
     }

@@ -8,7 +8,8 @@ with `RetryPostOperator` (one mapped, deferrable task per post), and ends with a
 recovered, failed again (with each network's error), retry later, skipped (with reasons).
 
 Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`,
-`poll_interval` (seconds between two reads of a retried post, default 15).
+`poll_interval` (seconds between two reads of a retried post, default 15), `batch_wait` (default
+true: on Airflow 3.3+ the waits share one history listing per interval; false: each polls its post).
 Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots, and on
 Airflow 3.3+ every wait shares one history listing per interval (`batch_wait`), so a burst of
 hundreds of posts costs about two calls per post: the read before the retry, and the retry.
@@ -45,6 +46,11 @@ with DAG(
         "poll_interval": Param(
             15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."
         ),
+        "batch_wait": Param(
+            True,
+            type="boolean",
+            description="Airflow 3.3+: the waits share one history listing per interval; off, each reads its post.",
+        ),
     },
 ):
 
@@ -74,11 +80,11 @@ with DAG(
     retries = RetryPostOperator.partial(
         task_id="retry_post",
         deferrable=True,
-        batch_wait=True,
+        batch_wait="{{ params.batch_wait }}",
         poll_interval="{{ params.poll_interval }}",
         timeout=1800,
-        # Safe to repeat: each attempt reads the post first and never sends a second retry. On
-        # Airflow 3.3+ the retry policy fails at once what no attempt can fix and waits out a 429.
+        # Safe to repeat: each attempt reads the post first and never sends a second retry. What no
+        # attempt can fix fails at once (final errors); on Airflow 3.3+ the retry policy waits out a 429.
         retries=2,
         retry_delay=timedelta(seconds=30),
         **retry_policy_args(),

@@ -21,8 +21,11 @@ DAG_ID = "ayrshare_failed_post_recovery"
 @pytest.fixture(scope="module")
 def emulator_for_stack():
     # Retries settle after 4 s, so that the retry tasks are seen waiting (deferred) in the triggerer.
-    # History answers are cached as on Ayrshare, time-scaled from 60 s to 2 s.
-    with Emulator(API_KEY, scenario="demo", retry_delay=4.0, history_cache=2.0) as running:
+    # History answers are cached as on Ayrshare, time-scaled from 60 s to 2 s; the rate limit too,
+    # from 300 per 5 minutes to 60 per 4 s (the budget learns a profile's window once: it keeps it).
+    with Emulator(
+        API_KEY, scenario="demo", retry_delay=4.0, history_cache=2.0, rate_limit=60, rate_window=4.0
+    ) as running:
         yield running
 
 
@@ -326,3 +329,51 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(
     if answer.status == 400 and "host or port to test differs" in answer.text():
         pytest.xfail("Airflow 3.3.2 UI bug: the list's Test sends port 0 for a port-less connection")
     assert answer.json()["status"] is True
+
+
+def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_come_late(
+    stack, emulator_for_stack, recovery_run
+):
+    """
+    batch_wait off (each wait polls its own post, as on Airflow before 3.3): worker tasks and the
+    triggerer's waits share the profile's window (60 per 4 s), while one answer in ten comes back
+    1.5 s late with its old rate-limit headers. Such answers once let answers 429 through.
+    """
+    from tests.helpers import failed_post, seed_posts
+
+    emulator = emulator_for_stack
+    watcher = stack.api("GET", f"/dags/{WATCHER_DAG_ID}")
+    stack.api("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": True})  # no asset-triggered runs beside
+    seeded = seed_posts(emulator, *(failed_post() for _ in range(30)))
+    emulator.faults.add(
+        {"endpoint": "GET /api/post/{id}", "kind": "late_answer", "seconds": 1.5, "probability": 0.1}
+    )
+    emulator.state.reset_counters()
+    try:
+        run_id = stack.api(
+            "POST",
+            f"/dags/{DAG_ID}/dagRuns",
+            json={
+                "logical_date": None,
+                "conf": {"last_days": 0, "limit": 1000, "poll_interval": 0.5, "batch_wait": False},
+            },
+        )["dag_run_id"]
+        deadline = time.monotonic() + 420
+        while (state := stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
+            "success",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, "the per-post recovery run did not end"
+            time.sleep(1)
+        counters = emulator.state.counters()
+    finally:
+        emulator.faults.clear()
+        stack.api("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": watcher["is_paused"]})
+    assert state == "success"
+    report = stack.api(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
+    assert {entry["id"] for entry in report["recovered"]} >= set(seeded)
+    assert all(counters["retries_applied"].get(post_id) == 1 for post_id in seeded)
+    assert sum(counters["requests"].values()) > 2 * 60  # reads, retries and polls filled several windows
+    assert counters["rate_limited"] == 0

@@ -72,24 +72,25 @@ def headers(count: int, limit: int, reset_ms: float) -> dict[str, str]:
 
 def claim(budget: ProfileBudget, headroom: float = 1.0) -> float:
     """Claim a call: 0 to go now, else the seconds to wait first."""
-    return budget.take(headroom, fallback=1.0)[0]
+    claimed = budget.take(headroom, fallback=1.0)
+    return 0.0 if claimed.granted else claimed.wait
 
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_path, shared):
     budget = ProfileBudget(tmp_path / "profile.bin" if shared else None)
-    assert budget.take(0.5, fallback=1.0) == (0.0, False)  # nothing known yet: one call goes
+    assert budget.take(0.5, fallback=1.0).granted  # nothing known yet: one call goes
     assert claim(budget) == 1.0  # ... and only one, until an answer tells the limit
     budget.settle(headers(1, 10, 400))
     for _ in range(3):
         assert claim(budget, 0.5) == 0.0  # calls 2 to 4 of the window
     budget.settle(headers(3, 10, 400))  # a late answer: the own count (4) stands
     assert claim(budget, 0.5) == 0.0  # the 5th
-    pause, first = budget.take(0.5, fallback=1.0)
-    assert 0.4 <= pause <= 0.7 and first  # half of 10 used: wait for the reset (+ margin)
-    assert budget.take(0.5, fallback=1.0)[1] is False  # only the first waiter of a window says so
+    granted, pause, first = budget.take(0.5, fallback=1.0)
+    assert not granted and 0.4 <= pause <= 0.7 and first  # half of 10 used: wait for the reset (+ margin)
+    assert budget.take(0.5, fallback=1.0).first_waiter is False  # only the first waiter of a window says so
     time.sleep(pause)
-    assert budget.take(0.5, fallback=1.0) == (0.0, False)  # a new window
+    assert budget.take(0.5, fallback=1.0).granted  # a new window
 
 
 def test_answers_that_announce_no_limit_hold_nothing_back(tmp_path):
@@ -164,7 +165,7 @@ def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(
     budget.settle(headers(1, 10, 5000))
     other = os.open(path, os.O_RDWR)  # another open file: to flock, another process
 
-    async def scenario() -> tuple[int, float]:
+    async def scenario() -> tuple[int, bool]:
         fcntl.flock(other, fcntl.LOCK_EX)
         # Were the loop blocked, nothing in it could release the lock: a thread does so after 2 s.
         threading.Timer(2.0, fcntl.flock, (other, fcntl.LOCK_UN)).start()
@@ -178,17 +179,17 @@ def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(
             fcntl.flock(other, fcntl.LOCK_UN)
 
         releaser = asyncio.create_task(release_later())
-        pause, _ = await budget.atake(1.0, fallback=1.0)
+        granted = (await budget.atake(1.0, fallback=1.0)).granted
         turns_while_waiting = loop_turns
         await budget.asettle(headers(2, 10, 5000))
         await releaser
-        return turns_while_waiting, pause
+        return turns_while_waiting, granted
 
     try:
-        loop_turns, pause = asyncio.run(scenario())
+        loop_turns, granted = asyncio.run(scenario())
     finally:
         os.close(other)
-    assert loop_turns == 20 and pause == 0.0  # the loop ran on while atake waited for the lock
+    assert loop_turns == 20 and granted  # the loop ran on while atake waited for the lock
 
 
 def test_budgets_are_per_origin_and_profile_and_keep_no_profile_key_in_clear():
@@ -229,3 +230,58 @@ def test_per_post_waits_whose_answers_come_late_stay_under_the_limit(monkeypatch
     assert {event["status"] for event in events} == {"timeout"}
     assert counters["requests"]["GET /api/post/{id}"] > 3 * limit  # several windows, each used up
     assert counters["rate_limited"] == 0
+
+
+def test_after_an_idle_spell_the_calls_of_the_new_window_are_counted(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    claim(budget)
+    budget.settle(headers(1, 4, 200))  # a 0.2 s window, learned
+    time.sleep(1.0)  # five windows without a call
+    for _ in range(4):
+        assert claim(budget) == 0.0  # no answer yet: the budget counts the calls themselves
+    assert claim(budget) > 0
+
+
+def test_answers_with_a_limit_but_no_reset_end_their_window_after_ayrshares_five_minutes(tmp_path):
+    budget = ProfileBudget(tmp_path / "profile.bin")
+    claim(budget)
+    budget.settle({"x-ratelimit-count": "3", "x-ratelimit-max": "3"})
+    assert 290 < claim(budget) <= 300.3  # not for ever
+
+
+@pytest.mark.parametrize("backoff", [0.0, 0.01])
+def test_no_backoff_never_sends_a_call_it_did_not_claim(monkeypatch, backoff):
+    """A wait of 0 (backoff 0 and no announced end) is still a wait: the hook claims again, it does not go."""
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+    with Emulator(API_KEY, rate_limit=5, rate_window=1.0) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
+        hook = AyrshareHook(backoff=backoff, max_backoff=0)
+        for _ in range(12):
+            hook.get_user()
+        counters = emulator.state.counters()
+    assert counters["requests"]["GET /api/user"] == 12 and counters["rate_limited"] == 0
+
+
+def test_a_cancelled_wait_ends_its_claim(monkeypatch):
+    """A trigger cancelled mid-call (its task was cleared) must not leave a claim that holds the next calls back."""
+    import asyncio
+
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+    with Emulator(API_KEY, rate_limit=100, rate_window=60.0) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
+        emulator.faults.add({"endpoint": "GET /api/user", "sequence": ["latency"], "seconds": 2.0})
+
+        async def cancel_then_call() -> float:
+            hook = AyrshareHook(backoff=0.05, max_backoff=0.05)
+            first = asyncio.create_task(hook._aread("/api/user", "GET /api/user"))
+            await asyncio.sleep(0.3)
+            first.cancel()  # the first call of the machine: no limit is known yet, one call at a time
+            await asyncio.gather(first, return_exceptions=True)
+            started = time.monotonic()
+            await hook._aread("/api/user", "GET /api/user")
+            await hook.aclose()
+            return time.monotonic() - started
+
+        assert asyncio.run(cancel_then_call()) < 1.5  # not held back 30 s by a claim that never ended

@@ -58,8 +58,26 @@ def test_report_accounts_for_every_post_exactly_once():
     }
     assert report["unknown"][0]["id"] == "lost"
     table = format_report(report)
-    assert "instagram: 138 rejected" in table and "already retried before" in table
+    assert "instagram: code 138 rejected" in table and "already retried before" in table
     assert table.splitlines()[-1] == "1 recovered, 2 failed again, 0 to retry later, 1 skipped, 1 unknown"
+
+
+def test_a_retry_that_did_not_end_or_was_not_sent_is_not_reported_as_failed_again():
+    plan = plan_recovery([error_post("slow"), error_post("changed")])
+    summaries = [
+        {"id": "slow", "status": "pending", "published": False, "action": "retried", "networks": []},
+        {"id": "changed", "status": "paused", "published": False, "action": "not_retried", "networks": []},
+    ]
+    report = build_report(plan, summaries)
+    assert report["counts"] == {
+        "recovered": 0,
+        "failed_again": 0,
+        "retry_later": 0,
+        "skipped": 1,
+        "unknown": 1,
+    }
+    assert "not final when its task ended (status 'pending')" in report["unknown"][0]["reason"]
+    assert report["skipped"][0]["id"] == "changed"
 
 
 def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment():

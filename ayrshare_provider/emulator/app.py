@@ -49,6 +49,15 @@ def endpoint_of(method: str, path: str) -> str:
     return f"{method} {path.rstrip('/') or '/'}"
 
 
+# Ayrshare's answer to a request over the rate limit (the service's own, or a fault's).
+TOO_MANY_REQUESTS = {
+    "action": "request",
+    "status": "error",
+    "code": 429,
+    "message": "Too many requests. Please slow down.",
+}
+
+
 class DroppedConnection(Exception):
     """Raised after the response started, so that uvicorn closes the connection mid-answer."""
 
@@ -94,12 +103,7 @@ class ServiceRules:
             return await _send_json(
                 send,
                 429,
-                {
-                    "action": "request",
-                    "status": "error",
-                    "code": 429,
-                    "message": "Too many requests. Please slow down.",
-                },
+                TOO_MANY_REQUESTS,
                 limit_headers,
             )
 
@@ -144,12 +148,7 @@ class ServiceRules:
             return await _send_json(
                 send,
                 429,
-                {
-                    "action": "request",
-                    "status": "error",
-                    "code": 429,
-                    "message": "Too many requests. Please slow down.",
-                },
+                TOO_MANY_REQUESTS,
             )
         # drop / apply_then_drop: promise a body, then close the connection without it.
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from ayrshare_provider.hooks.settings import HookSettings
+    from ayrshare_provider.rate_budget import Claim
 
 RETRY_CALL = "PUT /api/post/retry"
 POST_CALL = "GET /api/post/{id}"
@@ -41,6 +42,8 @@ USER_CALL = "GET /api/user"
 # Connecting waits at most this long, whatever the answer's timeout: a host that does not take the
 # connection within it will not.
 _CONNECT_TIMEOUT = 10.0
+# The shortest wait before claiming a call again (a zero backoff must not spin).
+_SHORTEST_PAUSE = 0.05
 
 
 class HistoryFilters(TypedDict, total=False):
@@ -84,12 +87,19 @@ def history_params(filters: HistoryFilters) -> dict[str, Any]:
     status, limit, last_days = filters.get("status"), filters.get("limit"), filters.get("last_days")
     if status is not None and status not in KNOWN_STATUSES:
         raise AyrshareConfigError(f"status {status!r} is not one of {sorted(KNOWN_STATUSES)}")
-    if limit is not None and not 1 <= int(limit) <= 1000:
+    if limit is not None and not 1 <= _whole(limit, "limit") <= 1000:
         raise AyrshareConfigError(f"limit must be between 1 and 1000, got {limit}")
-    if last_days is not None and int(last_days) < 0:
+    if last_days is not None and _whole(last_days, "last_days") < 0:
         raise AyrshareConfigError(f"last_days must be 0 (all) or more, got {last_days}")
     query = {**filters, "platforms": list(filters.get("platforms") or [])}
     return {_HISTORY_QUERY[name]: value for name, value in query.items() if value not in (None, [])}
+
+
+def _whole(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AyrshareConfigError(f"{name} must be a whole number, got {value!r}") from None
 
 
 def history_records(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,7 +141,8 @@ class AyrshareHook(HttpHook):
     limit together. One HTTP session is reused.
 
     From ``HttpHook`` it takes the connection lookup, ``url_from_endpoint`` and the TCP keep-alive
-    adapter, and it keeps its generic :meth:`run`. Its own session carries only Ayrshare's headers:
+    adapter; its generic :meth:`run` goes through this hook's session, budget and errors, and
+    ``run_and_check``, which would go around them, is refused. Its own session carries only Ayrshare's headers:
     ``HttpHook.get_conn`` would send the password as basic auth and every extra field
     (credentials included) as a header of its own name. The async half (for triggers) calls
     ``aiohttp`` itself: ``HttpAsyncHook`` turns an error answer into ``"status:reason"``, losing
@@ -230,6 +241,17 @@ class AyrshareHook(HttpHook):
             self._resolve(conn, await get_async_extra_dejson(conn))
         return self._target  # type: ignore[return-value]  # set by _resolve
 
+    def url_from_endpoint(self, endpoint: str | None) -> str:
+        """HttpHook's URL of an endpoint, on this hook's checked origin (the connection is read first)."""
+        self._connect()
+        return super().url_from_endpoint(endpoint)
+
+    def run_and_check(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused: it would send around the profile's rate budget and Ayrshare's error handling; use :meth:`run`."""
+        raise AyrshareConfigError(
+            "AyrshareHook.run_and_check() is not supported: use run() or the hook's API calls"
+        )
+
     @property
     def settings(self) -> HookSettings:
         """The hook's tuning: its arguments, else the connection's extra, else the defaults (read on first use)."""
@@ -295,12 +317,11 @@ class AyrshareHook(HttpHook):
             error,
         )
 
-    def _pause(self, settings: HookSettings, pause: float, first: bool) -> float:
-        """Seconds to wait before claiming again (0: go); said once per window at INFO, hundreds of waits can pause."""
-        if pause:
-            log = self.log.info if first else self.log.debug
-            log("The profile's rate-limit window is nearly used: waiting %.1f s for the next one", pause)
-        return min(pause, settings.max_backoff)
+    def _pause(self, settings: HookSettings, claim: Claim) -> float:
+        """Seconds to wait before claiming again; said once per window at INFO, since hundreds of waits can pause."""
+        log = self.log.info if claim.first_waiter else self.log.debug
+        log("The profile's rate-limit window is nearly used: waiting %.1f s for the next one", claim.wait)
+        return max(_SHORTEST_PAUSE, min(claim.wait, settings.max_backoff or claim.wait))
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -320,14 +341,14 @@ class AyrshareHook(HttpHook):
         """
         target, session, options = self._connect(), self.get_conn(), options or {}
         settings = target.settings
-        while pause := self._pause(settings, *target.budget.take(settings.rate_headroom, settings.backoff)):
-            time.sleep(pause)
         url = self.url_from_endpoint(path)
         prepared = session.prepare_request(requests.Request(method, url, **request))
         sending = session.merge_environment_settings(
             url, options.get("proxies") or {}, None, options.get("verify"), options.get("cert")
         )
         timeout = float(options.get("timeout") or settings.timeout)
+        while not (claim := target.budget.take(settings.rate_headroom, settings.backoff)).granted:
+            time.sleep(self._pause(settings, claim))
         try:
             response = session.send(
                 prepared,
@@ -338,6 +359,9 @@ class AyrshareHook(HttpHook):
         except requests.RequestException as err:
             target.budget.settle(None)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
+        except BaseException:
+            target.budget.settle(None)  # a task timeout or a kill signal: the claim ends all the same
+            raise
         target.budget.settle(response.headers)
         return _answer(response.status_code, response.text, response.headers, call, post_id)
 
@@ -490,17 +514,19 @@ class AyrshareHook(HttpHook):
 
         target, session = await self._aconnect(), await self._aget_session()
         settings = target.settings
-        while pause := self._pause(
-            settings, *await target.budget.atake(settings.rate_headroom, settings.backoff)
-        ):
-            await asyncio.sleep(pause)
+        while not (claim := await target.budget.atake(settings.rate_headroom, settings.backoff)).granted:
+            await asyncio.sleep(self._pause(settings, claim))
+        answered = None
         try:
             async with session.request(method, target.base_url + path, **request) as response:
-                status, text, headers = response.status, await response.text(), response.headers
+                # errors="replace": a body in a broken encoding is parsed, and refused, as what it is.
+                answered = response.status, await response.text(errors="replace"), response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
-            await target.budget.asettle(None)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
-        await target.budget.asettle(headers)
+        finally:
+            # Whatever ends the call (an answer, a lost one, the trigger's cancellation), its claim ends.
+            await target.budget.asettle(answered[2] if answered else None)
+        status, text, headers = answered
         return _answer(status, text, headers, call, post_id)
 
     async def _aread(

@@ -101,6 +101,11 @@ def base_url_of(conn_id: str, host: str | None, schema: str | None, port: int | 
         raise AyrshareConfigError(
             f"connection {conn_id!r} has host {host!r}, which is not a URL: {err}"
         ) from None
+    if parts.username or parts.password:  # said without the host: it holds a secret
+        raise AyrshareConfigError(
+            f"connection {conn_id!r} has a user name or password in its host: give the host alone, and the "
+            "API key in the API Key field"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AyrshareConfigError(f"connection {conn_id!r} has host {host!r}, which is not an http(s) URL")
     if parts.path or parts.query or parts.fragment:
@@ -139,6 +144,11 @@ def auth_headers(
     for name, value in optional.items():
         if isinstance(value, str) and value.strip():
             headers[name] = value.strip()
-    for value in headers.values():
+    for name, value in headers.items():
         mask_secret(value.removeprefix("Bearer "))
+        if not value.isascii():  # HTTP headers carry latin-1 at best; Ayrshare's keys are ASCII
+            raise AyrshareConfigError(
+                f"connection {conn_id!r}: the value sent as {name} has characters that are not ASCII; "
+                "paste the key again from the Ayrshare dashboard"
+            )
     return headers

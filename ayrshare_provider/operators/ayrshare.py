@@ -60,7 +60,8 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
     :param post_id: the top-level Ayrshare post id (templated).
     :param ayrshare_conn_id: the Ayrshare connection (templated).
-        ``poll_interval``, ``timeout``, ``wait_for_completion`` and ``check_retryable`` are templated too.
+        ``poll_interval``, ``timeout``, ``wait_for_completion``, ``check_retryable`` and ``batch_wait``
+        are templated too.
     :param profile_key: act for this User Profile instead of the connection's Profile Key.
         Not templated, so that it never shows among rendered fields.
     :param wait_for_completion: wait for the final status; otherwise return once the retry is sent.
@@ -85,6 +86,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         "timeout",
         "wait_for_completion",
         "check_retryable",
+        "batch_wait",
     )
     operator_extra_links = (AyrsharePostLink(),)
     ui_color = "#e8f0fe"
@@ -214,7 +216,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
                 setattr(self, name, float(value))
             except (TypeError, ValueError):
                 raise AyrshareConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-        for name in ("wait_for_completion", "check_retryable"):
+        for name in ("wait_for_completion", "check_retryable", "batch_wait"):
             value = getattr(self, name)
             if isinstance(value, str) and value.strip().lower() in ("true", "false"):
                 value = value.strip().lower() == "true"

@@ -136,9 +136,14 @@ class PostStatusTrigger(BaseEventTrigger):
         return _hook_of(self.serialize()[1])
 
     def _event(
-        self, outcome: WaitOutcome, message: str, summary: dict[str, Any] | None = None
+        self,
+        outcome: WaitOutcome,
+        message: str,
+        summary: dict[str, Any] | None = None,
+        error: AyrshareError | None = None,
     ) -> TriggerEvent:
-        return TriggerEvent(PostStatusEvent(outcome, self.post_id, message, summary).to_payload())
+        fields = PostStatusEvent.error_fields(error) if error is not None else None
+        return TriggerEvent(PostStatusEvent(outcome, self.post_id, message, summary, fields).to_payload())
 
     def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
         summary = summarize(record, Action(self.action), post_id=self.post_id)
@@ -154,7 +159,7 @@ class PostStatusTrigger(BaseEventTrigger):
             record = await hook.aget_post(self.post_id)
         except AyrshareError as err:
             if not is_transient(err):
-                return self._event(WaitOutcome.ERROR, str(err))
+                return self._event(WaitOutcome.ERROR, str(err), error=err)
             self.log.warning("Reading post %s failed for now, polling on: %s", self.post_id, err)
             return None
         state = watch.observe(record)
@@ -345,7 +350,8 @@ class FailedPostsTrigger(BaseEventTrigger):
                         yield TriggerEvent({"posts": [_failure(record) for record in new]})
                         seen = (seen + [record["id"] for record in new])[-_SEEN_CAP:]
                         await self._store_seen(seen)
-                await asyncio.sleep(self.poll_interval or (await hook.asettings()).history_max_age)
+                # At least a second: a history_max_age of 0 (an emulator without a cache) must not spin.
+                await asyncio.sleep(max(1.0, self.poll_interval or (await hook.asettings()).history_max_age))
         finally:
             await hook.aclose()
 

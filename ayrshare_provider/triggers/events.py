@@ -1,7 +1,8 @@
 """PostStatusEvent: what a post-status wait ends with, as the trigger sends it and the task reads it.
 
-Plain data and no Airflow import: the task side reads it at resume time, the trigger side builds it
-in the triggerer, and both go through :meth:`PostStatusEvent.to_payload` / :meth:`~PostStatusEvent.from_payload`.
+Plain data, light to import (the operator and sensor read it at resume time, the trigger builds it
+in the triggerer); both sides go through :meth:`PostStatusEvent.to_payload` and
+:meth:`~PostStatusEvent.from_payload`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,22 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ayrshare_provider import exceptions
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
 from ayrshare_provider.posts import post_failed_error
+
+# The errors that end a wait (transient ones are waited through), rebuilt by kind in the task, so
+# that a final one (a refused key, an unknown post) fails the task as final there too.
+_ERROR_KINDS = frozenset(
+    {
+        "AyrshareError",
+        "AyrshareAuthError",
+        "AyrshareConfigError",
+        "AyrshareInvalidPostIdError",
+        "AyrshareNotFoundError",
+        "AyrshareAlreadyRetriedError",
+    }
+)
 
 
 class WaitOutcome(str, Enum):
@@ -32,12 +47,26 @@ class PostStatusEvent:
     :param post_id: the post waited for.
     :param message: what happened, in words.
     :param summary: the post's summary (:func:`ayrshare_provider.posts.summarize`) when it reached a final status.
+    :param error: for :attr:`WaitOutcome.ERROR`, the error's kind and fields (:meth:`error_fields`).
     """
 
     outcome: WaitOutcome
     post_id: str
     message: str
     summary: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @staticmethod
+    def error_fields(error: AyrshareError) -> dict[str, Any]:
+        """What the task needs to raise the same error: its kind, message and context, no credential."""
+        return {
+            "kind": type(error).__name__,
+            "message": error.message,
+            "call": error.call,
+            "http_status": error.http_status,
+            "code": error.code,
+            "errors": error.errors,
+        }
 
     def to_payload(self) -> dict[str, Any]:
         """The trigger event's payload."""
@@ -46,6 +75,7 @@ class PostStatusEvent:
             "post_id": self.post_id,
             "message": self.message,
             "summary": self.summary,
+            "error": self.error,
         }
 
     @classmethod
@@ -72,6 +102,7 @@ class PostStatusEvent:
             watched,
             str(payload.get("message") or ""),
             summary if isinstance(summary, dict) else None,
+            payload["error"] if isinstance(payload.get("error"), dict) else None,
         )
 
     def result(self) -> dict[str, Any]:
@@ -82,6 +113,18 @@ class PostStatusEvent:
             raise post_failed_error(self.summary)
         if self.outcome is WaitOutcome.TIMEOUT:
             raise AyrshareWaitTimeoutError(self.message, post_id=self.post_id)
-        raise AyrshareError(
-            self.message or f"the wait ended with {self.outcome.value!r}", post_id=self.post_id
+        raise self._error()
+
+    def _error(self) -> AyrshareError:
+        fields = self.error or {}
+        kind = fields.get("kind") if fields.get("kind") in _ERROR_KINDS else "AyrshareError"
+        error_class: type[AyrshareError] = getattr(exceptions, str(kind))
+        errors = fields.get("errors")
+        return error_class(
+            str(fields.get("message") or self.message or f"the wait ended with {self.outcome.value!r}"),
+            call=fields.get("call"),
+            post_id=self.post_id,
+            http_status=fields.get("http_status"),
+            code=fields.get("code"),
+            errors=errors if isinstance(errors, list) else None,
         )

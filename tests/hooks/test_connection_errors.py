@@ -79,3 +79,27 @@ def test_a_failed_name_lookup_is_said_as_such():
     raised = requests.ConnectionError(MaxRetryError(None, "/api/user", reason=lookup))
     error = connection_error(raised, url="https://api.ayrshare.com", call="GET /api/user", post_id=None)
     assert "DNS lookup failed for api.ayrshare.com: check the connection's Host" in str(error)
+
+
+def test_a_host_with_a_password_in_it_is_refused_without_repeating_it(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json("https://user:hunter2-secret@api.ayrshare.com")
+    )
+    with pytest.raises(AyrshareConfigError, match="user name or password in its host") as caught:
+        AyrshareHook(**ONE_ATTEMPT).get_user()
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_key_with_characters_no_header_can_carry_is_a_clear_error(monkeypatch):
+    from airflow.models.connection import Connection
+
+    conn = Connection(conn_type="ayrshare", host="http://127.0.0.1:9", password="kéy-pasted-from-a-pdf")
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", conn.as_json())
+    with pytest.raises(AyrshareConfigError, match="sent as Authorization has characters that are not ASCII"):
+        AyrshareHook(**ONE_ATTEMPT).get_user()
+
+
+def test_a_history_filter_that_is_not_a_number_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json("http://127.0.0.1:9"))
+    with pytest.raises(AyrshareConfigError, match="limit must be a whole number, got 'ten'"):
+        AyrshareHook(**ONE_ATTEMPT).get_history(limit="ten")  # type: ignore[arg-type]

@@ -192,6 +192,7 @@ def test_template_fields_and_no_io_at_construction():
         "timeout",
         "wait_for_completion",
         "check_retryable",
+        "batch_wait",
     }
     assert "hook" not in task.__dict__  # built only when executed
 

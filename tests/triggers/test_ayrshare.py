@@ -65,11 +65,21 @@ def test_polls_through_transient_errors_until_the_post_is_final(ayrshare_conn):
     assert not any(secret in json.dumps(event) for secret in SECRETS)
 
 
-def test_a_non_transient_error_ends_the_wait_at_once(ayrshare_conn):
+def test_a_non_transient_error_ends_the_wait_at_once_and_stays_final_in_the_task(ayrshare_conn):
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from ayrshare_provider.exceptions import AyrshareNotFoundError
+
     event = first_event(trigger(post_id="ghost"))
     assert event["status"] == "error" and "HTTP 404" in event["message"]
-    with pytest.raises(AyrshareError, match="HTTP 404"):
+    with pytest.raises(
+        AyrshareNotFoundError, match=r"GET /api/post/\{id\} for post 'ghost' failed, HTTP 404"
+    ) as caught:
         PostStatusEvent.from_payload(event, post_id="ghost").result()
+    assert isinstance(
+        caught.value, AirflowFailException
+    )  # the task fails at once, as it would without deferring
+    assert not str(caught.value).startswith("Post ")  # said once, as the call's error
 
 
 def test_timeout_event_becomes_a_timeout_error(ayrshare_conn):
