@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
+import logging
 import math
 import mmap
 import operator
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25
@@ -60,6 +62,7 @@ _PROBE_TIMEOUT = 30.0
 # The shared state: doubles. Version first, so that a file of another layout is started anew.
 _FIELDS = (
     "version",
+    "generation",
     "count",
     "claims",
     "answers",
@@ -73,7 +76,7 @@ _FIELDS = (
     "probe_at",
 )
 _LAYOUT = struct.Struct(f"<{len(_FIELDS)}d")
-_VERSION = 4.0
+_VERSION = 5.0
 _values_of = operator.attrgetter(*_FIELDS)
 
 
@@ -81,17 +84,16 @@ class Claim(NamedTuple):
     """
     The answer to a claim of one call: granted, or the seconds to wait before claiming again.
 
-    :param granted: the call may go now; it must be settled (:meth:`ProfileBudget.settle`) once it ends.
+    :param granted: the call may go now; settle it (:meth:`ProfileBudget.settle`) with this claim once it ends.
     :param wait: seconds to wait before claiming again, when not granted.
     :param first_waiter: the first claim of this window to wait (for one log line per window).
+    :param generation: the window the call was claimed in, so that its end is counted in the right one.
     """
 
     granted: bool
     wait: float = 0.0
     first_waiter: bool = False
-
-
-GRANTED = Claim(granted=True)
+    generation: float = 0.0
 
 
 def reset_seconds(headers: Any) -> float | None:
@@ -109,7 +111,8 @@ class _Window:
     """
     What this machine knows of one profile's window (0 stands for "not known").
 
-    ``count``: calls of the window, the server's count or ours, whichever is more, plus the calls
+    ``generation``: the window's number on this machine; ``count``: calls of the window, the
+    server's count or ours, whichever is more, plus the calls
     claimed since; ``claims`` and ``answers``: this machine's calls claimed in the window and the
     ones of them that ended (answered or lost); ``carried_open``: calls claimed in the last window
     and still open when it ended, which count in this one; ``limit``: the window's limit (-1:
@@ -121,6 +124,7 @@ class _Window:
 
     __slots__ = _FIELDS
     version: float
+    generation: float
     count: float
     claims: float
     answers: float
@@ -145,36 +149,51 @@ class _Window:
 
     def roll(self, now: float) -> None:
         """Start the next window once this one's end has passed (announced, or a window's length after the last)."""
-        end = self.reset_at or (self.ended + self.window if self.ended and self.window else 0.0)
+        if self.reset_at > now + _LONGEST_WINDOW + _RESET_MARGIN or self.ended > now:
+            self.reset_at, self.ended = (
+                0.0,
+                now,
+            )  # the wall clock stepped back: what was known is in its future
+        end = self.reset_at or (self.ended + (self.window or _DEFAULT_WINDOW) if self.ended else 0.0)
         if end and now >= end:
             # Calls claimed here that had not ended may still reach the server in the new window: they count there.
             open_calls = max(0.0, self.claims - self.answers)
+            self.generation += 1
             self.count = self.carried_open = open_calls
             self.claims = self.answers = self.reset_at = 0.0
             self.window = self.window_seen or self.window
             self.window_seen = 0.0
-            # After an idle spell the computed end lies windows back: a window may start any moment now.
-            self.ended = end if now - end < (self.window or _DEFAULT_WINDOW) else now
+            if now - end < (self.window or _DEFAULT_WINDOW):
+                self.ended = end
+            else:  # after an idle spell: a window may start any moment, and its limit is learned again
+                self.ended, self.limit = now, 0.0
 
     def take(self, now: float, headroom: float, fallback: float) -> Claim:
         self.roll(now)
         if self.limit > 0 and self.count >= self.limit * headroom:
-            first = self.announced != self.reset_at
-            self.announced = self.reset_at
-            return Claim(False, self.reset_at - now if self.reset_at else fallback, first)
+            end = self.reset_at or (self.ended + (self.window or _DEFAULT_WINDOW) if self.ended else 0.0)
+            first = self.announced != self.generation + 1  # + 1: 0 stands for "none announced yet"
+            self.announced = self.generation + 1
+            return Claim(False, end - now if end > now else fallback, first, self.generation)
         open_calls = self.claims - self.answers + self.carried_open
         if not self.limit and open_calls > 0 and now - self.probe_at < _PROBE_TIMEOUT:
-            return Claim(False, fallback)  # no limit known yet: one call at a time until an answer tells it
+            return Claim(False, fallback, False, self.generation)  # no limit known yet: one call at a time
         if not self.limit:
             self.probe_at = now
         self.claims += 1
         self.count += 1
-        return GRANTED
+        return Claim(True, generation=self.generation)
 
-    def settle(self, now: float, answered: bool, seen: tuple[int, int, float | None] | None) -> None:
+    def settle(
+        self, now: float, claim: Claim, status: int | None, seen: tuple[int, int, float | None] | None
+    ) -> None:
         self.roll(now)
         if seen is not None:
             count, limit, reset_in = seen
+            if (
+                self.limit <= 0
+            ):  # a limit learned (again): what counts is the server's count and the calls out
+                self.count = max(0.0, self.claims - self.answers) + self.carried_open
             self.limit = float(limit)
             reset_in = min(_LONGEST_WINDOW, _DEFAULT_WINDOW if reset_in is None else reset_in)
             reset_at = now + reset_in + _RESET_MARGIN
@@ -184,16 +203,14 @@ class _Window:
                 self.window_seen = max(self.window_seen, reset_in)
                 # Every answer of a window announces the same end, seen later by its latency: the earliest is closest.
                 self.reset_at = min(self.reset_at, reset_at) if self.reset_at else reset_at
-                self.count = max(
-                    self.count, float(count)
-                )  # the server's count never goes down within a window
-        elif answered and not self.limit:
-            self.limit = -1.0  # the server announces no limit: nothing to hold back for
-        # The call ended: answers go to the calls carried in first, which were sent first.
-        if self.carried_open >= 1:
-            self.carried_open -= 1
-        else:
+                self.count = max(self.count, float(count))  # the server's count never goes down in a window
+        elif status is not None and 200 <= status < 300:
+            self.limit, self.reset_at = -1.0, 0.0  # the service announces no limit: nothing to hold back for
+        # The call ended: counted in the window it was claimed in (a call of an older one no longer counts).
+        if claim.generation == self.generation:
             self.answers += 1
+        elif claim.generation == self.generation - 1:
+            self.carried_open = max(0.0, self.carried_open - 1)
 
 
 class ProfileBudget:
@@ -223,7 +240,15 @@ class ProfileBudget:
                     if os.fstat(self._fd).st_size < _LAYOUT.size:
                         os.ftruncate(self._fd, _LAYOUT.size)  # zeros: read as a new file
                     self._memory = mmap.mmap(self._fd, _LAYOUT.size)
-                except OSError:
+                except OSError as err:
+                    if self._fd >= 0:
+                        os.close(self._fd)
+                    self._fd = -1
+                    _log.warning(
+                        "The rate budget file %s cannot be used (%s): this process keeps its own",
+                        self.path,
+                        err,
+                    )
                     self.path = None
             if self._memory is None:
                 self._memory = mmap.mmap(-1, _LAYOUT.size)
@@ -291,18 +316,22 @@ class ProfileBudget:
         """:meth:`take` for the event loop: never blocks it on a lock another process holds."""
         return await self._aapply(lambda window: window.take(time.time(), headroom, fallback))
 
-    def settle(self, headers: Any) -> None:
+    def settle(self, claim: Claim, status: int | None = None, headers: Any = None) -> None:
         """
-        End a claimed call: learn the window from its answer's ``x-ratelimit-count``, ``-max`` and
-        ``-reset``, or pass None when no answer came. Every claim is settled, once.
+        End a granted claim, once: learn the window from its answer's ``x-ratelimit-count``,
+        ``-max`` and ``-reset``. No status and headers: no answer came.
+
+        :param claim: what :meth:`take` granted.
+        :param status: the answer's HTTP status; a 2xx without rate headers means no limit is announced.
+        :param headers: the answer's headers.
         """
         seen = _rate_headers(headers) if headers is not None else None
-        self._apply(lambda window: window.settle(time.time(), headers is not None, seen))
+        self._apply(lambda window: window.settle(time.time(), claim, status, seen))
 
-    async def asettle(self, headers: Any) -> None:
+    async def asettle(self, claim: Claim, status: int | None = None, headers: Any = None) -> None:
         """:meth:`settle` for the event loop."""
         seen = _rate_headers(headers) if headers is not None else None
-        await self._aapply(lambda window: window.settle(time.time(), headers is not None, seen))
+        await self._aapply(lambda window: window.settle(time.time(), claim, status, seen))
 
 
 def _rate_headers(headers: Any) -> tuple[int, int, float | None] | None:
@@ -321,7 +350,7 @@ _budgets_lock = threading.Lock()
 
 
 def _shared_dir() -> Path | None:
-    """This user's folder for the budgets, made private; None (a budget per process) when it is anyone else's."""
+    """This user's private folder for the budgets (made so when new); None (a budget per process) when it is not."""
     folder = Path(tempfile.gettempdir()) / f"airflow-provider-ayrshare-{os.getuid()}"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)

@@ -320,7 +320,10 @@ class AyrshareHook(HttpHook):
     def _pause(self, settings: HookSettings, claim: Claim) -> float:
         """Seconds to wait before claiming again; said once per window at INFO, since hundreds of waits can pause."""
         log = self.log.info if claim.first_waiter else self.log.debug
-        log("The profile's rate-limit window is nearly used: waiting %.1f s for the next one", claim.wait)
+        log(
+            "Holding the call %.1f s for the profile's rate limit (Ayrshare's window, or its first answer)",
+            claim.wait,
+        )
         return max(_SHORTEST_PAUSE, min(claim.wait, settings.max_backoff or claim.wait))
 
     # -- sync -------------------------------------------------------------------------------
@@ -357,12 +360,12 @@ class AyrshareHook(HttpHook):
                 **sending,
             )
         except requests.RequestException as err:
-            target.budget.settle(None)
+            target.budget.settle(claim)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         except BaseException:
-            target.budget.settle(None)  # a task timeout or a kill signal: the claim ends all the same
+            target.budget.settle(claim)  # a task timeout or a kill signal: the claim ends all the same
             raise
-        target.budget.settle(response.headers)
+        target.budget.settle(claim, response.status_code, response.headers)
         return _answer(response.status_code, response.text, response.headers, call, post_id)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
@@ -525,7 +528,7 @@ class AyrshareHook(HttpHook):
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         finally:
             # Whatever ends the call (an answer, a lost one, the trigger's cancellation), its claim ends.
-            await target.budget.asettle(answered[2] if answered else None)
+            await target.budget.asettle(claim, *((answered[0], answered[2]) if answered else ()))
         status, text, headers = answered
         return _answer(status, text, headers, call, post_id)
 

@@ -156,7 +156,13 @@ class PostStatusTrigger(BaseEventTrigger):
     async def _read_alone(self, hook: AyrshareHook, watch: StatusWatch) -> TriggerEvent | None:
         """Read the post on its own: its final event, an error event, or None to keep waiting."""
         try:
-            record = await hook.aget_post(self.post_id)
+            # Never past the deadline, not even waiting for the rate limit: the wait's own timeout
+            # event must come before Airflow's deferral timeout.
+            record = await asyncio.wait_for(
+                hook.aget_post(self.post_id), max(0.1, self.end_time - time.time())
+            )
+        except TimeoutError:
+            return None  # the caller sees the deadline has passed
         except AyrshareError as err:
             if not is_transient(err):
                 return self._event(WaitOutcome.ERROR, str(err), error=err)
