@@ -150,10 +150,8 @@ class _Window:
     def roll(self, now: float) -> None:
         """Start the next window once this one's end has passed (announced, or a window's length after the last)."""
         if self.reset_at > now + _LONGEST_WINDOW + _RESET_MARGIN or self.ended > now:
-            self.reset_at, self.ended = (
-                0.0,
-                now,
-            )  # the wall clock stepped back: what was known is in its future
+            # The wall clock stepped back: what was known lies in its future.
+            self.reset_at, self.ended = 0.0, now
         end = self.reset_at or (self.ended + (self.window or _DEFAULT_WINDOW) if self.ended else 0.0)
         if end and now >= end:
             # Calls claimed here that had not ended may still reach the server in the new window: they count there.
@@ -190,9 +188,8 @@ class _Window:
         self.roll(now)
         if seen is not None:
             count, limit, reset_in = seen
-            if (
-                self.limit <= 0
-            ):  # a limit learned (again): what counts is the server's count and the calls out
+            if self.limit <= 0:
+                # A limit learned (again): what counts is the server's count and the calls out.
                 self.count = max(0.0, self.claims - self.answers) + self.carried_open
             self.limit = float(limit)
             reset_in = min(_LONGEST_WINDOW, _DEFAULT_WINDOW if reset_in is None else reset_in)

@@ -103,9 +103,8 @@ def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_pat
     assert calls.go() == 0.0  # the 5th
     granted, pause, first, _ = calls.budget.take(0.5, fallback=1.0)
     assert not granted and 0.4 <= pause <= 0.7 and first  # half of 10 used: wait for the reset (+ margin)
-    assert (
-        calls.budget.take(0.5, fallback=1.0).first_waiter is False
-    )  # only the first waiter of a window says so
+    # Only the first waiter of a window says so.
+    assert calls.budget.take(0.5, fallback=1.0).first_waiter is False
     time.sleep(pause)
     assert calls.go() == 0.0  # a new window
 
@@ -134,9 +133,8 @@ def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
     calls.answer(headers(5, 10, 2000))
     for _ in range(4):
         assert calls.go() == 0.0  # 9 of 10 used
-    calls.answer(
-        headers(2, 10, 4500)
-    )  # an early call's answer, read 2.5 s late: it looks like a newer window
+    # An early call's answer, read 2.5 s late: it looks like a newer window.
+    calls.answer(headers(2, 10, 4500))
     assert calls.go() == 0.0  # the 10th
     assert calls.go() > 0  # still the same window: wait
 

@@ -76,9 +76,8 @@ def test_a_non_transient_error_ends_the_wait_at_once_and_stays_final_in_the_task
         AyrshareNotFoundError, match=r"GET /api/post/\{id\} for post 'ghost' failed, HTTP 404"
     ) as caught:
         PostStatusEvent.from_payload(event, post_id="ghost").result()
-    assert isinstance(
-        caught.value, AirflowFailException
-    )  # the task fails at once, as it would without deferring
+    # The task fails at once, as it would without deferring.
+    assert isinstance(caught.value, AirflowFailException)
     assert not str(caught.value).startswith("Post ")  # said once, as the call's error
 
 
