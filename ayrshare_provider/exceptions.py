@@ -236,6 +236,7 @@ def parse_response(
     call: str,
     post_id: str | None = None,
     retry_after: float | None = None,
+    created_post_ok: bool = False,
 ) -> dict[str, Any]:
     """
     Return the JSON object of a successful Ayrshare response, or raise the matching error.
@@ -249,6 +250,8 @@ def parse_response(
     :param call: the call, such as ``"GET /api/post/{id}"``, for the error message.
     :param post_id: the post concerned, for the error message.
     :param retry_after: seconds to wait before another call, for a 429.
+    :param created_post_ok: return a 400 that carries a post record (``POST /api/post`` answers so
+        when a network refused the new post: the post exists, with its errors) instead of raising.
     """
     context: dict[str, Any] = {"call": call, "post_id": post_id, "http_status": status_code}
     ok = 200 <= status_code < 300
@@ -270,7 +273,7 @@ def parse_response(
         raise _error_class(status_code, None)(f"error without details ({shape})", **context)
 
     is_envelope = body.get("status") == "error" and "id" not in body
-    if ok and not is_envelope:
+    if (ok or (created_post_ok and status_code == 400)) and not is_envelope:
         return body
 
     errors = _network_errors(body)

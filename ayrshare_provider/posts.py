@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ayrshare_provider.exceptions import (
     ALREADY_RETRIED_CODE,
     AyrshareInvalidPostIdError,
+    AyrshareNotRetryableError,
     AyrsharePostFailedError,
     network_error_text,
 )
@@ -34,8 +35,36 @@ KNOWN_STATUSES = frozenset({SUCCESS, ERROR, PENDING, PROCESSING, PAUSED, AWAITIN
 #: a retry (or a scheduled send) is under way: wait, never PUT again.
 IN_FLIGHT_STATUSES = frozenset({PENDING, PROCESSING})
 
-# Error codes after which a retry cannot help until a person acts (relink, edit, unlock).
-PERMANENT_ERROR_CODES = frozenset({107, 110, 156, 161, 272, ALREADY_RETRIED_CODE, 349})
+# Error codes after which a retry cannot help until a person acts: relink or link a network,
+# re-authorize X, change duplicate text, unlock an account, replace refused media.
+PERMANENT_ERROR_CODES = frozenset({107, 110, 156, 161, 182, 272, 349, 436})
+
+# What a person does about each of those codes, per network ("{network}": its display name).
+_FIXES = {
+    107: "change the text: {network} refuses a duplicate of an earlier post",
+    110: "change the text: {network} refuses a duplicate of an earlier post",
+    156: "link {network} to this profile in Ayrshare",
+    161: "relink {network} for this profile",
+    182: "replace the media file {network} refused",
+    272: "check the X consumer key and secret of the Ayrshare connection",
+    349: "unlock the {network} account, then relink it",
+    436: "replace the media file {network} refused",
+}
+_NETWORK_NAMES = {
+    "bluesky": "Bluesky",
+    "facebook": "Facebook",
+    "gmb": "Google Business Profile",
+    "instagram": "Instagram",
+    "linkedin": "LinkedIn",
+    "pinterest": "Pinterest",
+    "reddit": "Reddit",
+    "snapchat": "Snapchat",
+    "telegram": "Telegram",
+    "threads": "Threads",
+    "tiktok": "TikTok",
+    "twitter": "X",
+    "youtube": "YouTube",
+}
 
 # Network throttles whose error carries the seconds to wait in ``details`` (Meta's Retry-After,
 # passed through): Instagram's 435 (50 API posts per rolling 24 hours), Facebook's 444.
@@ -63,6 +92,7 @@ class Plan(str, Enum):
     ALREADY_PUBLISHED = "already_published"
     IN_FLIGHT = "in_flight"
     NOT_RETRYABLE = "not_retryable"
+    RETRY_SPENT = "retry_spent"
     WRONG_STATUS = "wrong_status"
 
 
@@ -75,6 +105,7 @@ class Action(str, Enum):
     ALREADY_RETRIED = "already_retried"
     WATCHED = "watched"
     NOT_RETRIED = "not_retried"
+    REPOSTED = "reposted"
 
 
 def validate_post_id(post_id: Any) -> str:
@@ -242,6 +273,8 @@ def plan_retry(
         return Plan.IN_FLIGHT, f"status is {status!r}: a retry or send is already under way"
     if status != ERROR:
         return Plan.WRONG_STATUS, f"status is {status!r}; only posts with status 'error' can be retried"
+    if any(item.get("code") == ALREADY_RETRIED_CODE for item in _items(record, "errors")):
+        return Plan.RETRY_SPENT, "its one retry is spent (code 329): only a new post can publish it"
     possible, reason = retry_possible(record)
     if not possible:
         return Plan.NOT_RETRYABLE, reason
@@ -341,6 +374,94 @@ def failed_networks(summary: dict[str, Any]) -> list[dict[str, Any]]:
         for network in summary.get("networks", [])
         if network.get("status") == ERROR
     ]
+
+
+def network_name(platform: Any) -> str:
+    """A network's name as people know it (``twitter`` is X)."""
+    return _NETWORK_NAMES.get(str(platform), str(platform or "a network"))
+
+
+def fix_for(error: dict[str, Any]) -> str:
+    """
+    What a person does so that a retry of this network can work, from one network error.
+
+    :param error: one network's error: ``platform``, ``code``, ``message``.
+    """
+    network = network_name(error.get("platform"))
+    if error.get("code") in _FIXES:
+        return _FIXES[error["code"]].format(network=network)
+    return f"fix what {network} reports ({error.get('message') or 'no message'}), then retry"
+
+
+def person_request(record: dict[str, Any], post_id: str) -> dict[str, Any]:
+    """
+    A post that only a person can unblock, as the recovery asks about it: its networks, errors and fixes.
+
+    :param record: the post record.
+    :param post_id: its validated id.
+    """
+    text: str = record["post"] if isinstance(record.get("post"), str) else ""
+    errors = [
+        {**error, "fix": fix_for(error)} for error in failed_networks({"networks": network_results(record)})
+    ]
+    return {
+        "id": post_id,
+        "text": text if len(text) <= 80 else f"{text[:77]}...",
+        "networks": errors,
+        "reason": retry_possible(record)[1],
+    }
+
+
+# Fields of a post record that change what a network publishes, carried into a repost: the media,
+# how it is read, the first comment, hashtags, links; and every per-network ``...Options`` object.
+# Never ``scheduleDate`` (a repost publishes now) or ``profileKey`` (the hook sends the profile).
+_REPOST_FIELDS = ("mediaUrls", "isVideo", "firstComment", "autoHashtag", "shortenLinks")
+
+
+def unpublished_networks(record: dict[str, Any]) -> list[str]:
+    """The networks a post targets that do not have it, in the record's order."""
+    targeted = record.get("platforms")
+    results = network_results(record)
+    names = (
+        [str(name) for name in targeted] if isinstance(targeted, list) else [r["platform"] for r in results]
+    )
+    published = {result["platform"] for result in results if result["status"] == SUCCESS}
+    return [name for name in dict.fromkeys(names) if name not in published and name != "unknown"]
+
+
+def repost_key(post_id: str, networks: list[str]) -> str:
+    """
+    The ``idempotencyKey`` of the one repost of ``post_id`` to ``networks``: the same post and
+    networks always give the same key, so a second attempt gets the first repost back.
+    """
+    return f"airflow-repost-{post_id}-{'-'.join(sorted(networks))}"
+
+
+def repost_body(record: dict[str, Any], post_id: str) -> dict[str, Any] | None:
+    """
+    The ``POST /api/post`` body that publishes a failed post anew to only the networks that lack it.
+
+    None when every targeted network has it. Raises
+    :class:`~ayrshare_provider.exceptions.AyrshareNotRetryableError` when the record has no text
+    to send (an empty string is text: Ayrshare publishes media alone).
+
+    :param record: the original post's record.
+    :param post_id: its validated id.
+    """
+    networks = unpublished_networks(record)
+    if not networks:
+        return None
+    text = record.get("post")
+    if not isinstance(text, str):
+        raise AyrshareNotRetryableError(
+            "not reposted: its record has no text ('post') to send", post_id=post_id
+        )
+    options = {
+        name: value
+        for name, value in record.items()
+        if name in _REPOST_FIELDS or (name.endswith("Options") and isinstance(value, dict))
+    }
+    return {"post": text, "platforms": networks, **options, "idempotencyKey": repost_key(post_id, networks)}
 
 
 def post_failed_error(summary: dict[str, Any], message: str | None = None) -> AyrsharePostFailedError:

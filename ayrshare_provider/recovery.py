@@ -15,61 +15,130 @@ from ayrshare_provider.posts import (
     Plan,
     WaitState,
     failed_networks,
+    person_request,
     plan_retry,
     retry_not_before,
     validate_post_id,
     wait_state,
 )
-from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
+from ayrshare_provider.utils.xcom import (
+    NEEDS_PERSON_XCOM_KEY,
+    PERSON_ANSWER_XCOM_KEY,
+    PLAN_XCOM_KEY,
+    SUMMARY_XCOM_KEY,
+)
 
 # Plans that a RetryPostOperator can carry out (it waits for an in-flight retry instead of sending one).
 _RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
 
 
-def plan_recovery(records: list[dict[str, Any]], dry_run: bool = False) -> dict[str, Any]:
+def plan_recovery(
+    records: list[dict[str, Any]],
+    dry_run: bool = False,
+    *,
+    max_wait_hint: float | None = None,
+    ask_person: bool = False,
+    repost_spent: bool = False,
+) -> dict[str, Any]:
     """
-    Split failed-post records into ids to retry now, posts to retry later, and posts to skip, with reasons.
+    Sort failed-post records into the recovery's paths, each with its reason.
 
-    A post whose network asked to wait (Instagram's code 435) is not retried now: its one retry
-    would be spent for nothing. It is listed under ``retry_later`` with the moment it may be retried.
+    - ``to_retry``: ids to retry, now or, for a network's wait hint within ``max_wait_hint``,
+      once that wait is over (``waits`` lists those, with their moment);
+    - ``retry_later``: a wait hint beyond ``max_wait_hint``: its one retry would be spent for nothing;
+    - ``needs_person``: posts only a person can unblock (relink, new text, new media), each with its
+      networks' errors and fixes, for a person to choose from (when ``ask_person``);
+    - ``spent``: ids whose one retry is spent (code 329), for a repost (when ``repost_spent``);
+    - ``skipped``: everything else, with why.
 
     :param records: post records, as ``AyrshareHook.get_history(status="error")`` returns them.
-    :param dry_run: decide only; every post that would be retried is listed as skipped instead.
+    :param dry_run: decide only; every post that would be acted on is listed as skipped instead.
+    :param max_wait_hint: the longest wait hint, in seconds, the run waits out (None: none).
+    :param ask_person: posts that need a person go to ``needs_person`` (else they are skipped).
+    :param repost_spent: posts whose retry is spent go to ``spent`` (else they are skipped).
     """
-    to_retry: list[str] = []
-    retry_later: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
+    plan: dict[str, Any] = {
+        "to_retry": [],
+        "waits": [],
+        "retry_later": [],
+        "needs_person": [],
+        "spent": [],
+        "skipped": [],
+        "dry_run": dry_run,
+    }
     decided: set[str] = set()
     now = datetime.now(UTC)  # one moment for the whole plan; a record without dates counts its wait from it
     for record in records:
         try:
             post_id = validate_post_id(record.get("id"))
         except AyrshareInvalidPostIdError as err:
-            skipped.append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
+            plan["skipped"].append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
             continue
         if post_id in decided:
             continue  # history pages can overlap; one post, one decision
         decided.add(post_id)
-        plan, reason = plan_retry(record, now=now, seen_at=now)
-        if plan is Plan.RETRY_LATER:
-            not_before, _ = retry_not_before(record, seen_at=now) or (None, "")
-            retry_later.append(
-                {
-                    "id": post_id,
-                    "not_before": not_before.isoformat() if not_before else None,
-                    "reason": reason,
-                }
-            )
-        elif plan in _RETRY_PLANS and not dry_run:
-            to_retry.append(post_id)
-        else:
-            skipped.append(
-                {
-                    "id": post_id,
-                    "reason": f"dry run, would retry: {reason}" if plan in _RETRY_PLANS else reason,
-                }
-            )
-    return {"to_retry": to_retry, "retry_later": retry_later, "skipped": skipped, "dry_run": dry_run}
+        path, entry = _path_of(record, post_id, now, max_wait_hint, ask_person, repost_spent)
+        if dry_run and path != "skipped":
+            path, entry = "skipped", {"id": post_id, "reason": f"dry run, would {_DRY_RUN_VERBS[path]}"}
+        if path == "to_retry" and entry:
+            plan["waits"].append(entry)
+        plan[path].append(post_id if path in ("to_retry", "spent") else entry)
+    return plan
+
+
+def push_plan(ti: Any, plan: dict[str, Any]) -> list[str]:
+    """
+    A plan task's last step: push the plan for the later steps, and return the ids to retry.
+
+    The whole plan goes under :data:`PLAN_XCOM_KEY` (the report reads it), its ``needs_person``
+    under :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it); the ids to retry are the task's
+    return value, since Airflow maps tasks over return values only.
+
+    :param ti: the plan task's task instance.
+    :param plan: what :func:`plan_recovery` returned.
+    """
+    ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
+    ti.xcom_push(key=NEEDS_PERSON_XCOM_KEY, value=plan["needs_person"])
+    return list(plan["to_retry"])
+
+
+_DRY_RUN_VERBS = {
+    "to_retry": "retry it",
+    "retry_later": "retry it later",
+    "needs_person": "ask a person",
+    "spent": "repost it",
+}
+
+
+def _path_of(
+    record: dict[str, Any],
+    post_id: str,
+    now: datetime,
+    max_wait_hint: float | None,
+    ask_person: bool,
+    repost_spent: bool,
+) -> tuple[str, dict[str, Any]]:
+    """Which path of the plan one post takes, and its entry there (for ``to_retry``: its wait, if any)."""
+    plan, reason = plan_retry(record, now=now, seen_at=now)
+    if plan in _RETRY_PLANS:
+        return "to_retry", {}
+    if plan is Plan.RETRY_LATER:
+        not_before, _ = retry_not_before(record, seen_at=now) or (now, "")
+        entry = {"id": post_id, "not_before": not_before.isoformat(), "reason": reason}
+        wait = (not_before - now).total_seconds()
+        if max_wait_hint is not None and wait <= max_wait_hint:
+            return "to_retry", entry
+        return "retry_later", entry
+    if plan is Plan.NOT_RETRYABLE:
+        if ask_person:
+            return "needs_person", person_request(record, post_id)
+        why = f"{reason}; fix it, then retry it (ask_person asks a person in the run, on Airflow 3.1+)"
+        return "skipped", {"id": post_id, "reason": why}
+    if plan is Plan.RETRY_SPENT:
+        if repost_spent:
+            return "spent", {}
+        return "skipped", {"id": post_id, "reason": f"{reason}; repost_spent reposts it"}
+    return "skipped", {"id": post_id, "reason": reason}
 
 
 def _network_errors(summary: dict[str, Any]) -> str:
@@ -78,90 +147,230 @@ def _network_errors(summary: dict[str, Any]) -> str:
     )
 
 
-def build_report(plan: dict[str, Any], summaries: list[Any]) -> dict[str, Any]:
+def posts_to_repost(plan: dict[str, Any], summaries: list[Any]) -> list[str]:
     """
-    Put every planned post in exactly one bucket: recovered, failed again, retry later, skipped or unknown.
+    The posts a recovery reposts: those whose retry was spent before the run, and those whose
+    retry in this run failed again (or met "already retried"). Call it only when reposting is on.
+
+    :param plan: what :func:`plan_recovery` returned (with ``repost_spent``).
+    :param summaries: the retry tasks' ``ayrshare_summary`` XComs.
+    """
+    failed = [
+        summary["id"]
+        for summary in _by_id(summaries).values()
+        if summary.get("action") in _RETRY_ACTIONS
+        and not summary.get("published")
+        and wait_state({"status": summary.get("status")}) is WaitState.FAILED
+    ]
+    return list(dict.fromkeys([*plan.get("spent", []), *failed]))
+
+
+_RETRY_ACTIONS = (Action.RETRIED.value, Action.ALREADY_RETRIED.value, Action.IN_FLIGHT.value)
+
+#: the report's outcomes, in the order the table lists them, with their labels.
+OUTCOMES = {
+    "recovered": "recovered",
+    "recovered_after_wait": "recovered after a wait",
+    "retried_for_person": "retried, a person chose it",
+    "reposted": "reposted",
+    "failed_again": "failed again",
+    "left_by_person": "left by a person",
+    "retry_later": "retry later",
+    "skipped": "skipped",
+    "unknown": "unknown",
+}
+
+
+def _by_id(summaries: list[Any]) -> dict[str, dict[str, Any]]:
+    return {
+        summary["id"]: summary for summary in summaries if isinstance(summary, dict) and summary.get("id")
+    }
+
+
+def build_report(
+    plan: dict[str, Any],
+    summaries: list[Any],
+    *,
+    person: dict[str, Any] | None = None,
+    chosen_summaries: list[Any] | None = None,
+    repost_summaries: list[Any] | None = None,
+) -> dict[str, Any]:
+    """
+    Put every planned post in exactly one outcome of :data:`OUTCOMES`, with its details.
 
     :param plan: what :func:`plan_recovery` returned.
     :param summaries: the ``ayrshare_summary`` XComs of the retry tasks (any order; None for a task that pushed none).
+    :param person: what the person step returned (``ReviewPostsOperator``), None when it did not answer.
+    :param chosen_summaries: the summaries of the retries a person chose.
+    :param repost_summaries: the summaries of the reposts (``RepostOperator``).
     """
-    by_id = {
-        summary["id"]: summary for summary in summaries if isinstance(summary, dict) and summary.get("id")
-    }
-    recovered, failed_again, unknown = [], [], []
-    skipped = list(plan["skipped"])
+    report: dict[str, list[dict[str, Any]]] = {outcome: [] for outcome in OUTCOMES}
+    reposts = _by_id(repost_summaries or [])
+    retried = _by_id(summaries)
     for post_id in plan["to_retry"]:
-        summary = by_id.get(post_id)
-        if summary is None:
-            unknown.append({"id": post_id, "reason": "the retry task ended without a summary: see its log"})
-        elif summary.get("published"):
-            recovered.append(
-                {"id": post_id, "action": summary.get("action"), "post_url": summary.get("post_url")}
-            )
-        elif summary.get("action") == Action.NOT_RETRIED.value:
-            reason = "not retried by its task: the post changed after the plan (see the task's log)"
-            skipped.append({"id": post_id, "reason": reason})
-        elif wait_state({"status": summary.get("status")}) is WaitState.WAITING:
-            reason = f"not final when its task ended (status {summary.get('status')!r}): see the task's log"
-            unknown.append({"id": post_id, "reason": reason})
+        outcome, entry = _retry_outcome(post_id, retried.get(post_id), reposts)
+        report[outcome].append(entry)
+    for post_id in plan.get("spent", []):
+        repost = reposts.get(post_id)
+        if repost is None:
+            report["unknown"].append({"id": post_id, "reason": "the repost task ended without a summary"})
         else:
-            reason = (
-                "already retried before: cannot be retried again"
-                if summary.get("action") == Action.ALREADY_RETRIED.value
-                else f"status {summary.get('status')!r}"
-            )
-            failed_again.append({"id": post_id, "reason": reason, "errors": _network_errors(summary)})
-    return {
-        "recovered": recovered,
-        "failed_again": failed_again,
-        "retry_later": plan.get("retry_later", []),
-        "skipped": skipped,
-        "unknown": unknown,
-        "counts": {
-            "recovered": len(recovered),
-            "failed_again": len(failed_again),
-            "retry_later": len(plan.get("retry_later", [])),
-            "skipped": len(skipped),
-            "unknown": len(unknown),
-        },
-    }
+            outcome, entry = _repost_outcome(post_id, repost)
+            report[outcome].append(entry)
+    chosen = _by_id(chosen_summaries or [])
+    for request in plan.get("needs_person", []):
+        outcome, entry = _person_outcome(request, person, chosen)
+        report[outcome].append(entry)
+    report["retry_later"] = list(plan.get("retry_later", []))
+    report["skipped"] += plan["skipped"]
+    return {**report, "counts": {outcome: len(report[outcome]) for outcome in OUTCOMES}}
+
+
+def _retry_outcome(
+    post_id: str, summary: dict[str, Any] | None, reposts: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """Where a post the run retried ends: recovered (after a wait), reposted, failed again..."""
+    if summary is None:
+        return "unknown", {"id": post_id, "reason": "the retry task ended without a summary: see its log"}
+    if summary.get("published"):
+        entry = {
+            "id": post_id,
+            "action": summary.get("action"),
+            "post_url": summary.get("post_url"),
+            "retried_at": summary.get("retried_at"),
+        }
+        if summary.get("waited_until"):
+            return "recovered_after_wait", {**entry, "waited_until": summary["waited_until"]}
+        return "recovered", entry
+    if summary.get("action") == Action.NOT_RETRIED.value:
+        reason = "not retried by its task: the post changed after the plan (see the task's log)"
+        return "skipped", {"id": post_id, "reason": reason}
+    if wait_state({"status": summary.get("status")}) is WaitState.WAITING:
+        reason = f"not final when its task ended (status {summary.get('status')!r}): see the task's log"
+        return "unknown", {"id": post_id, "reason": reason}
+    if post_id in reposts:
+        return _repost_outcome(post_id, reposts[post_id])
+    reason = (
+        "already retried before: cannot be retried again"
+        if summary.get("action") == Action.ALREADY_RETRIED.value
+        else f"status {summary.get('status')!r}"
+    )
+    return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(summary)}
+
+
+def _repost_outcome(post_id: str, repost: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where a reposted post ends: reposted (published), or failed again with the new post's errors."""
+    if repost.get("action") == Action.ALREADY_PUBLISHED.value:
+        return "recovered", {"id": post_id, "action": "already_published", "post_url": repost.get("post_url")}
+    new_id = repost.get("repost_id")
+    if repost.get("published"):
+        entry = {
+            "id": post_id,
+            "repost_id": new_id,
+            "networks": repost.get("reposted_networks") or [],
+            "post_url": repost.get("post_url"),
+        }
+        return "reposted", entry
+    reason = f"its retry spent, reposted as {new_id}, which ended with status {repost.get('status')!r}"
+    return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(repost)}
+
+
+def _person_outcome(
+    request: dict[str, Any], person: dict[str, Any] | None, chosen: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """Where a post that needed a person ends: retried as they chose, left by them, or unknown."""
+    post_id = request["id"]
+    fixes = "; ".join(f"{error['platform']}: {error['fix']}" for error in request.get("networks", []))
+    if not isinstance(person, dict):
+        return "unknown", {"id": post_id, "reason": "the person step ended without an answer: see its log"}
+    by = person.get("responded_by") or "nobody: no answer in time"
+    if post_id not in (person.get("chosen") or []):
+        return "left_by_person", {"id": post_id, "by": by, "fix": fixes}
+    summary = chosen.get(post_id)
+    if summary is None:
+        return "unknown", {"id": post_id, "reason": f"chosen by {by}; its retry ended without a summary"}
+    if summary.get("published"):
+        entry = {
+            "id": post_id,
+            "by": by,
+            "post_url": summary.get("post_url"),
+            "retried_at": summary.get("retried_at"),
+        }
+        return "retried_for_person", entry
+    reason = f"chosen by {by}, retried, ended with status {summary.get('status')!r}"
+    return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(summary)}
+
+
+def _details(outcome: str, entry: dict[str, Any]) -> str:
+    """One table cell: what happened to the post, and where it is now."""
+    url = entry.get("post_url") or "no URL given"
+    if outcome == "recovered":
+        return f"{entry.get('action')}: {url}"
+    if outcome == "recovered_after_wait":
+        return f"waited until {entry['waited_until']}, retried at {entry.get('retried_at')}: {url}"
+    if outcome == "retried_for_person":
+        return f"chosen by {entry['by']}, retried at {entry.get('retried_at')}: {url}"
+    if outcome == "reposted":
+        return f"as new post {entry['repost_id']} to {', '.join(entry['networks'])}: {url}"
+    if outcome == "failed_again":
+        return f"{entry['reason']}; {entry['errors']}"
+    if outcome == "left_by_person":
+        return f"by {entry['by']}; to fix: {entry['fix']}"
+    return str(entry["reason"])
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The report as a plain-text table, one line per post."""
+    """The report as a plain-text table, one line per post, then the counts."""
     rows = [("outcome", "post id", "details")]
     rows += [
-        ("recovered", r["id"], f"{r['action']}: {r['post_url'] or 'no URL given'}")
-        for r in report["recovered"]
+        (label, entry["id"], _details(outcome, entry))
+        for outcome, label in OUTCOMES.items()
+        for entry in report.get(outcome, [])
     ]
-    rows += [("failed again", r["id"], f"{r['reason']}; {r['errors']}") for r in report["failed_again"]]
-    rows += [("retry later", r["id"], r["reason"]) for r in report["retry_later"]]
-    rows += [("skipped", r["id"], r["reason"]) for r in report["skipped"]]
-    rows += [("unknown", r["id"], r["reason"]) for r in report["unknown"]]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
     lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
     counts = report["counts"]
-    lines.append(
-        f"{counts['recovered']} recovered, {counts['failed_again']} failed again, "
-        f"{counts['retry_later']} to retry later, {counts['skipped']} skipped, {counts['unknown']} unknown"
-    )
+    lines.append(", ".join(f"{counts.get(outcome, 0)} {label}" for outcome, label in OUTCOMES.items()))
     return "\n".join(lines)
 
 
-def report_run(ti: Any, plan_task_id: str, retry_task_id: str = "retry_post") -> dict[str, Any]:
+def report_run(
+    ti: Any,
+    plan_task_id: str,
+    retry_task_id: str = "retry_post",
+    person_task_id: str | None = None,
+    chosen_task_id: str | None = None,
+    repost_task_id: str | None = None,
+) -> dict[str, Any]:
     """
-    A recovery run's report task: the plan and the retry tasks' summaries from XCom, logged as a table.
+    A recovery run's report task: the plan and every step's outcome from XCom, logged as a table.
+
+    Returns the report with its ``table`` (one string per line), so that the task's XCom in the
+    Airflow UI shows it without opening a log.
 
     :param ti: the report task's task instance.
     :param plan_task_id: the task that pushed the plan under :data:`PLAN_XCOM_KEY`.
     :param retry_task_id: the (mapped) ``RetryPostOperator`` task.
+    :param person_task_id: the ``ReviewPostsOperator`` task, if the run asks a person.
+    :param chosen_task_id: the (mapped) retries of the posts the person chose.
+    :param repost_task_id: the (mapped) ``RepostOperator`` task, if the run reposts.
     :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
     """
     plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
-    summaries = ti.xcom_pull(task_ids=[retry_task_id], key=SUMMARY_XCOM_KEY) or []
-    result = build_report(plan, summaries)
-    print(format_report(result))
+
+    def summaries(task_id: str | None) -> list[Any]:
+        return (ti.xcom_pull(task_ids=[task_id], key=SUMMARY_XCOM_KEY) or []) if task_id else []
+
+    result = build_report(
+        plan,
+        summaries(retry_task_id),
+        person=ti.xcom_pull(task_ids=person_task_id, key=PERSON_ANSWER_XCOM_KEY) if person_task_id else None,
+        chosen_summaries=summaries(chosen_task_id),
+        repost_summaries=summaries(repost_task_id),
+    )
+    table = format_report(result)
+    print(table)
     if result["unknown"]:
         raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
-    return result
+    return {**result, "table": table.splitlines()}

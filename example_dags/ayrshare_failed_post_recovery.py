@@ -1,34 +1,37 @@
 """
 ### Recover failed Ayrshare posts
 
-Lists failed posts from Ayrshare's history, skips (with a reason) posts that are in fact
-published or whose errors say a retry cannot help, lists as "retry later" (with the moment) the
-posts whose network asked to wait (Instagram's code 435), retries every other one **exactly once**
-with `RetryPostOperator` (one mapped, deferrable task per post), and ends with a report:
-recovered, failed again (with each network's error), retry later, skipped (with reasons).
+Lists failed posts from Ayrshare's history and takes each one as far as it can go, in this run:
+
+- **retried**, exactly once, with `RetryPostOperator` (one mapped, deferrable task per post);
+  a post whose network asked to wait (Instagram's code 435, a Retry-After) is retried when that
+  wait is over, deferred in the triggerer meanwhile, if the wait is within `max_wait_hint`;
+- **a person is asked** (Airflow 3.1+, `ask_person`): posts only a person can unblock (a network to
+  relink, duplicate text, refused media, `retryAvailable: false`) go to one human-in-the-loop
+  request (Browse > Required Actions) listing each post's errors and what to fix; the posts the
+  person picks are retried, the others are reported as left by them; no answer within
+  `person_timeout` retries none;
+- **reposted** (`repost_spent`, off by default): a post whose one retry is spent becomes one new
+  post to only the networks that did not publish it (an idempotencyKey makes it exactly once);
+- **reported**: the `report` task's XCom holds the outcome table (recovered, recovered after a
+  wait, retried for a person, reposted, failed again, left by a person, retry later, skipped).
 
 Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`,
-`poll_interval` (seconds between two reads of a retried post, default 15), `batch_wait` (default
-true: on Airflow 3.3+ the waits share one history listing per interval; false: each polls its post).
-Connection: `ayrshare_default`. Waiting happens in the triggerer, not in worker slots, and on
-Airflow 3.3+ every wait shares one history listing per interval (`batch_wait`), so a burst of
-hundreds of posts costs about two calls per post: the read before the retry, and the retry.
-To cap how many retry tasks call Ayrshare at once, give them a pool (README, "Recovering many posts").
+`max_wait_hint` (seconds, default 93600 = 26 h), `ask_person` (default true), `person_timeout`
+(seconds, default 86400), `repost_spent` (default false), `poll_interval` (seconds between two
+reads of a retried post, default 15), `batch_wait` (default true: on Airflow 3.3+ the waits share
+one history listing per interval). Connection: `ayrshare_default`. To cap how many retry tasks
+call Ayrshare at once, give them a pool (README, "Recovering many posts").
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, task
 
-from ayrshare_provider.operators.ayrshare import RetryPostOperator
-from ayrshare_provider.recovery import plan_recovery, report_run
-from ayrshare_provider.retry_policy import retry_policy_args
-from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY
-
-# Seconds between two reads of a retried post; the demo sets a short one.
+from ayrshare_provider.recovery import plan_recovery, push_plan
+from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_params
 
 with DAG(
     dag_id="ayrshare_failed_post_recovery",
@@ -43,20 +46,13 @@ with DAG(
         ),
         "platforms": Param([], type="array", description="Only posts to these networks (empty: all)."),
         "dry_run": Param(False, type="boolean", description="Decide and report, retry nothing."),
-        "poll_interval": Param(
-            15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."
-        ),
-        "batch_wait": Param(
-            True,
-            type="boolean",
-            description="Airflow 3.3+: the waits share one history listing per interval; off, each reads its post.",
-        ),
+        **recovery_params(),
     },
 ):
 
     @task
     def find_failed_posts(params: dict[str, Any], ti: Any = None) -> list[str]:
-        """Read failed posts from history, decide retry or skip for each; return the ids to retry."""
+        """Read failed posts from history and sort them into the recovery's paths, with reasons."""
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
         records = AyrshareHook().get_history(
@@ -65,34 +61,21 @@ with DAG(
             limit=params["limit"],
             platforms=params["platforms"] or None,
         )
-        plan = plan_recovery(records, dry_run=params["dry_run"])
-        print(
-            f"{len(records)} failed posts: {len(plan['to_retry'])} to retry, "
-            f"{len(plan['retry_later'])} to retry later, {len(plan['skipped'])} skipped"
+        plan = plan_recovery(
+            records,
+            dry_run=params["dry_run"],
+            max_wait_hint=params["max_wait_hint"],
+            ask_person=params["ask_person"] and ASKS_PEOPLE,
+            repost_spent=params["repost_spent"],
         )
-        for later in plan["retry_later"]:
-            print(f"retry later {later['id']}: {later['reason']}")
-        for skipped in plan["skipped"]:
-            print(f"skip {skipped['id']}: {skipped['reason']}")
-        ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
-        return plan["to_retry"]
+        print(
+            f"{len(records)} failed posts: {len(plan['to_retry'])} to retry "
+            f"({len(plan['waits'])} after a wait), {len(plan['needs_person'])} for a person, "
+            f"{len(plan['spent'])} to repost, {len(plan['retry_later'])} to retry later, "
+            f"{len(plan['skipped'])} skipped"
+        )
+        for entry in plan["waits"] + plan["retry_later"] + plan["skipped"]:
+            print(f"{entry['id']}: {entry['reason']}")
+        return push_plan(ti, plan)
 
-    retries = RetryPostOperator.partial(
-        task_id="retry_post",
-        deferrable=True,
-        batch_wait="{{ params.batch_wait }}",
-        poll_interval="{{ params.poll_interval }}",
-        timeout=1800,
-        # Safe to repeat: each attempt reads the post first and never sends a second retry. What no
-        # attempt can fix fails at once (final errors); on Airflow 3.3+ the retry policy waits out a 429.
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        **retry_policy_args(),
-    ).expand(post_id=find_failed_posts())
-
-    @task(trigger_rule="all_done")
-    def report(ti: Any = None) -> dict[str, Any]:
-        """Aggregate the retry tasks' summaries into one table; every planned post is accounted for."""
-        return report_run(ti, "find_failed_posts")
-
-    retries >> report()
+    recover(find_failed_posts(), "find_failed_posts")

@@ -5,8 +5,9 @@ Nobody triggers this DAG: it is scheduled on the asset `ayrshare_failed_posts`, 
 `AssetWatcher` updates whenever `FailedPostsTrigger` (in the triggerer) sees posts that failed
 since it last looked (`GET /api/history?status=error`, once a minute by default, the time
 Ayrshare caches that answer). Each run reads the posts its events name, decides per post as the
-recovery DAG does (skips with reasons, "retry later" for Instagram's wait hints), retries each
-retryable post **exactly once** with `RetryPostOperator`, and ends with the same report.
+recovery DAG does, with the same steps and params: retries each retryable post **exactly once**
+(after its network's wait hint, within `max_wait_hint`), asks a person about the posts only a
+person can unblock (Airflow 3.1+), reposts spent ones when `repost_spent`, and reports them all.
 
 Connection: `ayrshare_default`. A post that failed before the watcher first looked is not
 reported: `ayrshare_failed_post_recovery` is for those. Requires Airflow 3.0+ (on 2.11 this file
@@ -16,15 +17,12 @@ defines no DAG and says so).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from ayrshare_provider.operators.ayrshare import RetryPostOperator
-from ayrshare_provider.recovery import plan_recovery, report_run
-from ayrshare_provider.retry_policy import retry_policy_args
-from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY
+from ayrshare_provider.recovery import plan_recovery, push_plan
+from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_params
 
 try:
     from airflow.sdk import Asset, AssetWatcher
@@ -52,11 +50,14 @@ else:
         catchup=False,
         tags=["ayrshare", "example"],
         doc_md=__doc__,
+        params=recovery_params(),
     ):
 
         @task
-        def plan_failed_posts(triggering_asset_events: Any = None, ti: Any = None) -> list[str]:
-            """Read each post the watcher's events name, decide retry or skip; return the ids to retry."""
+        def plan_failed_posts(
+            params: dict[str, Any], triggering_asset_events: Any = None, ti: Any = None
+        ) -> list[str]:
+            """Read each post the watcher's events name, and sort them into the recovery's paths."""
             from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
             post_ids = list(
@@ -68,27 +69,17 @@ else:
                 )
             )
             hook = AyrshareHook()
-            plan = plan_recovery([hook.get_post(post_id) for post_id in post_ids])
+            plan = plan_recovery(
+                [hook.get_post(post_id) for post_id in post_ids],
+                max_wait_hint=params["max_wait_hint"],
+                ask_person=params["ask_person"] and ASKS_PEOPLE,
+                repost_spent=params["repost_spent"],
+            )
             print(
                 f"{len(post_ids)} newly failed posts: {len(plan['to_retry'])} to retry, "
+                f"{len(plan['needs_person'])} for a person, {len(plan['spent'])} to repost, "
                 f"{len(plan['retry_later'])} to retry later, {len(plan['skipped'])} skipped"
             )
-            ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
-            return plan["to_retry"]
+            return push_plan(ti, plan)
 
-        retries = RetryPostOperator.partial(
-            task_id="retry_post",
-            deferrable=True,
-            batch_wait=True,
-            timeout=1800,
-            retries=2,
-            retry_delay=timedelta(seconds=30),
-            **retry_policy_args(),
-        ).expand(post_id=plan_failed_posts())
-
-        @task(trigger_rule="all_done")
-        def report(ti: Any = None) -> dict[str, Any]:
-            """Every post of the run with its outcome, as the recovery DAG reports it."""
-            return report_run(ti, "plan_failed_posts")
-
-        retries >> report()
+        recover(plan_failed_posts(), "plan_failed_posts")

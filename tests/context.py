@@ -1,6 +1,6 @@
 """The stand-ins of the unit tests: a task instance that records XCom pushes, and a task state store.
 
-Direct operator tests call ``execute(context)``; only ``context["ti"].xcom_push`` and
+Direct operator tests call ``execute(context)``; only ``context["ti"]``'s XComs (its own) and
 ``context["task_state_store"]`` are used. DAG and full-stack tests cover the same paths with
 real task instances.
 """
@@ -11,11 +11,20 @@ from typing import Any
 
 
 class RecordingTI:
+    """One try of a task instance: its XComs start empty, as a new try's do."""
+
+    task_id = "task"
+    map_index = -1
+
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, map_indexes) == (self.task_id, self.map_index), "only its own XComs"
+        return self.xcoms.get(key)
 
 
 class StateStore(dict):

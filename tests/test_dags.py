@@ -112,4 +112,14 @@ def test_the_watcher_dag_is_scheduled_on_failed_posts_or_says_why_not(airflow_db
     assert isinstance(watcher.trigger, FailedPostsTrigger)
     assert watcher.trigger.serialize()[1]["ayrshare_conn_id"] == "ayrshare_default"
     dag = load_dag("ayrshare_recover_on_failure")
-    assert set(dag.task_ids) == {"plan_failed_posts", "retry_post", "report"}
+    from ayrshare_provider.recovery_steps import ASKS_PEOPLE
+
+    person_steps = {"ask_person", "retry_chosen_post"} if ASKS_PEOPLE else set()
+    assert set(dag.task_ids) == {
+        "plan_failed_posts",
+        "retry_post",
+        "choose_reposts",
+        "repost_post",
+        "report",
+        *person_steps,
+    }

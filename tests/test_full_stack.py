@@ -6,6 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,28 +48,56 @@ def stack(emulator_for_stack):
         assert airflow.processes_left() == [], "airflow standalone left processes behind"
 
 
-@pytest.fixture(scope="module")
-def recovery_run(stack) -> dict:
-    """The recovery DAG triggered over REST, watched until it ends: its run id and the states seen."""
-    stack.wait_for_dag(DAG_ID)
-    stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-    run_id = stack.api(
-        "POST",
-        f"/dags/{DAG_ID}/dagRuns",
-        json={"logical_date": None, "conf": {"last_days": 0, "poll_interval": 1}},
-    )["dag_run_id"]
+def texts_to_ids(emulator: Emulator) -> dict[str, str]:
+    return {post.record["post"]: post.id for post in emulator.state.posts.values()}
+
+
+def hitl_path(run_id: str) -> str:
+    return f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ask_person/-1/hitlDetails"
+
+
+def watch_run(stack: Standalone, run_id: str, on_states: Any = None, timeout: float = 300) -> dict:
+    """Watch a recovery run until it ends: its final state, the retry states seen, its task instances."""
     seen: set[str] = set()
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100})[
             "task_instances"
         ]
         seen |= {ti["state"] for ti in instances if ti["task_id"] == "retry_post" and ti["state"]}
+        if on_states is not None:
+            on_states({ti["task_id"]: ti["state"] for ti in instances if ti["map_index"] == -1})
         state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             return {"run_id": run_id, "state": state, "retry_states_seen": seen, "instances": instances}
         time.sleep(0.5)
-    raise AssertionError(f"the recovery run did not end in 300 s; retry_post states seen: {seen}")
+    raise AssertionError(f"the recovery run did not end in {timeout} s; retry_post states seen: {seen}")
+
+
+@pytest.fixture(scope="module")
+def recovery_run(stack, emulator_for_stack) -> dict:
+    """
+    The recovery DAG triggered over REST with waits, a person and reposts on, watched until it ends;
+    when it asks a person, the admin answers over REST: retry "Needs a relink" (relinked), not the rest.
+    """
+    stack.wait_for_dag(DAG_ID)
+    stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    conf = {"last_days": 0, "poll_interval": 1, "max_wait_hint": 120, "repost_spent": True}
+    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
+        "dag_run_id"
+    ]
+    asked: dict[str, Any] = {}
+
+    def answer_the_person_step(states: dict[str, str]) -> None:
+        if asked or states.get("ask_person") not in ("awaiting_input", "deferred"):
+            return
+        asked["states"] = dict(states)
+        asked["request"] = stack.api("GET", hitl_path(run_id))
+        relink = texts_to_ids(emulator_for_stack)["Needs a relink"]
+        [option] = [option for option in asked["request"]["options"] if relink in option]
+        asked["answer"] = stack.api("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
+
+    return {**watch_run(stack, run_id, answer_the_person_step), "asked": asked}
 
 
 def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulator_for_stack, recovery_run):
@@ -80,24 +109,46 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
         "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
     )["value"]
     assert report["counts"] == {
-        "recovered": 7,
-        "failed_again": 3,
+        "recovered": 8,
+        "recovered_after_wait": 0,  # "Story of the hour" waited 30 s from the emulator's start: over by now
+        "retried_for_person": 1,
+        "reposted": 3,
+        "failed_again": 0,
+        "left_by_person": 1,
         "retry_later": 1,
-        "skipped": 3,
+        "skipped": 1,
         "unknown": 0,
     }
+    ids = texts_to_ids(emulator_for_stack)
+    assert [entry["id"] for entry in report["retried_for_person"]] == [ids["Needs a relink"]]
+    assert report["left_by_person"] == [
+        {
+            "id": ids["Same text twice"],
+            "by": ADMIN,
+            "fix": "twitter: change the text: X refuses a duplicate of an earlier post",
+        }
+    ]
+    assert "\n".join(report["table"]).count("\n") == len(report["table"]) - 1  # the table, line by line
     counters = emulator_for_stack.state.counters()
-    retried = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
+    retried = [
+        entry["id"]
+        for outcome in ("recovered", "retried_for_person", "reposted")
+        for entry in report[outcome]
+    ]
     assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried} == dict.fromkeys(retried, 1)
-    assert sum(counters["retry_puts"].values()) == 10
+    assert sum(counters["retry_puts"].values()) == 12
+    assert sorted(counters["posts_created"].values()) == [1, 1, 1]  # one repost each
     # The waits shared the triggerer's history listings (batch_wait): no post was polled on its own.
-    # 11 reads: each retry task's read before its PUT, and the "already retried" post's read after its 329;
-    # plus one per extra attempt: Airflow 3.3's scheduler can take a late executor event for a resumed
-    # task as a kill and run it again, and the new attempt reads, finds the retry done and sends none.
+    # 16 reads: each retry task's read before its PUT (11 + 1 chosen by the person), the "already
+    # retried" post's read after its 329, each repost's read of its original (3); plus one per extra
+    # attempt: Airflow 3.3's scheduler can take a late executor event for a resumed task as a kill and
+    # run it again, and the new attempt reads, finds the retry done and sends none.
     extra_attempts = sum(
-        ti["try_number"] - 1 for ti in recovery_run["instances"] if ti["task_id"] == "retry_post"
+        ti["try_number"] - 1
+        for ti in recovery_run["instances"]
+        if ti["task_id"] in ("retry_post", "retry_chosen_post", "repost_post")
     )
-    assert counters["requests"]["GET /api/post/{id}"] == 11 + extra_attempts
+    assert counters["requests"]["GET /api/post/{id}"] == 16 + extra_attempts
     assert counters["requests"]["GET /api/history"] >= 2  # the DAG's listing of failed posts, then the waits'
 
     one = next(
@@ -113,6 +164,43 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
         )
     )
     assert "Pausing task as DEFERRED" in log  # the worker let go of the slot while the triggerer polled
+
+
+def test_a_person_is_asked_in_airflow_and_only_their_choice_is_retried(
+    stack, emulator_for_stack, recovery_run
+):
+    asked = recovery_run["asked"]
+    assert asked, "the run never asked a person"
+    assert asked["states"]["ask_person"] == "awaiting_input"  # Airflow 3.3: parked, no slot, no trigger
+    request, ids = asked["request"], texts_to_ids(emulator_for_stack)
+    assert request["subject"] == "Failed Ayrshare posts: which ones did you fix?"
+    assert request["multiple"] is True and request["defaults"] == ["Retry none"]
+    assert sorted(request["options"]) == sorted(
+        ["Retry none", f"Retry {ids['Needs a relink']} (Facebook)", f"Retry {ids['Same text twice']} (X)"]
+    )
+    assert "relink Facebook for this profile" in request["body"]
+    assert "change the text: X refuses a duplicate of an earlier post" in request["body"]
+    assert asked["answer"]["responded_by"]["name"] == ADMIN
+    counters = emulator_for_stack.state.counters()
+    assert counters["retry_puts"].get(ids["Same text twice"]) is None  # left by the person: never sent
+
+
+def test_no_answer_in_time_retries_nothing(stack, emulator_for_stack, recovery_run):
+    # After the first run, the only failed X post is the duplicate the person left.
+    conf = {"last_days": 0, "platforms": ["twitter"], "person_timeout": 2, "poll_interval": 1}
+    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
+        "dag_run_id"
+    ]
+    run = watch_run(stack, run_id, timeout=120)  # the scheduler ends the wait at its next timeout sweep
+    assert run["state"] == "success"
+    report = stack.api(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
+    duplicate = texts_to_ids(emulator_for_stack)["Same text twice"]
+    assert [(entry["id"], entry["by"]) for entry in report["left_by_person"]] == [
+        (duplicate, "nobody: no answer in time")
+    ]
+    assert emulator_for_stack.state.counters()["retry_puts"].get(duplicate) is None
 
 
 WATCHER_DAG_ID = "ayrshare_recover_on_failure"
@@ -355,7 +443,14 @@ def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_c
             f"/dags/{DAG_ID}/dagRuns",
             json={
                 "logical_date": None,
-                "conf": {"last_days": 0, "limit": 1000, "poll_interval": 0.5, "batch_wait": False},
+                "conf": {
+                    "last_days": 0,
+                    "limit": 1000,
+                    "poll_interval": 0.5,
+                    "batch_wait": False,
+                    "ask_person": False,
+                    "max_wait_hint": 0,
+                },
             },
         )["dag_run_id"]
         deadline = time.monotonic() + 420

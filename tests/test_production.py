@@ -115,7 +115,10 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     run_id = stack.api(
         "POST",
         f"/dags/{DAG_ID}/dagRuns",
-        json={"logical_date": None, "conf": {"last_days": 0, "limit": 1000, "poll_interval": 2}},
+        json={
+            "logical_date": None,
+            "conf": {"last_days": 0, "limit": 1000, "poll_interval": 2, "ask_person": False},
+        },
     )["dag_run_id"]
 
     def retry_tasks() -> list[dict[str, Any]]:

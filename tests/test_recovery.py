@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ayrshare_provider.emulator import scenarios
-from ayrshare_provider.recovery import build_report, format_report, plan_recovery
+from ayrshare_provider.recovery import build_report, format_report, plan_recovery, posts_to_repost
 from tests.airflow_compat import stored_xcoms
-from tests.helpers import SECRETS, error_post, load_dag
+from tests.helpers import SECRETS, error_post, failed_post, load_dag, seed_posts
 
 
 def test_plan_skips_published_and_hopeless_posts_with_reasons():
@@ -49,17 +49,100 @@ def test_report_accounts_for_every_post_exactly_once():
         None,
     ]
     report = build_report(plan, summaries)
-    assert report["counts"] == {
+    assert {outcome: count for outcome, count in report["counts"].items() if count} == {
         "recovered": 1,
         "failed_again": 2,
-        "retry_later": 0,
         "skipped": 1,
         "unknown": 1,
     }
     assert report["unknown"][0]["id"] == "lost"
     table = format_report(report)
     assert "instagram: code 138 rejected" in table and "already retried before" in table
-    assert table.splitlines()[-1] == "1 recovered, 2 failed again, 0 to retry later, 1 skipped, 1 unknown"
+    assert table.splitlines()[-1].startswith("1 recovered, 0 recovered after a wait, 0 retried, a person")
+    assert table.splitlines()[-1].endswith(
+        "2 failed again, 0 left by a person, 0 retry later, 1 skipped, 1 unknown"
+    )
+
+
+def test_the_plan_sends_each_post_down_its_path_when_waits_people_and_reposts_are_on():
+    sent = datetime.now(UTC) - timedelta(hours=1)
+    soon = error_post("ig-soon", platform="instagram", code=435, created=sent.isoformat())
+    soon["errors"][0]["details"] = 3600 + 60  # a minute from now
+    late = error_post("ig-late", platform="instagram", code=435, created=sent.isoformat())
+    late["errors"][0]["details"] = 86400
+    records = [
+        error_post("now"),
+        soon,
+        late,
+        error_post("relink", code=161, platform="facebook"),
+        error_post("spent", code=329),
+    ]
+    plan = plan_recovery(records, max_wait_hint=600, ask_person=True, repost_spent=True)
+    assert plan["to_retry"] == ["now", "ig-soon"]
+    assert [wait["id"] for wait in plan["waits"]] == ["ig-soon"]
+    assert [later["id"] for later in plan["retry_later"]] == ["ig-late"]
+    assert plan["spent"] == ["spent"] and plan["skipped"] == []
+    [person] = plan["needs_person"]
+    assert person["id"] == "relink"
+    assert person["networks"][0]["fix"] == "relink Facebook for this profile"
+
+    off = plan_recovery(records, max_wait_hint=None)
+    reasons = {entry["id"]: entry["reason"] for entry in off["skipped"]}
+    assert "ask_person asks a person" in reasons["relink"] and "repost_spent reposts it" in reasons["spent"]
+    assert off["to_retry"] == ["now"] and len(off["retry_later"]) == 2
+
+
+def test_spent_and_failed_again_posts_are_reposted_and_reported_with_their_new_post():
+    plan = {
+        "to_retry": ["ok", "again", "waited"],
+        "spent": ["spent"],
+        "needs_person": [
+            {"id": "fixed", "networks": [{"platform": "facebook", "fix": "relink Facebook"}]},
+            {"id": "left", "networks": [{"platform": "twitter", "fix": "change the text"}]},
+        ],
+        "skipped": [],
+    }
+    failed = {"published": False, "status": "error", "action": "retried", "networks": []}
+    summaries = [
+        {"id": "ok", "published": True, "action": "retried", "post_url": "u1", "retried_at": "t1"},
+        {"id": "again", **failed},
+        {"id": "waited", "published": True, "action": "retried", "post_url": "u2", "waited_until": "w"},
+    ]
+    assert posts_to_repost(plan, summaries) == ["spent", "again"]
+    reposts = [
+        {
+            "id": "spent",
+            "repost_id": "new1",
+            "published": True,
+            "reposted_networks": ["facebook"],
+            "post_url": "u3",
+        },
+        {"id": "again", "repost_id": "new2", "published": False, "status": "error", "networks": []},
+    ]
+    person = {"chosen": ["fixed"], "responded_by": "Ada", "timed_out": False}
+    chosen = [{"id": "fixed", "published": True, "action": "retried", "post_url": "u4"}]
+    report = build_report(plan, summaries, person=person, chosen_summaries=chosen, repost_summaries=reposts)
+    ids = {outcome: [entry["id"] for entry in report[outcome]] for outcome in report if outcome != "counts"}
+    assert ids == {
+        "recovered": ["ok"],
+        "recovered_after_wait": ["waited"],
+        "retried_for_person": ["fixed"],
+        "reposted": ["spent"],
+        "failed_again": ["again"],
+        "left_by_person": ["left"],
+        "retry_later": [],
+        "skipped": [],
+        "unknown": [],
+    }
+    assert report["reposted"][0]["repost_id"] == "new1"
+    assert "reposted as new2" in report["failed_again"][0]["reason"]
+    assert report["left_by_person"][0] == {"id": "left", "by": "Ada", "fix": "twitter: change the text"}
+    table = format_report(report)
+    assert "as new post new1 to facebook: u3" in table and "chosen by Ada" in table
+
+    timed_out = build_report(plan, summaries, person={"chosen": [], "responded_by": None})
+    assert [entry["by"] for entry in timed_out["left_by_person"]] == ["nobody: no answer in time"] * 2
+    assert build_report(plan, summaries)["counts"]["unknown"] == 3  # no answer, no reposts: said, not lost
 
 
 def test_a_retry_that_did_not_end_or_was_not_sent_is_not_reported_as_failed_again():
@@ -69,10 +152,7 @@ def test_a_retry_that_did_not_end_or_was_not_sent_is_not_reported_as_failed_agai
         {"id": "changed", "status": "paused", "published": False, "action": "not_retried", "networks": []},
     ]
     report = build_report(plan, summaries)
-    assert report["counts"] == {
-        "recovered": 0,
-        "failed_again": 0,
-        "retry_later": 0,
+    assert {outcome: count for outcome, count in report["counts"].items() if count} == {
         "skipped": 1,
         "unknown": 1,
     }
@@ -99,18 +179,36 @@ def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment
 
 
 @pytest.mark.dag
-def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db, emulator_conn, capfd):
+def test_the_recovery_dag_waits_out_short_hints_and_reposts_spent_posts_once(
+    airflow_db, emulator_conn, capfd
+):
     scenarios.demo(emulator_conn.state)
+    # A post published on LinkedIn whose Facebook fails again after its retry: reposted to Facebook only.
+    half = scenarios.add_failed(
+        emulator_conn.state,
+        "",
+        ["linkedin", "facebook"],
+        {"facebook": scenarios.TRANSIENT},
+        fails_again={"facebook": scenarios.REJECTED},
+        published=["linkedin"],
+        text="Half out, fails again",
+        age_days=1,
+        mediaUrls=["https://img.example.com/a.png"],
+        instagramOptions={"shareReelsFeed": False},
+    )
+    conf = {"poll_interval": 0.2, "max_wait_hint": 120, "ask_person": False, "repost_spent": True}
     dag = load_dag("ayrshare_failed_post_recovery")
-    dag_run = dag.test(run_conf={"poll_interval": 0.2})
+    dag_run = dag.test(run_conf=conf)
     output = capfd.readouterr().out
     assert dag_run.state == "success"
 
     report = stored_xcoms(dag.dag_id, dag_run.run_id)[("report", "return_value", -1)]
-
     texts = {post.id: post.record["post"] for post in emulator_conn.state.posts.values()}
-    buckets = ("recovered", "failed_again", "retry_later", "skipped")
-    outcome = {bucket: sorted(texts[entry["id"]] for entry in report[bucket]) for bucket in buckets}
+    outcome = {
+        name: sorted(texts[entry["id"]] for entry in report[name])
+        for name in report["counts"]
+        if report[name]
+    }
     assert outcome == {
         "recovered": [
             "Behind the scenes",
@@ -121,17 +219,59 @@ def test_the_recovery_dag_recovers_the_demo_posts_with_one_retry_each(airflow_db
             "Our Q4 report is out",
             "We are hiring (half published)",
         ],
-        "failed_again": ["Carousel of the week", "Event reminder", "Infographic"],
+        "recovered_after_wait": ["Story of the hour"],
+        "reposted": ["Carousel of the week", "Event reminder", "Half out, fails again", "Infographic"],
         "retry_later": ["Reel of the day"],
         "skipped": ["Needs a relink", "Published despite the error", "Same text twice"],
     }
-    assert report["unknown"] == []
-    # Exactly one retry PUT per retried post; none for the skipped ones.
+    # The short hint: retried once, not before its moment.
+    [waited] = report["recovered_after_wait"]
+    assert datetime.fromisoformat(waited["retried_at"]) >= datetime.fromisoformat(waited["waited_until"])
     counters = emulator_conn.state.counters()
-    retried_ids = [entry["id"] for entry in report["recovered"] + report["failed_again"]]
-    assert {post_id: counters["retry_puts"].get(post_id) for post_id in retried_ids} == dict.fromkeys(
-        retried_ids, 1
-    )
-    assert sum(counters["retry_puts"].values()) == 10
-    assert "7 recovered, 3 failed again, 1 to retry later, 3 skipped, 0 unknown" in output
+    retried = [entry["id"] for entry in report["recovered"] + report["recovered_after_wait"]]
+    retried += [entry["id"] for entry in report["reposted"]]
+    assert all(counters["retry_puts"].get(post_id, 0) <= 1 for post_id in retried)
+    assert sum(counters["retry_puts"].values()) == 12
+    # Each repost: one new post, to only the networks that did not publish, with the original's media.
+    reposts = {entry["id"]: entry for entry in report["reposted"]}
+    assert reposts[half.id]["networks"] == ["facebook"]
+    new_post = emulator_conn.state.posts[reposts[half.id]["repost_id"]].record
+    assert new_post["platforms"] == ["facebook"] and new_post["mediaUrls"] == [
+        "https://img.example.com/a.png"
+    ]
+    assert new_post["instagramOptions"] == {"shareReelsFeed": False}
+    assert sorted(counters["posts_created"].values()) == [1, 1, 1, 1]
+    assert "8 recovered" not in output and "4 reposted" in output
     assert not any(secret in str(report) for secret in SECRETS)
+
+
+@pytest.mark.dag
+def test_a_repost_whose_answer_is_lost_and_a_second_run_make_one_post(airflow_db, emulator_conn):
+    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
+    emulator_conn.faults.add({"endpoint": "POST /api/post", "sequence": ["apply_then_drop"]})
+    conf = {"poll_interval": 0.2, "ask_person": False, "repost_spent": True}
+    dag = load_dag("ayrshare_failed_post_recovery")
+    first = dag.test(run_conf=conf)
+    second = dag.test(run_conf=conf)  # the original is still failed: the same repost comes back
+    assert first.state == second.state == "success"
+    counters = emulator_conn.state.counters()
+    [key] = counters["posts_created"]
+    assert key == f"airflow-repost-{spent}-facebook"
+    assert counters["posts_created"][key] == 1 and counters["idempotent_replays"][key] == 2
+    assert counters["retry_puts"].get(spent) is None  # a spent retry is never sent again
+    reports = [
+        stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)] for run in (first, second)
+    ]
+    assert [report["reposted"][0]["repost_id"] for report in reports] == [
+        reports[0]["reposted"][0]["repost_id"]
+    ] * 2
+
+
+def _already_retried(platform: str) -> dict:
+    return {
+        "action": "post",
+        "status": "error",
+        "code": 329,
+        "message": "Already retried.",
+        "platform": platform,
+    }

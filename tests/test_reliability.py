@@ -114,7 +114,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
             rate_limit_delay=timedelta(seconds=1)
         )
     started = time.monotonic()
-    dag_run = dag.test(run_conf={"last_days": 0, "limit": 1000, "poll_interval": 0.2})
+    dag_run = dag.test(run_conf={"last_days": 0, "limit": 1000, "poll_interval": 0.2, "ask_person": False})
     elapsed = time.monotonic() - started
     assert dag_run.state == "success"
 

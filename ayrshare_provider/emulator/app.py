@@ -197,6 +197,55 @@ def _date_param(request: Request, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# What a created record keeps of its request besides text and platforms: what changes what is published.
+_KEPT_FIELDS = ("isVideo", "firstComment", "shortenLinks", "idempotencyKey")
+
+
+def _idempotency_key(body: dict[str, Any]) -> str | None:
+    """The request's ``idempotencyKey``, or ``None`` without one; any other value is Ayrshare's 400."""
+    if "idempotencyKey" not in body:
+        return None
+    key = body["idempotencyKey"]
+    if not isinstance(key, str) or not key:
+        raise ApiError(400, 101, "idempotencyKey must be a non-empty string.")
+    return key
+
+
+def _sent_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's media, per-network options (``instagramOptions``, ...) and flags, for the record."""
+    kept = {name: value for name, value in body.items() if name in _KEPT_FIELDS or name.endswith("Options")}
+    if isinstance(body.get("mediaUrls"), list):  # else the record keeps its default, an empty list
+        kept["mediaUrls"] = body["mediaUrls"]
+    return kept
+
+
+def _publish(state: State, request: Request, body: dict[str, Any]) -> tuple[StoredPost, int]:
+    """A new post as the networks answer it, and its HTTP status: 400 when any network failed."""
+    platforms: list[str] = body["platforms"]
+    fail = set(body.get("_emulator_fail", []))  # which networks fail: the emulator's own extension
+    errors = {p: scenarios.TRANSIENT for p in platforms if p in fail}
+    if any(p in X_PLATFORMS for p in platforms) and not has_x_credentials(request.headers):
+        errors.update(
+            {
+                p: (272, "X/Twitter requires your own X API key and secret.")
+                for p in platforms
+                if p in X_PLATFORMS
+            }
+        )
+    post = scenarios.add_failed(
+        state,
+        _profile(request),
+        platforms,
+        errors,
+        text=body["post"],
+        age_days=0,
+        published=[p for p in platforms if p not in errors],
+        status="error" if errors else "success",
+        **_sent_fields(body),
+    )
+    return post, 400 if errors else 200
+
+
 def create_app(state: State, faults: Faults) -> Any:
     """The emulator as an ASGI app (FastAPI inside :class:`ServiceRules`)."""
     uvicorn_errors = logging.getLogger("uvicorn.error")
@@ -215,27 +264,10 @@ def create_app(state: State, faults: Faults) -> Any:
         platforms = body.get("platforms")
         if not isinstance(body.get("post"), str) or not isinstance(platforms, list) or not platforms:
             raise ApiError(400, 101, "post (text) and platforms (list) are required.")
-        fail = set(body.get("_emulator_fail", []))  # which networks fail: the emulator's own extension
-        errors = {p: scenarios.TRANSIENT for p in platforms if p in fail}
-        if any(p in X_PLATFORMS for p in platforms) and not has_x_credentials(request.headers):
-            errors.update(
-                {
-                    p: (272, "X/Twitter requires your own X API key and secret.")
-                    for p in platforms
-                    if p in X_PLATFORMS
-                }
-            )
-        post = scenarios.add_failed(
-            state,
-            _profile(request),
-            platforms,
-            errors,
-            text=body["post"],
-            age_days=0,
-            published=[p for p in platforms if p not in errors],
-            status="error" if errors else "success",
+        post, status = state.create_once(
+            _profile(request), _idempotency_key(body), lambda: _publish(state, request, body)
         )
-        return JSONResponse(state.view(post), status_code=400 if errors else 200)
+        return JSONResponse(state.view(post), status_code=status)
 
     @api.get("/api/post/{post_id}")
     @api.get("/api/history/{post_id}")

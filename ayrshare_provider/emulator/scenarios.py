@@ -1,7 +1,7 @@
 """Named sets of posts the emulator starts with.
 
 - ``empty``: no posts.
-- ``demo``: fourteen failed posts across networks, each a case a recovery must get right.
+- ``demo``: fifteen failed posts across networks, each a case a recovery must get right.
 - ``bulk``: ``count`` failed posts with seeded variety, for soak tests and benchmarks.
 """
 
@@ -25,6 +25,7 @@ REJECTED = (138, "The network rejected the post. Please try again later.")
 NOT_LINKED = (156, "The social network is not linked to this profile. Please link it first.")
 INSTAGRAM_LIMIT = (435, "Instagram rate limit: the account reached its 50 posts per 24 hours. Please wait.")
 INSTAGRAM_LIMIT_WAIT = 86400  # seconds, in the error's details: Meta's Retry-After
+INSTAGRAM_SHORT_WAIT = 30  # seconds: a wait a demo run outlasts
 
 
 def add_failed(
@@ -154,6 +155,11 @@ def demo(state: State, profile: str = "") -> None:
         state, profile, ["instagram"], {"instagram": INSTAGRAM_LIMIT}, text="Reel of the day", age_days=0.25
     )
     late.record["errors"][0]["details"] = INSTAGRAM_LIMIT_WAIT
+    # Instagram asked to wait half a minute from now: a recovery waits it out and retries in its run.
+    soon = add_failed(
+        state, profile, ["instagram"], {"instagram": INSTAGRAM_LIMIT}, text="Story of the hour", age_days=0
+    )
+    soon.record["errors"][0]["details"] = INSTAGRAM_SHORT_WAIT
     # And one that never failed, so history has more than failures.
     add_failed(
         state,

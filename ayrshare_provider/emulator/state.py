@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ayrshare_provider.emulator.records import network_error, network_post
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 X_PLATFORMS = frozenset({"twitter", "x"})
 X_AUTH_CODE = 272
@@ -109,6 +109,10 @@ class State:
         self.retries_refused: Counter[str] = Counter()  # answered 329
         self.rate_limited = 0
         self.clients: set[tuple[str, int]] = set()
+        self.posts_created: Counter[str] = Counter()  # by idempotency key; "" for posts sent without one
+        self.idempotent_replays: Counter[str] = Counter()  # by idempotency key
+        # (profile, idempotency key) -> (post id, HTTP status of the first answer): what a repeat answers.
+        self._idempotent: dict[tuple[str, str], tuple[str, int]] = {}
         self._windows: dict[str, tuple[float, int]] = {}
         self._history_answers: dict[Any, tuple[float, dict[str, Any]]] = {}
 
@@ -164,6 +168,27 @@ class State:
                 cached = (now, build())
                 self._history_answers[key] = cached
             return copy.deepcopy(cached[1])
+
+    def create_once(
+        self, profile: str, key: str | None, create: Callable[[], tuple[StoredPost, int]]
+    ) -> tuple[StoredPost, int]:
+        """
+        ``POST /api/post``'s post and HTTP status: made by ``create``, or the one made before under ``key``.
+
+        :param profile: the Profile Key; an idempotency key counts within its profile only.
+        :param key: the request's ``idempotencyKey``; ``None`` always creates a new post.
+        :param create: makes the post and tells the status of its answer (run under the lock).
+        """
+        with self.lock:  # check and remember at once: two concurrent repeats must not both create
+            if key is not None and (profile, key) in self._idempotent:
+                self.idempotent_replays[key] += 1
+                post_id, status = self._idempotent[(profile, key)]
+                return self.find(post_id, profile), status
+            post, status = create()
+            self.posts_created[key or ""] += 1
+            if key is not None:
+                self._idempotent[(profile, key)] = (post.id, status)
+            return post, status
 
     # -- the retry ------------------------------------------------------------------------
 
@@ -270,6 +295,8 @@ class State:
                 "retries_refused": dict(self.retries_refused),
                 "rate_limited": self.rate_limited,
                 "connections_opened": len(self.clients),
+                "posts_created": dict(self.posts_created),
+                "idempotent_replays": dict(self.idempotent_replays),
             }
 
     def reset_counters(self) -> None:
@@ -280,6 +307,8 @@ class State:
             self.retries_refused.clear()
             self.rate_limited = 0
             self.clients.clear()
+            self.posts_created.clear()
+            self.idempotent_replays.clear()
 
 
 def _still_throttled(record: dict[str, Any]) -> dict[str, tuple[int, str]]:

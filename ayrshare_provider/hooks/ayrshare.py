@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ayrshare_provider.rate_budget import Claim
 
 RETRY_CALL = "PUT /api/post/retry"
+CREATE_CALL = "POST /api/post"
 POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
 USER_CALL = "GET /api/user"
@@ -123,9 +124,18 @@ def _retry_after(headers: Any) -> float | None:
         return reset_seconds(headers)
 
 
-def _answer(status: int, text: str, headers: Any, call: str, post_id: str | None) -> dict[str, Any]:
+def _answer(
+    status: int, text: str, headers: Any, call: str, post_id: str | None, created_post_ok: bool = False
+) -> dict[str, Any]:
     """An answer's JSON object, or its typed error (both halves of the hook end here)."""
-    return parse_response(status, text, call=call, post_id=post_id, retry_after=_retry_after(headers))
+    return parse_response(
+        status,
+        text,
+        call=call,
+        post_id=post_id,
+        retry_after=_retry_after(headers),
+        created_post_ok=created_post_ok,
+    )
 
 
 class AyrshareHook(HttpHook):
@@ -335,12 +345,14 @@ class AyrshareHook(HttpHook):
         call: str,
         post_id: str | None = None,
         options: dict[str, Any] | None = None,
+        created_post_ok: bool = False,
         **request: Any,
     ) -> dict[str, Any]:
         """
         One request, once: claim a call of the profile's budget, send, learn the budget, parse.
 
         :param options: ``timeout`` (seconds), ``verify``, ``proxies``, ``cert``, ``allow_redirects``.
+        :param created_post_ok: see :func:`~ayrshare_provider.exceptions.parse_response`.
         """
         target, session, options = self._connect(), self.get_conn(), options or {}
         settings = target.settings
@@ -366,7 +378,7 @@ class AyrshareHook(HttpHook):
             target.budget.settle(claim)  # a task timeout or a kill signal: the claim ends all the same
             raise
         target.budget.settle(claim, response.status_code, response.headers)
-        return _answer(response.status_code, response.text, response.headers, call, post_id)
+        return _answer(response.status_code, response.text, response.headers, call, post_id, created_post_ok)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
         if self._retrying is None:  # built once: tenacity keeps each call's state per thread
@@ -471,6 +483,47 @@ class AyrshareHook(HttpHook):
             "The answer to the retry of post %s was lost, but the post is now %r: it landed", post_id, status
         )
         return {"status": status, "id": post_id}
+
+    def create_post(self, body: dict[str, Any], *, post_id: str | None = None) -> dict[str, Any]:
+        """
+        Create a post (``POST /api/post``) that carries an ``idempotencyKey``; return its record.
+
+        The key makes the write safe to send again: Ayrshare answers a repeated key with the post
+        the first request created, and creates none. So it is sent again, like a read, after a 5xx
+        or a lost answer; after a 429 once more at most. A 400 that carries the new post's record
+        (a network refused it) is that record, not an error: the post exists.
+
+        :param body: the post: ``post``, ``platforms``, options, and ``idempotencyKey`` (required).
+        :param post_id: the post this one stands in for, named in errors.
+        """
+        if not isinstance(body.get("idempotencyKey"), str) or not body["idempotencyKey"]:
+            raise AyrshareConfigError(
+                "create_post sends only posts with an idempotencyKey: without one, a lost answer could "
+                "make a second post",
+                call=CREATE_CALL,
+                post_id=post_id,
+            )
+        rate_limited = 0
+
+        def send_once() -> dict[str, Any]:
+            nonlocal rate_limited
+            try:
+                return self._send("POST", "/api/post", CREATE_CALL, post_id, json=body, created_post_ok=True)
+            except AyrshareRateLimitError:
+                rate_limited += 1
+                raise
+
+        def send_again(retry_state: tenacity.RetryCallState) -> bool:
+            error = retry_state.outcome.exception() if retry_state.outcome else None
+            if isinstance(error, AyrshareRateLimitError):
+                return rate_limited < 2  # Ayrshare: a 429 write at most once more, after backing off
+            return isinstance(error, AyrshareServerError)
+
+        policy = {**self._read_policy(self._connect().settings), "retry": send_again}
+        record = tenacity.Retrying(**policy)(send_once)
+        if not isinstance(record.get("id"), str) or not record["id"]:
+            raise AyrshareServerError("the answer names no post id", call=CREATE_CALL, post_id=post_id)
+        return record
 
     def get_history(self, **filters: Unpack[HistoryFilters]) -> list[dict[str, Any]]:
         """

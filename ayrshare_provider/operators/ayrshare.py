@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # What the operator decided and did: the post's summary, the error to raise once it is reported
 # (None: none), and what to wait on for the final status (None: nothing, the summary is final).
 _Decision = tuple[dict[str, Any], AyrshareError | None, Action | None]
+# Plans whose "error" may be how this task's own earlier retry ended.
+_RETRYABLE_ONCE = (Plan.RETRY, Plan.RETRY_LATER, Plan.NOT_RETRYABLE, Plan.RETRY_SPENT)
 
 
 class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
@@ -53,6 +55,9 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
     for; any status but ``error`` fails the task. A post that was already retried (code 329)
     is waited for if its retry is under way, else the task fails. The retry itself is never
     repeated after a 4xx.
+
+    The summary says when the retry was sent (``retried_at``) and, after a wait hint, until when
+    the task waited (``waited_until``).
 
     Returns a summary (id, final status, whether this task retried it, and per network:
     status, post URL, error code and message). A post that fails again raises
@@ -71,8 +76,10 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         interval with every other batched wait of the same connection and Profile Key, instead of
         reading this post on its own (see :class:`~ayrshare_provider.triggers.ayrshare.PostStatusTrigger`).
         Worth it from a few dozen posts waited on at once; older Airflow polls each post.
-    :param timeout: seconds to wait for a final status before failing; also the longest wait for a
-        network's wait hint before the retry.
+    :param timeout: seconds to wait for a final status before failing.
+    :param max_wait_hint: the longest wait, in seconds, for a network's wait hint before the retry
+        (default: ``timeout``). A post whose hint ends later fails the task with
+        :class:`~ayrshare_provider.exceptions.AyrshareRetryLaterError` and is not retried.
     :param check_retryable: refuse a post whose errors say a retry cannot help
         (``retryAvailable: false``, a network to relink, a duplicate). Set False to retry anyway.
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
@@ -87,6 +94,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         "wait_for_completion",
         "check_retryable",
         "batch_wait",
+        "max_wait_hint",
     )
     operator_extra_links = (AyrsharePostLink(),)
     ui_color = "#e8f0fe"
@@ -102,6 +110,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         poll_interval: float = 15.0,
         batch_wait: bool = False,
         timeout: float = 1800.0,
+        max_wait_hint: float | None = None,
         check_retryable: bool = True,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -118,23 +127,30 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.max_wait_hint = max_wait_hint
         self.check_retryable = check_retryable
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.report_no_url_yet(context)
         return self._recover(context, seen_at=None)
 
-    def execute_after_wait_hint(
-        self, context: Context, event: Any = None, seen_at: str | None = None
-    ) -> dict[str, Any]:
+    def execute_after_wait_hint(self, context: Context, event: Any = None, **_: Any) -> dict[str, Any]:
         """Resume after a wait hint: read the post again and go on from there, as :meth:`execute` does."""
-        return self._recover(context, seen_at=datetime.fromisoformat(seen_at) if seen_at else None)
+        known = self.recall(context)
+        seen_at = known.get("seen_at")
+        return self._recover(
+            context,
+            seen_at=datetime.fromisoformat(seen_at) if seen_at else None,
+            waited_until=known.get("waited_until"),
+        )
 
-    def _recover(self, context: Context, seen_at: datetime | None) -> dict[str, Any]:
+    def _recover(
+        self, context: Context, seen_at: datetime | None, waited_until: str | None = None
+    ) -> dict[str, Any]:
         """Decide from the post as it reads now and act on it; then report it, once, and wait or end."""
         self._coerce_rendered()
         post_id = validate_post_id(self.post_id)
-        summary, error, waiting_on = self._decide_and_act(context, post_id, seen_at)
+        summary, error, waiting_on = self._decide_and_act(context, post_id, seen_at, waited_until)
         self.report(context, summary)  # while it waits, too: the report and the link see the post as it is
         if error is not None:
             raise error
@@ -143,10 +159,17 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         trigger = self.status_trigger(
             post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=waiting_on.value
         )
-        return self.wait_for_final_status(context, trigger, self.timeout)
+        known = {key: summary[key] for key in ("retried_at", "waited_until") if summary.get(key)}
+        return self.wait_for_final_status(context, trigger, self.timeout, known)
 
-    def _decide_and_act(self, context: Context, post_id: str, seen_at: datetime | None) -> _Decision:
-        """Read the post, decide what its record allows, and send its one retry when it is due."""
+    def _decide_and_act(
+        self, context: Context, post_id: str, seen_at: datetime | None, waited_until: str | None
+    ) -> _Decision:
+        """
+        Read the post, decide what its record allows, and send its one retry when it is due.
+
+        :param waited_until: the end of the wait hint this task waited for, if it did (said in the summary).
+        """
         while True:
             record = self.hook.get_post(post_id)
             seen_at = seen_at or datetime.now(UTC)  # a wait hint without dates counts from the first read
@@ -154,7 +177,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             self.log.info("Post %s: %s (%s)", post_id, plan.value, reason)
             if plan is Plan.ALREADY_PUBLISHED:
                 return summarize(record, Action.ALREADY_PUBLISHED, post_id=post_id), None, None
-            if plan in (Plan.RETRY, Plan.RETRY_LATER, Plan.NOT_RETRYABLE) and _sent_before(context, post_id):
+            if plan in _RETRYABLE_ONCE and _sent_before(context, post_id):
                 # An earlier attempt of this task retried it, and "error" is how that retry ended.
                 summary = summarize(record, Action.RETRIED, post_id=post_id)
                 why = "retried by an earlier attempt of this task, which ended with status 'error'"
@@ -162,16 +185,23 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             if plan is Plan.WRONG_STATUS or (plan is Plan.NOT_RETRYABLE and self.check_retryable):
                 refused = AyrshareNotRetryableError(f"not retried: {reason}", post_id=post_id)
                 return summarize(record, Action.NOT_RETRIED, post_id=post_id), refused, None
+            if plan is Plan.RETRY_SPENT:
+                summary = summarize(record, Action.ALREADY_RETRIED, post_id=post_id)
+                return summary, post_failed_error(summary, f"not retried: {reason}"), None
             if plan is Plan.IN_FLIGHT:
                 return summarize(record, Action.IN_FLIGHT, post_id=post_id), None, Action.IN_FLIGHT
             if plan is not Plan.RETRY_LATER:
-                return self._retry_once(context, post_id)
+                summary, error, waiting_on = self._retry_once(context, post_id)
+                if waited_until:
+                    summary["waited_until"] = waited_until
+                return summary, error, waiting_on
             not_before, why = retry_not_before(record, seen_at) or (seen_at, "")
             wait = (not_before - datetime.now(UTC)).total_seconds()
-            if wait > self.timeout:
+            longest = self.timeout if self.max_wait_hint is None else self.max_wait_hint
+            if wait > longest:
                 too_late = AyrshareRetryLaterError(
                     f"not retried yet: {why}, so the retry helps only from {not_before.isoformat()}, "
-                    f"after this task's timeout of {self.timeout:g} s; run it again after that moment",
+                    f"more than this task waits for a hint ({longest:g} s); run it again after that moment",
                     not_before=not_before,
                     post_id=post_id,
                 )
@@ -182,12 +212,13 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             if self.deferrable:
                 from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
 
+                self.remember(context, seen_at=seen_at.isoformat(), waited_until=not_before.isoformat())
                 self.defer(
                     trigger=TimeDeltaTrigger(timedelta(seconds=max(0.0, wait))),
                     method_name="execute_after_wait_hint",
-                    kwargs={"seen_at": seen_at.isoformat()},
                 )
             time.sleep(max(0.0, wait))  # then read the post again: it may have changed meanwhile
+            waited_until = not_before.isoformat()
 
     def _retry_once(self, context: Context, post_id: str) -> _Decision:
         """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
@@ -206,12 +237,17 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         _remember_sent(context, post_id)
         self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
         record = {"id": post_id, "status": answer.get("status") or "pending"}
-        return summarize(record, Action.RETRIED, post_id=post_id), None, Action.RETRIED
+        summary = summarize(record, Action.RETRIED, post_id=post_id)
+        summary["retried_at"] = datetime.now(UTC).isoformat()
+        return summary, None, Action.RETRIED
 
     def _coerce_rendered(self) -> None:
         """Templated settings arrive as strings when a template renders them: make them numbers and flags."""
-        for name in ("poll_interval", "timeout"):
+        for name in ("poll_interval", "timeout", "max_wait_hint"):
             value = getattr(self, name)
+            if name == "max_wait_hint" and value in (None, "", "None"):
+                self.max_wait_hint = None
+                continue
             try:
                 setattr(self, name, float(value))
             except (TypeError, ValueError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from ayrshare_provider.triggers.events import PostStatusEvent
-from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY
+from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, PROGRESS_XCOM_KEY, SUMMARY_XCOM_KEY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -120,7 +120,11 @@ class AyrshareTaskMixin:
         )
 
     def wait_for_final_status(
-        self, context: Context, trigger: PostStatusTrigger, timeout: float
+        self,
+        context: Context,
+        trigger: PostStatusTrigger,
+        timeout: float,
+        known: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """
         Wait with ``trigger``: deferred to the triggerer (``execute_complete`` resumes the task), or here.
@@ -128,7 +132,10 @@ class AyrshareTaskMixin:
         :param context: the task's context.
         :param trigger: the wait, from :meth:`status_trigger`.
         :param timeout: its timeout in seconds, for Airflow's own deferral timeout.
+        :param known: what the task knows beyond the post's record, for its final summary (see
+            :data:`SUMMARY_FIELDS`): kept across the deferral.
         """
+        self.remember(context, **(known or {}))  # always, so that execute_complete finds it
         if self.deferrable:
             self.defer(  # type: ignore[attr-defined]  # BaseOperator.defer, on the task this is mixed into
                 trigger=trigger,
@@ -139,10 +146,29 @@ class AyrshareTaskMixin:
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the wait's event into the task's result: report the post, then return it or raise its error."""
-        outcome = PostStatusEvent.from_payload(event, post_id=str(self.post_id))
+        known = {name: value for name, value in self.recall(context).items() if name in SUMMARY_FIELDS}
+        outcome = PostStatusEvent.from_payload(event, post_id=str(self.post_id), summary_extra=known)
         if outcome.summary is not None:
             self.report(context, outcome.summary)
         return outcome.result()
+
+    # -- what the task knows across a deferral ---------------------------------------------------
+
+    def remember(self, context: Context, **fields: Any) -> None:
+        """Keep ``fields`` (JSON-friendly, replacing what was kept) past a deferral; see :data:`PROGRESS_XCOM_KEY`."""
+        context["ti"].xcom_push(key=PROGRESS_XCOM_KEY, value=fields)
+
+    def recall(self, context: Context) -> dict[str, Any]:
+        """What :meth:`remember` kept in this try of the task (call it only after it kept something)."""
+        ti = context["ti"]
+        kept = ti.xcom_pull(task_ids=ti.task_id, key=PROGRESS_XCOM_KEY, map_indexes=ti.map_index)
+        return kept if isinstance(kept, dict) else {}
+
+
+#: What a task remembers that goes into its post's final summary (a repost's under the original's id).
+SUMMARY_FIELDS = frozenset(
+    {"id", "retried_at", "waited_until", "repost_id", "reposted_networks", "idempotency_key"}
+)
 
 
 def run_here(trigger: BaseTrigger) -> Any:

@@ -166,6 +166,90 @@ def test_create_post_fails_the_networks_the_request_names_and_accepts_unknown_fi
     assert api(emulator, "GET", f"/api/post/{body['id']}").json()["status"] == "error"
 
 
+def counters_of(emulator: Emulator) -> dict:
+    return requests.get(f"{emulator.url}/_emulator/counters", timeout=10).json()
+
+
+def test_the_same_idempotency_key_twice_creates_one_post_and_answers_it_again(emulator):
+    sent = {
+        "post": "hello",
+        "platforms": ["facebook"],
+        "_emulator_fail": ["facebook"],
+        "idempotencyKey": "k1",
+    }
+    first = api(emulator, "POST", "/api/post", json=sent)
+    again = api(emulator, "POST", "/api/post", json=sent)
+    assert first.status_code == again.status_code == 400  # a network failed: the first answer's status
+    assert again.json() == first.json() and again.json()["idempotencyKey"] == "k1"
+    assert len(emulator.state.posts) == 1
+    counters = counters_of(emulator)
+    assert counters["posts_created"] == {"k1": 1} and counters["idempotent_replays"] == {"k1": 1}
+    requests.post(f"{emulator.url}/_emulator/reset-counters", timeout=10)
+    assert counters_of(emulator)["posts_created"] == counters_of(emulator)["idempotent_replays"] == {}
+    assert api(emulator, "POST", "/api/post", json=sent).json()["id"] == first.json()["id"]  # still known
+
+
+def test_different_idempotency_keys_or_none_create_a_post_each(emulator):
+    ids = {
+        api(emulator, "POST", "/api/post", json={"post": "hi", "platforms": ["linkedin"], **key}).json()["id"]
+        for key in ({"idempotencyKey": "a"}, {"idempotencyKey": "b"}, {}, {})
+    }
+    assert len(ids) == 4
+    counters = counters_of(emulator)
+    assert counters["posts_created"] == {"a": 1, "b": 1, "": 2} and counters["idempotent_replays"] == {}
+
+
+def test_an_idempotency_key_counts_within_its_profile(emulator):
+    sent = {"post": "hi", "platforms": ["linkedin"], "idempotencyKey": "shared"}
+    mine = api(emulator, "POST", "/api/post", {"Profile-Key": "PROFILE-A"}, json=sent)
+    theirs = api(emulator, "POST", "/api/post", {"Profile-Key": "PROFILE-B"}, json=sent)
+    assert mine.status_code == theirs.status_code == 200 and mine.json()["id"] != theirs.json()["id"]
+    assert counters_of(emulator)["posts_created"] == {"shared": 2}
+
+
+def test_a_post_repeated_with_its_key_after_a_lost_answer_is_not_made_twice(emulator):
+    sent = {"post": "hello", "platforms": ["linkedin"], "idempotencyKey": "lost-1"}
+    emulator.faults.add({"endpoint": "POST /api/post", "sequence": ["apply_then_drop"]})
+    with pytest.raises(requests.exceptions.RequestException):
+        api(emulator, "POST", "/api/post", json=sent)
+    [made] = emulator.state.posts
+    again = api(emulator, "POST", "/api/post", json=sent)
+    assert again.status_code == 200 and again.json()["id"] == made and again.json()["status"] == "success"
+    assert [
+        post.id for post in emulator.state.posts.values() if post.record.get("idempotencyKey") == "lost-1"
+    ] == [made]
+    counters = counters_of(emulator)
+    assert counters["posts_created"]["lost-1"] == 1 and counters["idempotent_replays"]["lost-1"] == 1
+
+
+def test_a_created_post_keeps_its_media_and_network_options(emulator):
+    options = {"reels": True, "shareReelsFeed": False}
+    answer = api(
+        emulator,
+        "POST",
+        "/api/post",
+        json={
+            "post": "reel",
+            "platforms": ["instagram"],
+            "mediaUrls": ["https://example.com/reel.mp4"],
+            "instagramOptions": options,
+            "isVideo": True,
+        },
+    )
+    record = api(emulator, "GET", f"/api/post/{answer.json()['id']}").json()
+    assert record["mediaUrls"] == ["https://example.com/reel.mp4"] and record["instagramOptions"] == options
+    assert record["isVideo"] is True and "idempotencyKey" not in record
+
+
+@pytest.mark.parametrize("key", [42, "", None, ["k"]])
+def test_an_idempotency_key_that_is_not_a_non_empty_string_is_400(emulator, key):
+    answer = api(
+        emulator, "POST", "/api/post", json={"post": "hi", "platforms": ["linkedin"], "idempotencyKey": key}
+    )
+    assert answer.status_code == 400 and answer.json()["code"] == 101 and answer.json()["status"] == "error"
+    assert emulator.state.posts == {}
+
+
 # -- history ----------------------------------------------------------------------------------
 
 
@@ -174,7 +258,7 @@ def test_history_filters_and_orders_newest_first():
         everything = api(emulator, "GET", "/api/history", params={"lastDays": 0, "limit": 1000}).json()[
             "history"
         ]
-        assert len(everything) == 15
+        assert len(everything) == 16
         created = [
             record["created"] if isinstance(record["created"], str) else record["created"]["utc"]
             for record in everything
@@ -183,7 +267,7 @@ def test_history_filters_and_orders_newest_first():
         errors = api(
             emulator, "GET", "/api/history", params={"status": "error", "limit": 100, "source": "pypi"}
         ).json()["history"]
-        assert len(errors) == 14 and {record["status"] for record in errors} == {"error"}
+        assert len(errors) == 15 and {record["status"] for record in errors} == {"error"}
         assert (
             len(
                 api(emulator, "GET", "/api/history", params={"status": "error", "limit": 5}).json()["history"]
@@ -193,7 +277,7 @@ def test_history_filters_and_orders_newest_first():
         recent = api(
             emulator, "GET", "/api/history", params={"status": "error", "lastDays": 2, "limit": 100}
         ).json()["history"]
-        assert len(recent) == 3  # the demo's posts of 6 hours, 1 and 1.5 days ago
+        assert len(recent) == 4  # the demo's posts of now, 6 hours, 1 and 1.5 days ago
         linked = api(
             emulator,
             "GET",
@@ -447,7 +531,7 @@ def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
     )
     try:
         line = process.stdout.readline()
-        assert line.startswith("Ayrshare emulator serving http://127.0.0.1:") and "15 posts" in line
+        assert line.startswith("Ayrshare emulator serving http://127.0.0.1:") and "16 posts" in line
         url = line.split()[3]
         assert requests.get(f"{url}/api/user", headers=AUTH, timeout=10).status_code == 200
         process.send_signal(signal.SIGTERM)

@@ -193,6 +193,7 @@ def test_template_fields_and_no_io_at_construction():
         "wait_for_completion",
         "check_retryable",
         "batch_wait",
+        "max_wait_hint",
     }
     assert "hook" not in task.__dict__  # built only when executed
 

@@ -44,7 +44,7 @@ def test_a_wait_hint_without_dates_counts_from_the_first_read_across_the_deferra
     time.sleep(0.6)  # what the TimeDeltaTrigger waits in the triggerer
     # Resumed, the task reads the post again: counted from now, the wait would start over for ever.
     with pytest.raises(TaskDeferred) as waiting:
-        task.execute_after_wait_hint(context, None, **deferred.value.kwargs)
+        task.execute_after_wait_hint(context, None, **(deferred.value.kwargs or {}))
     assert waiting.value.method_name == "execute_complete" and ayrshare_conn.retry_puts["p1"] == 1
 
 

@@ -1,0 +1,140 @@
+"""The steps of a recovery run after its plan, as Airflow tasks; both recovery DAGs are built from them.
+
+A plan task (returning :func:`~ayrshare_provider.recovery.push_plan`: the ids to retry, with the
+whole plan in XCom) feeds, each on its own:
+
+- ``retry_post``: one ``RetryPostOperator`` per post to retry, waiting out wait hints (deferred);
+- ``ask_person`` then ``retry_chosen_post`` (Airflow 3.1+): one human-in-the-loop request for the
+  posts a person must fix, then a retry of each post they chose;
+- ``choose_reposts`` then ``repost_post``: when ``repost_spent``, one ``RepostOperator`` per post
+  whose retry is spent (before the run, or in it);
+- ``report``: every post with its outcome, in the task's XCom and log.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import Param, task
+
+from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.operators.repost import RepostOperator
+from ayrshare_provider.recovery import posts_to_repost, report_run
+from ayrshare_provider.retry_policy import retry_policy_args
+from ayrshare_provider.utils.xcom import NEEDS_PERSON_XCOM_KEY, PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
+
+try:
+    from ayrshare_provider.operators.review import ReviewPostsOperator
+except ImportError:  # Airflow 2.11 and 3.0: no human-in-the-loop; those posts are skipped with their reason
+    ReviewPostsOperator = None  # type: ignore[assignment,misc]
+
+#: Whether this Airflow can ask a person in the run (human-in-the-loop, 3.1+).
+ASKS_PEOPLE = ReviewPostsOperator is not None
+
+
+def recovery_params() -> dict[str, Param]:
+    """The DAG params the steps read (a DAG adds its own, such as what to list)."""
+    return {
+        "max_wait_hint": Param(
+            93600,
+            type="number",
+            minimum=0,
+            description="Wait out a network's wait hint up to this many seconds, then retry in the same run "
+            "(default 26 h, Instagram's day and some); a longer hint stays 'retry later'.",
+        ),
+        "ask_person": Param(
+            True,
+            type="boolean",
+            description="Airflow 3.1+: ask a person, in Airflow, which blocked posts (relink, duplicate, "
+            "media) to retry once fixed. Off, or older Airflow: those are skipped with their reason.",
+        ),
+        "person_timeout": Param(
+            86400,
+            type="number",
+            exclusiveMinimum=0,
+            description="Seconds to wait for the person's answer; then nothing is retried.",
+        ),
+        "repost_spent": Param(
+            False,
+            type="boolean",
+            description="Repost, once, each post whose one retry is spent, to only the networks that "
+            "did not publish it (an idempotencyKey makes it exactly once).",
+        ),
+        "poll_interval": Param(
+            15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."
+        ),
+        "batch_wait": Param(
+            True,
+            type="boolean",
+            description="Airflow 3.3+: the waits share one history listing per interval; off, each reads its post.",
+        ),
+    }
+
+
+def _safe_to_repeat() -> dict[str, Any]:
+    # Each attempt of these tasks reads the post first and never sends a second retry or post; what
+    # no attempt can fix fails at once (final errors); on Airflow 3.3+ a 429 waits for the next window.
+    return {"retries": 2, "retry_delay": timedelta(seconds=30), **retry_policy_args()}
+
+
+def _waits() -> dict[str, Any]:
+    return {
+        "deferrable": True,
+        "batch_wait": "{{ params.batch_wait }}",
+        "poll_interval": "{{ params.poll_interval }}",
+        "timeout": 1800,
+    }
+
+
+def recover(plan: Any, plan_task_id: str) -> None:
+    """
+    Add the recovery's steps after ``plan`` to the DAG being defined.
+
+    :param plan: the plan task's output, an ``XComArg``: the ids to retry (``push_plan`` pushed the rest).
+    :param plan_task_id: its task id, where the report reads the whole plan.
+    """
+    retries = RetryPostOperator.partial(
+        task_id="retry_post", max_wait_hint="{{ params.max_wait_hint }}", **_waits(), **_safe_to_repeat()
+    ).expand(post_id=plan)
+    steps: list[Any] = [retries]
+
+    person_task_id = chosen_task_id = None
+    if ReviewPostsOperator is not None:
+        ask = ReviewPostsOperator(
+            task_id="ask_person", posts=plan[NEEDS_PERSON_XCOM_KEY], timeout="{{ params.person_timeout }}"
+        )
+        chosen = RetryPostOperator.partial(
+            task_id="retry_chosen_post", check_retryable=False, **_waits(), **_safe_to_repeat()
+        ).expand(post_id=ask.output)
+        person_task_id, chosen_task_id = ask.task_id, "retry_chosen_post"
+        steps.append(chosen)
+
+    @task(trigger_rule="all_done")
+    def choose_reposts(params: Any = None, ti: Any = None) -> list[str]:
+        """When ``repost_spent``: the posts whose retry was spent before the run or failed in it."""
+        whole_plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
+        if not params["repost_spent"] or not whole_plan:
+            return []
+        return posts_to_repost(whole_plan, ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or [])
+
+    to_repost = choose_reposts()
+    retries >> to_repost
+    steps.append(
+        RepostOperator.partial(task_id="repost_post", **_waits(), **_safe_to_repeat()).expand(
+            post_id=to_repost
+        )
+    )
+
+    @task(trigger_rule="all_done")
+    def report(ti: Any = None) -> dict[str, Any]:  # the report's table shows in this task's XCom
+        """Every planned post with its outcome, as a table in this task's XCom and log."""
+        return report_run(
+            ti,
+            plan_task_id,
+            person_task_id=person_task_id,
+            chosen_task_id=chosen_task_id,
+            repost_task_id="repost_post",
+        )
+
+    steps >> report()
