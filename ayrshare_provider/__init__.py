@@ -18,8 +18,9 @@ def get_provider_info() -> dict[str, Any]:
 
     integration = "Ayrshare"
 
-    def modules(kind: str) -> list[dict[str, Any]]:
-        return [{"integration-name": integration, "python-modules": [f"ayrshare_provider.{kind}.ayrshare"]}]
+    def modules(kind: str, *names: str) -> list[dict[str, Any]]:
+        paths = [f"ayrshare_provider.{kind}.{name}" for name in names or ("ayrshare",)]
+        return [{"integration-name": integration, "python-modules": paths}]
 
     return {
         "package-name": PACKAGE_NAME,
@@ -34,7 +35,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": modules("hooks"),
-        "operators": modules("operators"),
+        "operators": modules("operators", "ayrshare", "repost", "review"),  # review: Airflow 3.1+
         "sensors": modules("sensors"),
         "triggers": modules("triggers"),
         "connection-types": [declarative_connection_type()],

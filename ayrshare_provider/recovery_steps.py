@@ -102,7 +102,12 @@ def recover(plan: Any, plan_task_id: str) -> None:
     person_task_id = chosen_task_id = None
     if ReviewPostsOperator is not None:
         ask = ReviewPostsOperator(
-            task_id="ask_person", posts=plan[NEEDS_PERSON_XCOM_KEY], timeout="{{ params.person_timeout }}"
+            task_id="ask_person",
+            posts=plan[NEEDS_PERSON_XCOM_KEY],
+            timeout="{{ params.person_timeout }}",
+            # A failed request (the API server busy) is asked again rather than leaving its posts unknown.
+            retries=1,
+            retry_delay=timedelta(seconds=30),
         )
         chosen = RetryPostOperator.partial(
             task_id="retry_chosen_post", check_retryable=False, **_waits(), **_safe_to_repeat()

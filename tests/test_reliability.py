@@ -80,6 +80,11 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     fails_again = {post.id for post in emulator.state.posts.values() if post.retry_failures}
     for rule in [
         {"endpoint": "PUT /api/post/retry", "kind": "apply_then_drop", "probability": 0.1},
+        {
+            "endpoint": "POST /api/post",
+            "kind": "apply_then_drop",
+            "probability": 0.2,
+        },  # a repost's lost answer
         {"endpoint": "*", "kind": "error_html", "status": 502, "probability": 0.1},
         {"endpoint": "*", "kind": "unavailable", "probability": 0.1},
         {"endpoint": "*", "kind": "drop", "probability": 0.05},
@@ -107,14 +112,15 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     )
 
     dag = load_dag("ayrshare_failed_post_recovery")
-    retry_post = dag.get_task("retry_post")
-    retry_post.partial_kwargs["retry_delay"] = timedelta(seconds=1)  # the DAG waits 30 s
-    if "retry_policy" in retry_post.partial_kwargs:  # Airflow 3.3+: after a 429 the DAG waits 5 minutes
-        retry_post.partial_kwargs["retry_policy"] = ayrshare_retry_policy(
-            rate_limit_delay=timedelta(seconds=1)
-        )
+    for task_id in ("retry_post", "repost_post"):
+        task = dag.get_task(task_id)
+        task.partial_kwargs["retry_delay"] = timedelta(seconds=1)  # the DAG waits 30 s
+        if "retry_policy" in task.partial_kwargs:  # Airflow 3.3+: after a 429 the DAG waits 5 minutes
+            task.partial_kwargs["retry_policy"] = ayrshare_retry_policy(rate_limit_delay=timedelta(seconds=1))
+    originals = set(emulator.state.posts)
     started = time.monotonic()
-    dag_run = dag.test(run_conf={"last_days": 0, "limit": 1000, "poll_interval": 0.2, "ask_person": False})
+    conf = {"last_days": 0, "limit": 1000, "poll_interval": 0.2, "ask_person": False, "repost_spent": True}
+    dag_run = dag.test(run_conf=conf)
     elapsed = time.monotonic() - started
     assert dag_run.state == "success"
 
@@ -123,12 +129,18 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
 
     accounted = [
         entry["id"]
-        for bucket in ("recovered", "failed_again", "skipped", "unknown")
+        for bucket in ("recovered", "reposted", "failed_again", "skipped", "unknown")
         for entry in report[bucket]
     ]
-    assert sorted(accounted) == sorted(emulator.state.posts)  # every post, once
-    assert report["unknown"] == []
-    assert {entry["id"] for entry in report["failed_again"]} == fails_again
+    assert sorted(accounted) == sorted(originals)  # every post, once
+    assert report["unknown"] == [] and report["failed_again"] == []
+    # Each post that failed again was reposted, at most once, though answers to POST /api/post were lost.
+    assert {entry["id"] for entry in report["reposted"]} == fails_again
+    platform = {post_id: emulator.state.posts[post_id].record["platforms"][0] for post_id in fails_again}
+    assert counters["posts_created"] == {
+        f"airflow-repost-{post_id}-{platform[post_id]}": 1 for post_id in fails_again
+    }
+    assert len(emulator.state.posts) == len(originals) + len(fails_again)
     assert {entry["id"] for entry in report["skipped"]} == {entry["id"] for entry in expected["skipped"]}
     retried = expected["to_retry"]
     # Exactly one retry applied per retryable post, none for the others.
@@ -152,6 +164,9 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
         puts_refused_329=sum(refused.values()),
         airflow_task_retries=_task_retries(dag_run),
         recovered=len(report["recovered"]),
+        reposted=len(report["reposted"]),
+        posts_created=sum(counters["posts_created"].values()),
+        repost_answers_replayed=sum(counters["idempotent_replays"].values()),
         failed_again=len(report["failed_again"]),
         skipped=len(report["skipped"]),
         lost=len(report["unknown"]),

@@ -29,6 +29,7 @@ from ayrshare_provider.posts import (
     wait_state,
 )
 from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
+from ayrshare_provider.utils.xcom import WAIT_HINT_XCOM_KEY
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -136,7 +137,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
     def execute_after_wait_hint(self, context: Context, event: Any = None, **_: Any) -> dict[str, Any]:
         """Resume after a wait hint: read the post again and go on from there, as :meth:`execute` does."""
-        known = self.recall(context)
+        known = _waited_for(context)
         seen_at = known.get("seen_at")
         return self._recover(
             context,
@@ -156,11 +157,15 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             raise error
         if waiting_on is None or not self.wait_for_completion:
             return summary
-        trigger = self.status_trigger(
-            post_id, timeout=self.timeout, poll_interval=self.poll_interval, action=waiting_on.value
-        )
         known = {key: summary[key] for key in ("retried_at", "waited_until") if summary.get(key)}
-        return self.wait_for_final_status(context, trigger, self.timeout, known)
+        trigger = self.status_trigger(
+            post_id,
+            timeout=self.timeout,
+            poll_interval=self.poll_interval,
+            action=waiting_on.value,
+            known=known,
+        )
+        return self.wait_for_final_status(context, trigger, self.timeout)
 
     def _decide_and_act(
         self, context: Context, post_id: str, seen_at: datetime | None, waited_until: str | None
@@ -212,7 +217,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             if self.deferrable:
                 from airflow.providers.common.compat.standard.triggers import TimeDeltaTrigger
 
-                self.remember(context, seen_at=seen_at.isoformat(), waited_until=not_before.isoformat())
+                _wait_for(context, seen_at=seen_at.isoformat(), waited_until=not_before.isoformat())
                 self.defer(
                     trigger=TimeDeltaTrigger(timedelta(seconds=max(0.0, wait))),
                     method_name="execute_after_wait_hint",
@@ -279,3 +284,15 @@ def _sent_before(context: Context, post_id: str) -> bool:
     store: Any = context.get("task_state_store")
     memory = store.get(_STATE_KEY) if store is not None else None
     return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == "sent"
+
+
+def _wait_for(context: Context, **wait: str) -> None:
+    """Keep the wait hint's moments for the resumed task (see :data:`WAIT_HINT_XCOM_KEY`)."""
+    context["ti"].xcom_push(key=WAIT_HINT_XCOM_KEY, value=wait)
+
+
+def _waited_for(context: Context) -> dict[str, Any]:
+    """What :func:`_wait_for` kept, in this try of the task."""
+    ti = context["ti"]
+    kept = ti.xcom_pull(task_ids=ti.task_id, key=WAIT_HINT_XCOM_KEY, map_indexes=ti.map_index)
+    return kept if isinstance(kept, dict) else {}

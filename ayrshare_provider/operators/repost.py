@@ -119,9 +119,13 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         if state is WaitState.SUCCESS or not self.wait_for_completion:
             return summary
         trigger = self.status_trigger(
-            record["id"], timeout=timeout, poll_interval=poll_interval, action=Action.REPOSTED.value
+            record["id"],
+            timeout=timeout,
+            poll_interval=poll_interval,
+            action=Action.REPOSTED.value,
+            known=repost,
         )
-        return self.wait_for_final_status(context, trigger, timeout, known=repost)
+        return self.wait_for_final_status(context, trigger, timeout)
 
 
 def _seconds(name: str, value: Any) -> float:

@@ -77,6 +77,8 @@ class PostStatusTrigger(BaseEventTrigger):
     :param hook_params: keyword arguments for the hook (plain values: timeouts, attempts, backoff).
     :param batch_wait: share one history listing per interval with the other batched waits of the profile.
     :param since: wall-clock time the wait began (after the retry was sent); defaults to now.
+    :param known: what the task knows beyond the post's record (when it retried, what it
+        reposted), added to the final summary; plain JSON values.
     """
 
     # A task's trigger on BaseEventTrigger, the base Airflow documents for triggers that schedule
@@ -96,6 +98,7 @@ class PostStatusTrigger(BaseEventTrigger):
         hook_params: dict[str, Any] | None = None,
         batch_wait: bool = False,
         since: float | None = None,
+        known: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.post_id = post_id
@@ -107,6 +110,7 @@ class PostStatusTrigger(BaseEventTrigger):
         self.hook_params = hook_params or {}
         self.batch_wait = bool(batch_wait)
         self.since = time.time() if since is None else float(since)
+        self.known = known or {}
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
@@ -125,6 +129,7 @@ class PostStatusTrigger(BaseEventTrigger):
                 "hook_params": self.hook_params,
                 "batch_wait": self.batch_wait,
                 "since": self.since,
+                "known": self.known,
             },
         )
 
@@ -146,7 +151,7 @@ class PostStatusTrigger(BaseEventTrigger):
         return TriggerEvent(PostStatusEvent(outcome, self.post_id, message, summary, fields).to_payload())
 
     def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
-        summary = summarize(record, Action(self.action), post_id=self.post_id)
+        summary = {**summarize(record, Action(self.action), post_id=self.post_id), **self.known}
         outcome = WaitOutcome.SUCCESS if state is WaitState.SUCCESS else WaitOutcome.FAILED
         return self._event(outcome, f"post {self.post_id} is {summary['status']}", summary)
 

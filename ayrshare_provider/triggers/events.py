@@ -79,15 +79,12 @@ class PostStatusEvent:
         }
 
     @classmethod
-    def from_payload(
-        cls, payload: Any, post_id: str, summary_extra: dict[str, Any] | None = None
-    ) -> PostStatusEvent:
+    def from_payload(cls, payload: Any, post_id: str) -> PostStatusEvent:
         """
         Read an event's payload back, or raise a clear error for one that is not a post-status event.
 
         :param payload: what ``execute_complete`` was given.
         :param post_id: the task's post, named in the error when the payload names none.
-        :param summary_extra: fields the task adds to the post's summary (they win over the record's).
         """
         if not isinstance(payload, dict):
             raise AyrshareError(f"the trigger sent no usable event: {payload!r}", post_id=post_id)
@@ -104,7 +101,7 @@ class PostStatusEvent:
             outcome,
             watched,
             str(payload.get("message") or ""),
-            {**summary, **(summary_extra or {})} if isinstance(summary, dict) else None,
+            summary if isinstance(summary, dict) else None,
             payload["error"] if isinstance(payload.get("error"), dict) else None,
         )
 

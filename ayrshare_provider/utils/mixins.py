@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from ayrshare_provider.triggers.events import PostStatusEvent
-from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, PROGRESS_XCOM_KEY, SUMMARY_XCOM_KEY
+from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -96,7 +96,13 @@ class AyrshareTaskMixin:
     # -- waiting for a post's final status ------------------------------------------------------
 
     def status_trigger(
-        self, post_id: str, *, timeout: float, poll_interval: float, action: str
+        self,
+        post_id: str,
+        *,
+        timeout: float,
+        poll_interval: float,
+        action: str,
+        known: dict[str, Any] | None = None,
     ) -> PostStatusTrigger:
         """
         The trigger that waits for the post's final status, ``timeout`` seconds from now.
@@ -105,6 +111,8 @@ class AyrshareTaskMixin:
         :param timeout: seconds until the wait gives up.
         :param poll_interval: seconds between two reads.
         :param action: what the task did to the post, carried into the summary.
+        :param known: what the task knows beyond the post's record (``retried_at``, a repost's
+            ids), carried into the summary.
         """
         from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 
@@ -117,14 +125,11 @@ class AyrshareTaskMixin:
             action=action,
             hook_params=self.hook_params,
             batch_wait=self.batch_wait,
+            known=known,
         )
 
     def wait_for_final_status(
-        self,
-        context: Context,
-        trigger: PostStatusTrigger,
-        timeout: float,
-        known: dict[str, Any] | None = None,
+        self, context: Context, trigger: PostStatusTrigger, timeout: float
     ) -> dict[str, Any]:
         """
         Wait with ``trigger``: deferred to the triggerer (``execute_complete`` resumes the task), or here.
@@ -132,10 +137,7 @@ class AyrshareTaskMixin:
         :param context: the task's context.
         :param trigger: the wait, from :meth:`status_trigger`.
         :param timeout: its timeout in seconds, for Airflow's own deferral timeout.
-        :param known: what the task knows beyond the post's record, for its final summary (see
-            :data:`SUMMARY_FIELDS`): kept across the deferral.
         """
-        self.remember(context, **(known or {}))  # always, so that execute_complete finds it
         if self.deferrable:
             self.defer(  # type: ignore[attr-defined]  # BaseOperator.defer, on the task this is mixed into
                 trigger=trigger,
@@ -146,29 +148,10 @@ class AyrshareTaskMixin:
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Turn the wait's event into the task's result: report the post, then return it or raise its error."""
-        known = {name: value for name, value in self.recall(context).items() if name in SUMMARY_FIELDS}
-        outcome = PostStatusEvent.from_payload(event, post_id=str(self.post_id), summary_extra=known)
+        outcome = PostStatusEvent.from_payload(event, post_id=str(self.post_id))
         if outcome.summary is not None:
             self.report(context, outcome.summary)
         return outcome.result()
-
-    # -- what the task knows across a deferral ---------------------------------------------------
-
-    def remember(self, context: Context, **fields: Any) -> None:
-        """Keep ``fields`` (JSON-friendly, replacing what was kept) past a deferral; see :data:`PROGRESS_XCOM_KEY`."""
-        context["ti"].xcom_push(key=PROGRESS_XCOM_KEY, value=fields)
-
-    def recall(self, context: Context) -> dict[str, Any]:
-        """What :meth:`remember` kept in this try of the task (call it only after it kept something)."""
-        ti = context["ti"]
-        kept = ti.xcom_pull(task_ids=ti.task_id, key=PROGRESS_XCOM_KEY, map_indexes=ti.map_index)
-        return kept if isinstance(kept, dict) else {}
-
-
-#: What a task remembers that goes into its post's final summary (a repost's under the original's id).
-SUMMARY_FIELDS = frozenset(
-    {"id", "retried_at", "waited_until", "repost_id", "reposted_networks", "idempotency_key"}
-)
 
 
 def run_here(trigger: BaseTrigger) -> Any:

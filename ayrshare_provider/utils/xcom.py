@@ -13,7 +13,7 @@ PLAN_XCOM_KEY = "recovery_plan"
 NEEDS_PERSON_XCOM_KEY = "recovery_needs_person"
 #: The person step's answer: ``chosen``, ``left``, ``responded_by``, ``responded_at``, ``timed_out``.
 PERSON_ANSWER_XCOM_KEY = "ayrshare_person_answer"
-#: What a task knows of its post beyond the post's record, kept across a deferral (``seen_at``,
-#: ``waited_until``, ``retried_at``, a repost's ids): a deferral's own kwargs do not survive every
-#: way of resuming (``dag.test()`` replaces them with the event), the task's XComs do.
-PROGRESS_XCOM_KEY = "ayrshare_progress"
+#: A retry task's wait for a network's hint, kept across its deferral (``seen_at``,
+#: ``waited_until``): a deferral's own kwargs do not survive every way of resuming (``dag.test()``
+#: replaces them with the trigger's event), the task's XComs do.
+WAIT_HINT_XCOM_KEY = "ayrshare_wait_hint"

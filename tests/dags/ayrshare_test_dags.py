@@ -25,3 +25,45 @@ for mode, deferrable in (("sync", False), ("deferrable", True)):
         )
         retry >> check
     globals()[dag.dag_id] = dag
+
+
+# The person step alone (Airflow 3.1+), with a notifier that writes what it was given to a file.
+from ayrshare_provider.recovery_steps import ASKS_PEOPLE  # noqa: E402  (after the DAGs every Airflow has)
+
+if ASKS_PEOPLE:
+    import os
+    from pathlib import Path
+
+    from airflow.sdk.bases.notifier import BaseNotifier
+
+    from ayrshare_provider.operators.review import ReviewPostsOperator
+
+    class FileNotifier(BaseNotifier):
+        """Writes the request's subject and body where the test reads them (AYRSHARE_TEST_NOTIFIED)."""
+
+        def notify(self, context: dict) -> None:
+            task = context["task"]
+            Path(os.environ["AYRSHARE_TEST_NOTIFIED"]).write_text(f"{task.subject}\n{task.body}")
+
+    with DAG("test_ask_person", schedule=None, params={"person_timeout": 2}) as dag:
+        ReviewPostsOperator(
+            task_id="ask_person",
+            posts=[
+                {
+                    "id": "relinkme",
+                    "text": "Needs a relink",
+                    "networks": [
+                        {
+                            "platform": "facebook",
+                            "code": 161,
+                            "message": "Facebook authorization expired.",
+                            "fix": "relink Facebook for this profile",
+                        }
+                    ],
+                    "reason": "errors need a person, not a retry",
+                }
+            ],
+            timeout="{{ params.person_timeout }}",
+            notifiers=[FileNotifier()],
+        )
+    globals()[dag.dag_id] = dag
