@@ -418,15 +418,19 @@ def person_request(record: dict[str, Any], post_id: str) -> dict[str, Any]:
 _REPOST_FIELDS = ("mediaUrls", "isVideo", "firstComment", "autoHashtag", "shortenLinks")
 
 
-def unpublished_networks(record: dict[str, Any]) -> list[str]:
-    """The networks a post targets that do not have it, in the record's order."""
-    targeted = record.get("platforms")
-    results = network_results(record)
-    names = (
-        [str(name) for name in targeted] if isinstance(targeted, list) else [r["platform"] for r in results]
-    )
-    published = {result["platform"] for result in results if result["status"] == SUCCESS}
-    return [name for name in dict.fromkeys(names) if name not in published and name != "unknown"]
+def failed_network_names(record: dict[str, Any]) -> list[str]:
+    """The networks whose error the record shows (and that do not have the post), in the record's order."""
+    return [result["platform"] for result in network_results(record) if result["status"] == ERROR]
+
+
+#: How every repost's ``idempotencyKey`` starts: a post that carries it is a repost, never reposted again.
+REPOST_KEY_PREFIX = "airflow-repost-"
+
+
+def is_repost(record: dict[str, Any]) -> bool:
+    """Whether the post is a repost this provider made (its ``idempotencyKey`` says so)."""
+    key = record.get("idempotencyKey")
+    return isinstance(key, str) and key.startswith(REPOST_KEY_PREFIX)
 
 
 def repost_key(post_id: str, networks: list[str]) -> str:
@@ -434,21 +438,32 @@ def repost_key(post_id: str, networks: list[str]) -> str:
     The ``idempotencyKey`` of the one repost of ``post_id`` to ``networks``: the same post and
     networks always give the same key, so a second attempt gets the first repost back.
     """
-    return f"airflow-repost-{post_id}-{'-'.join(sorted(networks))}"
+    return f"{REPOST_KEY_PREFIX}{post_id}-{'-'.join(sorted(networks))}"
 
 
 def repost_body(record: dict[str, Any], post_id: str) -> dict[str, Any] | None:
     """
-    The ``POST /api/post`` body that publishes a failed post anew to only the networks that lack it.
+    The ``POST /api/post`` body that publishes a failed post anew to only the networks that failed.
 
-    None when every targeted network has it. Raises
-    :class:`~ayrshare_provider.exceptions.AyrshareNotRetryableError` when the record has no text
-    to send (an empty string is text: Ayrshare publishes media alone).
+    None when no network shows an error (published, or nothing known to repost). Raises
+    :class:`~ayrshare_provider.exceptions.AyrshareNotRetryableError` for a post whose status is
+    not ``error`` (it may still publish), one that is itself a repost, or one without text to
+    send (an empty string is text: Ayrshare publishes media alone).
 
     :param record: the original post's record.
     :param post_id: its validated id.
     """
-    networks = unpublished_networks(record)
+    status = status_of(record)
+    if status != ERROR:
+        raise AyrshareNotRetryableError(
+            f"not reposted: its status is {status!r}, not 'error', so it may still publish", post_id=post_id
+        )
+    if is_repost(record):
+        raise AyrshareNotRetryableError(
+            f"not reposted: it is itself a repost ({record['idempotencyKey']}); a person decides what follows",
+            post_id=post_id,
+        )
+    networks = failed_network_names(record)
     if not networks:
         return None
     text = record.get("post")

@@ -15,6 +15,7 @@ from ayrshare_provider.posts import (
     Plan,
     WaitState,
     failed_networks,
+    is_repost,
     person_request,
     plan_retry,
     retry_not_before,
@@ -65,6 +66,7 @@ def plan_recovery(
         "spent": [],
         "skipped": [],
         "dry_run": dry_run,
+        "repost_spent": repost_spent and not dry_run,
     }
     decided: set[str] = set()
     now = datetime.now(UTC)  # one moment for the whole plan; a record without dates counts its wait from it
@@ -77,9 +79,12 @@ def plan_recovery(
         if post_id in decided:
             continue  # history pages can overlap; one post, one decision
         decided.add(post_id)
-        path, entry = _path_of(record, post_id, now, max_wait_hint, ask_person, repost_spent)
-        if dry_run and path != "skipped":
-            path, entry = "skipped", {"id": post_id, "reason": f"dry run, would {_DRY_RUN_VERBS[path]}"}
+        path, entry, reason = _path_of(record, post_id, now, max_wait_hint, ask_person, repost_spent)
+        if dry_run and path in _DRY_RUN_VERBS:
+            path, entry = (
+                "skipped",
+                {"id": post_id, "reason": f"dry run, would {_DRY_RUN_VERBS[path]}: {reason}"},
+            )
         if path == "to_retry" and entry:
             plan["waits"].append(entry)
         plan[path].append(post_id if path in ("to_retry", "spent") else entry)
@@ -102,12 +107,7 @@ def push_plan(ti: Any, plan: dict[str, Any]) -> list[str]:
     return list(plan["to_retry"])
 
 
-_DRY_RUN_VERBS = {
-    "to_retry": "retry it",
-    "retry_later": "retry it later",
-    "needs_person": "ask a person",
-    "spent": "repost it",
-}
+_DRY_RUN_VERBS = {"to_retry": "retry", "needs_person": "ask a person", "spent": "repost"}
 
 
 def _path_of(
@@ -117,28 +117,33 @@ def _path_of(
     max_wait_hint: float | None,
     ask_person: bool,
     repost_spent: bool,
-) -> tuple[str, dict[str, Any]]:
-    """Which path of the plan one post takes, and its entry there (for ``to_retry``: its wait, if any)."""
+) -> tuple[str, dict[str, Any], str]:
+    """Which path of the plan one post takes, its entry there (for ``to_retry``: its wait, if any), and why."""
     plan, reason = plan_retry(record, now=now, seen_at=now)
     if plan in _RETRY_PLANS:
-        return "to_retry", {}
+        return "to_retry", {}, reason
     if plan is Plan.RETRY_LATER:
         not_before, _ = retry_not_before(record, seen_at=now) or (now, "")
         entry = {"id": post_id, "not_before": not_before.isoformat(), "reason": reason}
         wait = (not_before - now).total_seconds()
-        if max_wait_hint is not None and wait <= max_wait_hint:
-            return "to_retry", entry
-        return "retry_later", entry
+        path = "to_retry" if max_wait_hint is not None and wait <= max_wait_hint else "retry_later"
+        return path, entry, reason
     if plan is Plan.NOT_RETRYABLE:
         if ask_person:
-            return "needs_person", person_request(record, post_id)
+            return "needs_person", person_request(record, post_id), reason
         why = f"{reason}; fix it, then retry it (ask_person asks a person in the run, on Airflow 3.1+)"
-        return "skipped", {"id": post_id, "reason": why}
+        return "skipped", {"id": post_id, "reason": why}, reason
     if plan is Plan.RETRY_SPENT:
+        if is_repost(record):
+            return (
+                "skipped",
+                {"id": post_id, "reason": f"{reason}; it is itself a repost: not reposted again"},
+                reason,
+            )
         if repost_spent:
-            return "spent", {}
-        return "skipped", {"id": post_id, "reason": f"{reason}; repost_spent reposts it"}
-    return "skipped", {"id": post_id, "reason": reason}
+            return "spent", {}, reason
+        return "skipped", {"id": post_id, "reason": f"{reason}; repost_spent reposts it"}, reason
+    return "skipped", {"id": post_id, "reason": reason}, reason
 
 
 def _network_errors(summary: dict[str, Any]) -> str:
@@ -208,7 +213,9 @@ def build_report(
     reposts = _by_id(repost_summaries or [])
     retried = _by_id(summaries)
     for post_id in plan["to_retry"]:
-        outcome, entry = _retry_outcome(post_id, retried.get(post_id), reposts)
+        outcome, entry = _retry_outcome(
+            post_id, retried.get(post_id), reposts, bool(plan.get("repost_spent"))
+        )
         report[outcome].append(entry)
     for post_id in plan.get("spent", []):
         repost = reposts.get(post_id)
@@ -227,7 +234,7 @@ def build_report(
 
 
 def _retry_outcome(
-    post_id: str, summary: dict[str, Any] | None, reposts: dict[str, dict[str, Any]]
+    post_id: str, summary: dict[str, Any] | None, reposts: dict[str, dict[str, Any]], repost_spent: bool
 ) -> tuple[str, dict[str, Any]]:
     """Where a post the run retried ends: recovered (after a wait), reposted, failed again..."""
     if summary is None:
@@ -250,6 +257,11 @@ def _retry_outcome(
         return "unknown", {"id": post_id, "reason": reason}
     if post_id in reposts:
         return _repost_outcome(post_id, reposts[post_id])
+    if repost_spent:
+        return "unknown", {
+            "id": post_id,
+            "reason": "its retry is spent; the repost task ended without a summary",
+        }
     reason = (
         "already retried before: cannot be retried again"
         if summary.get("action") == Action.ALREADY_RETRIED.value
@@ -263,6 +275,9 @@ def _repost_outcome(post_id: str, repost: dict[str, Any]) -> tuple[str, dict[str
     if repost.get("action") == Action.ALREADY_PUBLISHED.value:
         return "recovered", {"id": post_id, "action": "already_published", "post_url": repost.get("post_url")}
     new_id = repost.get("repost_id")
+    if not new_id:
+        reason = "its retry is spent, and it was not reposted (the repost task's log says why)"
+        return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(repost)}
     if repost.get("published"):
         entry = {
             "id": post_id,

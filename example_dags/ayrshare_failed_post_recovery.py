@@ -37,6 +37,7 @@ with DAG(
     dag_id="ayrshare_failed_post_recovery",
     schedule=None,
     catchup=False,
+    max_active_runs=1,  # a run can wait a day (a hint, a person): the next must not retry the same posts
     tags=["ayrshare", "example"],
     doc_md=__doc__,
     params={

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ayrshare_provider.emulator.records import failed_record
 from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
 from ayrshare_provider.posts import (
     Action,
@@ -215,3 +216,45 @@ def test_a_post_is_planned_for_later_until_its_wait_hint_is_over():
     plan, reason = plan_retry(record, now=SENT + timedelta(minutes=59))
     assert plan is Plan.RETRY_LATER and "retry not before 2026-11-20T11:00:00+00:00" in reason
     assert plan_retry(record, now=SENT + timedelta(minutes=61))[0] is Plan.RETRY
+
+
+def test_a_repost_goes_only_to_the_networks_whose_error_the_record_shows_with_what_is_published():
+    from ayrshare_provider.posts import repost_body
+
+    record = failed_record(
+        ["linkedin", "facebook", "instagram"],
+        {"facebook": (136, "timeout")},
+        text="Launch",
+        published={"linkedin": "1"},
+        post_id="orig",
+        mediaUrls=["https://img.example.com/a.png"],
+        instagramOptions={"shareReelsFeed": False},
+        scheduleDate="2026-11-20T10:00:00Z",
+        profileKey="never-sent",
+    )
+    body = repost_body(record, "orig")
+    # Instagram's outcome is unknown (in neither postIds nor errors): not reposted, nor is LinkedIn.
+    assert body == {
+        "post": "Launch",
+        "platforms": ["facebook"],
+        "mediaUrls": ["https://img.example.com/a.png"],
+        "instagramOptions": {"shareReelsFeed": False},
+        "idempotencyKey": "airflow-repost-orig-facebook",
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"status": "pending"}, "its status is 'pending', not 'error', so it may still publish"),
+        ({"idempotencyKey": "airflow-repost-older-facebook"}, "it is itself a repost"),
+        ({"post": None}, r"no text \('post'\) to send"),
+    ],
+)
+def test_a_post_that_may_still_publish_or_is_a_repost_is_never_reposted(fields, message):
+    from ayrshare_provider.exceptions import AyrshareNotRetryableError
+    from ayrshare_provider.posts import repost_body
+
+    record = {**failed_record(["facebook"], {"facebook": (136, "timeout")}, text="t", post_id="p"), **fields}
+    with pytest.raises(AyrshareNotRetryableError, match=message):
+        repost_body(record, "p")

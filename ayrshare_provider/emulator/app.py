@@ -198,7 +198,7 @@ def _date_param(request: Request, name: str) -> datetime | None:
 
 
 # What a created record keeps of its request besides text and platforms: what changes what is published.
-_KEPT_FIELDS = ("isVideo", "firstComment", "shortenLinks", "idempotencyKey")
+_KEPT_FIELDS = ("isVideo", "firstComment", "autoHashtag", "shortenLinks", "idempotencyKey")
 
 
 def _idempotency_key(body: dict[str, Any]) -> str | None:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 DAG_ID = "ayrshare_failed_post_recovery"
-# The run's params: the demo outlasts Instagram's half-minute hint, not its day; spent retries are reposted.
-DEMO_CONF = {"poll_interval": 1, "max_wait_hint": 600, "repost_spent": True}
+# The run's params: the demo outlasts Instagram's half-minute hint, not its day; spent retries are
+# reposted; its person answers in seconds (the timeout only ends a demo whose person could not).
+DEMO_CONF = {"poll_interval": 1, "max_wait_hint": 600, "repost_spent": True, "person_timeout": 300}
 # The emulator's key: it never leaves this machine, and the emulator accepts nothing else.
 DEMO_API_KEY = "demo-api-key-for-the-local-emulator"
 
@@ -58,26 +59,32 @@ def _report(home: Path, env: dict[str, str]) -> dict[str, Any] | None:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _asks_people() -> bool:
-    """Whether this Airflow has the person step (3.1+), asked without importing Airflow yet."""
+def _person_can_answer() -> bool:
+    """
+    Whether ``airflow dags test`` can take a person's answer (Airflow 3.3+), asked without
+    importing Airflow yet. On 3.1 and 3.2 its in-process supervisor cannot serve the person
+    step's trigger, and before 3.1 there is no person step.
+    """
     from importlib.metadata import version
 
     major, minor = (int(part) for part in version("apache-airflow").split(".")[:2])
-    return (major, minor) >= (3, 1)
+    return (major, minor) >= (3, 3)
 
 
 def _run_dag(env: dict[str, str], home: Path, log: Path, emulator: Any) -> int:
-    """``airflow dags test`` of the recovery DAG; on Airflow 3.1+ with a person who answers its question."""
-    test = ("dags", "test", DAG_ID, "--conf", json.dumps(DEMO_CONF))
-    if not _asks_people():
-        print("    (Airflow before 3.1: no person step; the posts only a person can fix are skipped)")
-        return _airflow(env, log, *test)
+    """``airflow dags test`` of the recovery DAG; on Airflow 3.3+ with a person who answers its question."""
+    if not _person_can_answer():
+        print(
+            "    (before Airflow 3.3, dags test cannot ask a person: ask_person is off, those posts are skipped)"
+        )
+        conf = {**DEMO_CONF, "ask_person": False}
+        return _airflow(env, log, "dags", "test", DAG_ID, "--conf", json.dumps(conf))
     from ayrshare_provider.emulator.demo_person import PERSON, DemoPerson, relinkable
 
     relinked = relinkable(emulator.state.posts.values())
     env = {**env, **DemoPerson.sqlite_env()}
     with DemoPerson(env, home, DAG_ID, relinked) as person:
-        code = _airflow(env, log, *test)
+        code = _airflow(env, log, "dags", "test", DAG_ID, "--conf", json.dumps(DEMO_CONF))
     for answer in person.answers:
         print(f"    {PERSON} relinked Facebook, then answered in Airflow: {', '.join(answer['chosen'])}")
     return code

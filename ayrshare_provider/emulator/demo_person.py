@@ -124,7 +124,10 @@ class DemoPerson:
 
     def _answer(self, session: requests.Session, request: dict[str, Any]) -> None:
         """Tick each post the person fixed; "Retry none" when they fixed none."""
-        chosen = [option for option in request["options"] if any(post in option for post in self.relinked)]
+        # Options read "Retry <id> (<networks>)": the id is the second word.
+        chosen = [
+            option for option in request["options"] if option.split(" ")[1:2] in ([p] for p in self.relinked)
+        ]
         task = request["task_instance"]
         answer = session.patch(
             f"{self.url}/api/v2/dags/{self.dag_id}/dagRuns/{task['dag_run_id']}/taskInstances/"

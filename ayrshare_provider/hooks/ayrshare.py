@@ -28,6 +28,7 @@ from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_p
 from ayrshare_provider.rate_budget import reset_seconds
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Unpack
 
     import aiohttp
@@ -442,22 +443,29 @@ class AyrshareHook(HttpHook):
         :param post_id: the top-level Ayrshare post id; its status must be ``error``.
         """
         post_id = validate_post_id(post_id)
-        rate_limited = 0
 
         def send_once() -> dict[str, Any]:
-            nonlocal rate_limited
             try:
                 return self._send("PUT", "/api/post/retry", RETRY_CALL, post_id, json={"id": post_id})
-            except AyrshareRateLimitError:
-                rate_limited += 1
-                raise
             except AyrshareServerError as err:
                 return self._landed_or_raise(post_id, err)
 
+        return self._write(send_once)
+
+    def _write(self, send_once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """
+        Send a write as Ayrshare allows: after a 429 once more at most, after backing off; after a
+        5xx or a lost answer only when ``send_once`` raises it (it knows whether the write surely did
+        not land); never after another 4xx.
+        """
+        rate_limited = 0
+
         def send_again(retry_state: tenacity.RetryCallState) -> bool:
+            nonlocal rate_limited
             error = retry_state.outcome.exception() if retry_state.outcome else None
             if isinstance(error, AyrshareRateLimitError):
-                return rate_limited < 2  # Ayrshare: a 429 write at most once more, after backing off
+                rate_limited += 1
+                return rate_limited < 2
             return isinstance(error, AyrshareServerError) and not isinstance(
                 error, AyrshareRetryUnconfirmedError
             )
@@ -503,24 +511,9 @@ class AyrshareHook(HttpHook):
                 call=CREATE_CALL,
                 post_id=post_id,
             )
-        rate_limited = 0
-
-        def send_once() -> dict[str, Any]:
-            nonlocal rate_limited
-            try:
-                return self._send("POST", "/api/post", CREATE_CALL, post_id, json=body, created_post_ok=True)
-            except AyrshareRateLimitError:
-                rate_limited += 1
-                raise
-
-        def send_again(retry_state: tenacity.RetryCallState) -> bool:
-            error = retry_state.outcome.exception() if retry_state.outcome else None
-            if isinstance(error, AyrshareRateLimitError):
-                return rate_limited < 2  # Ayrshare: a 429 write at most once more, after backing off
-            return isinstance(error, AyrshareServerError)
-
-        policy = {**self._read_policy(self._connect().settings), "retry": send_again}
-        record = tenacity.Retrying(**policy)(send_once)
+        record = self._write(
+            lambda: self._send("POST", "/api/post", CREATE_CALL, post_id, json=body, created_post_ok=True)
+        )
         if not isinstance(record.get("id"), str) or not record["id"]:
             raise AyrshareServerError("the answer names no post id", call=CREATE_CALL, post_id=post_id)
         return record

@@ -10,7 +10,6 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from ayrshare_provider.exceptions import (
     AyrshareAlreadyRetriedError,
-    AyrshareConfigError,
     AyrshareError,
     AyrshareNotRetryableError,
     AyrshareRetryLaterError,
@@ -29,6 +28,7 @@ from ayrshare_provider.posts import (
     wait_state,
 )
 from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
+from ayrshare_provider.utils.rendered import flag, seconds
 from ayrshare_provider.utils.xcom import WAIT_HINT_XCOM_KEY
 
 if TYPE_CHECKING:
@@ -248,22 +248,14 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
     def _coerce_rendered(self) -> None:
         """Templated settings arrive as strings when a template renders them: make them numbers and flags."""
-        for name in ("poll_interval", "timeout", "max_wait_hint"):
-            value = getattr(self, name)
-            if name == "max_wait_hint" and value in (None, "", "None"):
-                self.max_wait_hint = None
-                continue
-            try:
-                setattr(self, name, float(value))
-            except (TypeError, ValueError):
-                raise AyrshareConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+        self.poll_interval = seconds("poll_interval", self.poll_interval)
+        self.timeout = seconds("timeout", self.timeout)
+        if self.max_wait_hint in (None, "", "None"):
+            self.max_wait_hint = None
+        else:
+            self.max_wait_hint = seconds("max_wait_hint", self.max_wait_hint)
         for name in ("wait_for_completion", "check_retryable", "batch_wait"):
-            value = getattr(self, name)
-            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-                value = value.strip().lower() == "true"
-            if not isinstance(value, bool):
-                raise AyrshareConfigError(f"{name} must be True or False, got {value!r}")
-            setattr(self, name, value)
+            setattr(self, name, flag(name, getattr(self, name)))
 
 
 # What this task instance knows of its own retry, across its attempts (Airflow 3.3's task state

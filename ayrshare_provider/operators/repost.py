@@ -1,4 +1,4 @@
-"""RepostOperator: publish a post whose one retry is spent as one new post, exactly once."""
+"""RepostOperator: publish a post whose one retry is spent as one new post, once (idempotencyKey)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from ayrshare_provider.exceptions import AyrshareConfigError
+from ayrshare_provider.exceptions import AyrshareNotRetryableError
 from ayrshare_provider.links.ayrshare import AyrsharePostLink
 from ayrshare_provider.posts import (
     Action,
     WaitState,
+    is_published,
     post_failed_error,
     repost_body,
     summarize,
@@ -18,6 +19,7 @@ from ayrshare_provider.posts import (
     wait_state,
 )
 from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
+from ayrshare_provider.utils.rendered import flag, seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,7 +34,9 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
     For a post that Ayrshare cannot retry any more (its one retry failed, or was spent before:
     code 329), the only way forward is a new post. This operator reads the original, and creates
     (``POST /api/post``) a post with its text, media and the options that change what is
-    published, to **only** the networks that did not publish it: never one that has it. The body
+    published, to **only** the networks whose error the original shows: never one that has it,
+    nor one whose outcome the record does not tell. A post that is not ``error`` (in flight,
+    paused, awaiting approval: it may still publish) or that is itself a repost is refused. The body
     carries an ``idempotencyKey`` derived from the original's id and those networks, so a second
     attempt of the task (after a lost answer, a kill, a retry) gets the first repost back instead
     of creating another. A post published everywhere is not reposted.
@@ -48,12 +52,12 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between two reads of the new post while waiting (templated).
     :param batch_wait: share one history listing per interval while deferred (Airflow 3.3+), as
-        :class:`~ayrshare_provider.operators.ayrshare.RetryPostOperator` does.
+        :class:`~ayrshare_provider.operators.ayrshare.RetryPostOperator` does (templated).
     :param timeout: seconds to wait for the new post's final status (templated).
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`.
     """
 
-    template_fields: Sequence[str] = ("post_id", "ayrshare_conn_id", "poll_interval", "timeout")
+    template_fields: Sequence[str] = ("post_id", "ayrshare_conn_id", "poll_interval", "timeout", "batch_wait")
     operator_extra_links = (AyrsharePostLink(),)
     ui_color = "#fdf3e1"
 
@@ -87,12 +91,20 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.report_no_url_yet(context)
         poll_interval, timeout = (
-            _seconds(name, getattr(self, name)) for name in ("poll_interval", "timeout")
+            seconds("poll_interval", self.poll_interval),
+            seconds("timeout", self.timeout),
         )
+        self.batch_wait = flag("batch_wait", self.batch_wait)
         post_id = validate_post_id(self.post_id)
         original = self.hook.get_post(post_id)
-        body = repost_body(original, post_id)
-        if body is None:
+        body = repost_body(original, post_id)  # refuses a post that may still publish, or a repost
+        if body is None:  # no network shows an error
+            if not is_published(original):
+                summary = summarize(original, Action.NOT_RETRIED, post_id=post_id)
+                self.report(context, summary)
+                raise AyrshareNotRetryableError(
+                    "not reposted: no network shows an error, yet not every one has it", post_id=post_id
+                )
             self.log.info("Post %s is published on every network it targets: nothing to repost", post_id)
             summary = summarize(original, Action.ALREADY_PUBLISHED, post_id=post_id)
             self.report(context, summary)
@@ -126,11 +138,3 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             known=repost,
         )
         return self.wait_for_final_status(context, trigger, timeout)
-
-
-def _seconds(name: str, value: Any) -> float:
-    """A templated number of seconds, which a template renders as a string."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise AyrshareConfigError(f"{name} must be a number of seconds, got {value!r}") from None

@@ -7,18 +7,27 @@ posts with theirs.
 
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.exceptions import AirflowException
+
 try:
     from airflow.providers.standard.operators.hitl import HITLOperator
-except Exception as err:  # ImportError, or the provider's "needs Airflow 3.1+" feature exception
+except (ImportError, AirflowException) as err:  # AirflowException: the provider's "needs Airflow 3.1+"
     raise ImportError(
         "ReviewPostsOperator needs Airflow 3.1+ and its standard provider (human-in-the-loop operators)"
     ) from err
+if "response_timeout" not in inspect.signature(HITLOperator.__init__).parameters:
+    # Older standard providers time a request out by execution_timeout only: person_timeout would be lost.
+    raise ImportError(
+        "ReviewPostsOperator needs a standard provider whose HITLOperator takes response_timeout"
+    )
 
 from ayrshare_provider.exceptions import AyrshareConfigError
 from ayrshare_provider.posts import network_name, validate_post_id
+from ayrshare_provider.utils.rendered import seconds
 from ayrshare_provider.utils.xcom import PERSON_ANSWER_XCOM_KEY
 
 if TYPE_CHECKING:
@@ -49,10 +58,9 @@ class ReviewPostsOperator(HITLOperator):
         ``needs_person`` from XCom.
     :param timeout: seconds to wait for an answer (templated; default 24 hours).
     :param subject: the request's headline (templated).
-    :param notifiers: Airflow notifiers called when the request is made (a Slack or email
-        notifier tells the person); each gets the task's context.
     :param kwargs: more arguments of :class:`~airflow.providers.standard.operators.hitl.HITLOperator`
-        (``assigned_users``, ``notifiers``) and ``BaseOperator``.
+        and ``BaseOperator``: ``notifiers`` (called when the request is made, each with the task's
+        context: a Slack or email notifier tells the person), ``assigned_users``.
     """
 
     RETRY_NONE = "Retry none"
@@ -98,7 +106,9 @@ class ReviewPostsOperator(HITLOperator):
             context,
             posts,
             chosen_options=list(answer.get("chosen_options") or []),
-            responded_by=(person or {}).get("name") if isinstance(person, dict) else None,
+            responded_by=(person.get("name") or person.get("id") or "someone")
+            if isinstance(person, dict)
+            else None,
             responded_at=responded_at.isoformat() if hasattr(responded_at, "isoformat") else responded_at,
         )
 
@@ -107,11 +117,7 @@ class ReviewPostsOperator(HITLOperator):
     def _prepare(self) -> list[dict[str, Any]]:
         """Read the posts, and set the request's options, body and timeout from them."""
         posts = _posts(self.posts)
-        try:
-            seconds = float(self.timeout)
-        except (TypeError, ValueError):
-            raise AyrshareConfigError(f"timeout must be a number of seconds, got {self.timeout!r}") from None
-        self.response_timeout = timedelta(seconds=seconds)
+        self.response_timeout = timedelta(seconds=seconds("timeout", self.timeout))
         self.options = [self.RETRY_NONE, *(option_for(post) for post in posts)]
         self.body = request_body(posts)
         return posts

@@ -1,12 +1,12 @@
-"""The person step (Airflow 3.1+): what it asks, what it makes of the answer, and a timeout in a real run."""
+"""The person step (Airflow 3.1+): what it asks, whom it tells, what it makes of an answer or a timeout."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from tests.airflow_compat import airflow_version, stored_xcoms
 from tests.context import make_context
-from tests.helpers import load_dag
 
 review = pytest.importorskip(
     "ayrshare_provider.operators.review", reason="human-in-the-loop needs Airflow 3.1+", exc_type=ImportError
@@ -86,25 +86,57 @@ def test_options_it_sets_itself_are_refused():
         review.ReviewPostsOperator(task_id="t", posts=[], options=["a"])
 
 
-@pytest.mark.dag
-@pytest.mark.skipif(
-    airflow_version() >= (3, 3),
-    reason="on 3.3 the step waits in awaiting_input, which only the scheduler times out; dag.test() has "
-    "none (the full-stack tests answer it over REST and let it time out)",
-)
-def test_no_answer_in_time_retries_nothing_and_the_notifier_was_told(airflow_db, tmp_path, monkeypatch):
+class FileNotifier:
+    """Stands for a Slack or email notifier: writes what the person would be told."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def __call__(self, context: dict) -> None:
+        task = context["task"]
+        self.path.write_text(f"{task.subject}\n{task.body}")
+
+
+def test_the_request_is_written_the_notifier_told_and_a_timeout_retries_nothing(tmp_path, monkeypatch):
+    """
+    The step's own half: what it writes for Airflow, whom it tells, and what it makes of the events
+    Airflow resumes it with. The waiting itself is Airflow's: answered over REST and timed out on a
+    real scheduler in tests/test_full_stack.py (3.3). ``dag.test()`` cannot run it: 3.1 and 3.2's
+    in-process supervisor does not serve the trigger's requests, and on 3.3 only a scheduler ends
+    the wait. So Airflow's write of the request is recorded here instead of sent.
+    """
+    from airflow.providers.standard.operators import hitl
+
+    from tests.context import RecordingTI
+
+    written: dict = {}
+    monkeypatch.setattr(hitl, "upsert_hitl_detail", lambda **request: written.update(request))
     notified = tmp_path / "notified.txt"
-    monkeypatch.setenv("AYRSHARE_TEST_NOTIFIED", str(notified))
-    dag = load_dag("test_ask_person")
-    dag_run = dag.test(run_conf={"person_timeout": 1})
-    assert dag_run.state == "success"
-    values = {
-        (task, key): value for (task, key, _), value in stored_xcoms(dag.dag_id, dag_run.run_id).items()
+    task = step(timeout="2", notifiers=[FileNotifier(notified)])
+    ti = RecordingTI()
+    ti.id = "ti-1"
+    context = {"ti": ti, "task_instance": ti, "task": task}
+    with pytest.raises(BaseException) as waiting:  # deferred (3.1, 3.2) or awaiting input (3.3)
+        task.execute(context)
+    assert type(waiting.value).__name__ in ("TaskDeferred", "TaskAwaitingInput")
+    assert written["options"] == ["Retry none", "Retry relinkme (Facebook)", "Retry dupe (X)"]
+    assert written["defaults"] == ["Retry none"] and written["multiple"] is True
+    assert "relink Facebook" in written["body"]
+    assert notified.read_text().startswith("Failed Ayrshare posts: which ones did you fix?\n")
+
+    # Resumed by a timeout (Airflow writes the defaults), then by a person's answer.
+    timed_out = {
+        "chosen_options": ["Retry none"],
+        "params_input": {},
+        "responded_at": datetime.now(UTC),
+        "responded_by_user": None,
+        "timedout": True,
     }
-    assert values[("ask_person", "return_value")] == []
-    answer = values[("ask_person", "ayrshare_person_answer")]
-    assert answer["timed_out"] is True and answer["responded_by"] is None
-    assert [left["id"] for left in answer["left"]] == ["relinkme"]
-    text = notified.read_text()
-    assert text.startswith("Failed Ayrshare posts: which ones did you fix?")
-    assert "relink Facebook for this profile" in text
+    fresh = step(timeout="2")  # a resumed task is built anew from the DAG
+    assert fresh.execute_complete(context, timed_out) == []
+    answer = ti.xcoms["ayrshare_person_answer"]
+    assert answer["timed_out"] is True and [left["id"] for left in answer["left"]] == ["relinkme", "dupe"]
+    answered = {**timed_out, "chosen_options": ["Retry relinkme (Facebook)"], "timedout": False}
+    answered["responded_by_user"] = {"id": "7", "name": "Ada"}
+    assert step(timeout="2").execute_complete(context, answered) == ["relinkme"]
+    assert ti.xcoms["ayrshare_person_answer"]["responded_by"] == "Ada"
