@@ -16,6 +16,7 @@ from ayrshare_provider.posts import (
     WaitState,
     failed_networks,
     is_repost,
+    network_name,
     person_request,
     plan_retry,
     retry_not_before,
@@ -295,7 +296,7 @@ def _person_outcome(
 ) -> tuple[str, dict[str, Any]]:
     """Where a post that needed a person ends: retried as they chose, left by them, or unknown."""
     post_id = request["id"]
-    fixes = "; ".join(f"{error['platform']}: {error['fix']}" for error in request.get("networks", []))
+    fixes = "; ".join(f"{network_name(e['platform'])}: {e['fix']}" for e in request.get("networks", []))
     if not isinstance(person, dict):
         return "unknown", {"id": post_id, "reason": "the person step ended without an answer: see its log"}
     by = person.get("responded_by") or "nobody: no answer in time"

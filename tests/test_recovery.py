@@ -136,7 +136,7 @@ def test_spent_and_failed_again_posts_are_reposted_and_reported_with_their_new_p
     }
     assert report["reposted"][0]["repost_id"] == "new1"
     assert "reposted as new2" in report["failed_again"][0]["reason"]
-    assert report["left_by_person"][0] == {"id": "left", "by": "Ada", "fix": "twitter: change the text"}
+    assert report["left_by_person"][0] == {"id": "left", "by": "Ada", "fix": "X: change the text"}
     table = format_report(report)
     assert "as new post new1 to facebook: u3" in table and "chosen by Ada" in table
 

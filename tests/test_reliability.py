@@ -154,7 +154,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     injected = sum(count for key, count in emulator.faults.injected.items())
     figures(
         "soak",
-        posts=len(emulator.state.posts),
+        posts=len(originals),
         retryable=len(retried),
         requests=sum(counters["requests"].values()),
         faults_injected=injected,
