@@ -124,9 +124,11 @@ class DemoPerson:
 
     def _answer(self, session: requests.Session, request: dict[str, Any]) -> None:
         """Tick each post the person fixed; "Retry none" when they fixed none."""
-        # Options read "Retry <id> (<networks>)": the id is the second word.
+        # Options read "Retry <id> (<networks>)" (ReviewPostsOperator's option_for).
         chosen = [
-            option for option in request["options"] if option.split(" ")[1:2] in ([p] for p in self.relinked)
+            option
+            for option in request["options"]
+            if any(option.startswith(f"Retry {p} (") for p in self.relinked)
         ]
         task = request["task_instance"]
         answer = session.patch(

@@ -90,10 +90,9 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.report_no_url_yet(context)
-        poll_interval, timeout = (
-            seconds("poll_interval", self.poll_interval),
-            seconds("timeout", self.timeout),
-        )
+        # Templated settings arrive as text when a template renders them.
+        self.poll_interval = seconds("poll_interval", self.poll_interval)
+        self.timeout = seconds("timeout", self.timeout)
         self.batch_wait = flag("batch_wait", self.batch_wait)
         post_id = validate_post_id(self.post_id)
         original = self.hook.get_post(post_id)
@@ -132,9 +131,9 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             return summary
         trigger = self.status_trigger(
             record["id"],
-            timeout=timeout,
-            poll_interval=poll_interval,
+            timeout=self.timeout,
+            poll_interval=self.poll_interval,
             action=Action.REPOSTED.value,
             known=repost,
         )
-        return self.wait_for_final_status(context, trigger, timeout)
+        return self.wait_for_final_status(context, trigger, self.timeout)
