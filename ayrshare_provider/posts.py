@@ -284,6 +284,30 @@ def plan_retry(
     return Plan.RETRY, reason
 
 
+# The fields of a post record that plan_retry reads: what a plan hands a retry task (see retry_facts).
+_RETRY_FACT_FIELDS = (
+    "id",
+    "status",
+    "platforms",
+    "postIds",
+    "errors",
+    "retryAvailable",
+    "scheduleDate",
+    "created",
+)
+
+
+def retry_facts(record: dict[str, Any]) -> dict[str, Any]:
+    """
+    The part of a post record that :func:`plan_retry` decides on: what a recovery's plan hands each
+    retry task, so that the task can retry without reading the post again (the text, media and
+    options stay behind: a mapped task's arguments are kept in Airflow's database).
+
+    :param record: the post record, as a listing or a read returned it.
+    """
+    return {name: record[name] for name in _RETRY_FACT_FIELDS if name in record}
+
+
 def wait_state(record: dict[str, Any]) -> WaitState:
     """The one decision every waiter uses: published, failed for good, or keep waiting."""
     status = status_of(record)

@@ -19,6 +19,7 @@ from ayrshare_provider.posts import (
     network_name,
     person_request,
     plan_retry,
+    retry_facts,
     retry_not_before,
     validate_post_id,
     wait_state,
@@ -41,6 +42,7 @@ def plan_recovery(
     max_wait_hint: float | None = None,
     ask_person: bool = False,
     repost_spent: bool = False,
+    records_as_of: float | None = None,
 ) -> dict[str, Any]:
     """
     Sort failed-post records into the recovery's paths, each with its reason.
@@ -58,6 +60,11 @@ def plan_recovery(
     :param max_wait_hint: the longest wait hint, in seconds, the run waits out (None: none).
     :param ask_person: posts that need a person go to ``needs_person`` (else they are skipped).
     :param repost_spent: posts whose retry is spent go to ``spent`` (else they are skipped).
+    :param records_as_of: the wall-clock moment (``time.time()``) the records show every post at
+        least as of (a cached listing: its read less the cache's age). Given, the plan keeps what
+        each retry decides on (:func:`~ayrshare_provider.posts.retry_facts`) under ``retry_with``,
+        and :func:`push_plan` hands it to the retry tasks, which then retry without a read of their
+        own while it is fresh (``RetryPostOperator(record=...)``).
     """
     plan: dict[str, Any] = {
         "to_retry": [],
@@ -68,6 +75,8 @@ def plan_recovery(
         "skipped": [],
         "dry_run": dry_run,
         "repost_spent": repost_spent and not dry_run,
+        "retry_with": {},
+        "records_as_of": records_as_of,
     }
     decided: set[str] = set()
     now = datetime.now(UTC)  # one moment for the whole plan; a record without dates counts its wait from it
@@ -88,24 +97,34 @@ def plan_recovery(
             )
         if path == "to_retry" and entry:
             plan["waits"].append(entry)
+        if path == "to_retry" and records_as_of is not None:
+            plan["retry_with"][post_id] = retry_facts(record)
         plan[path].append(post_id if path in ("to_retry", "spent") else entry)
     return plan
 
 
-def push_plan(ti: Any, plan: dict[str, Any]) -> list[str]:
+def push_plan(ti: Any, plan: dict[str, Any]) -> list[dict[str, Any]]:
     """
-    A plan task's last step: push the plan for the later steps, and return the ids to retry.
+    A plan task's last step: push the plan for the later steps, and return one retry task's arguments per post.
 
-    The whole plan goes under :data:`PLAN_XCOM_KEY` (the report reads it), its ``needs_person``
-    under :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it); the ids to retry are the task's
-    return value, since Airflow maps tasks over return values only.
+    The plan goes under :data:`PLAN_XCOM_KEY` (the report reads it), its ``needs_person`` under
+    :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it). The return value is what
+    ``RetryPostOperator.partial(...).expand_kwargs()`` maps over (Airflow maps tasks over return
+    values only): ``post_id``, and when the plan kept it, the post's ``record`` and ``record_as_of``.
 
     :param ti: the plan task's task instance.
     :param plan: what :func:`plan_recovery` returned.
     """
-    ti.xcom_push(key=PLAN_XCOM_KEY, value=plan)
+    retry_with = plan.get("retry_with") or {}
+    # Each record travels once, in the return value; the plan in XCom keeps the decisions.
+    ti.xcom_push(key=PLAN_XCOM_KEY, value={key: value for key, value in plan.items() if key != "retry_with"})
     ti.xcom_push(key=NEEDS_PERSON_XCOM_KEY, value=plan["needs_person"])
-    return list(plan["to_retry"])
+    return [
+        {"post_id": post_id, "record": retry_with[post_id], "record_as_of": plan.get("records_as_of")}
+        if post_id in retry_with
+        else {"post_id": post_id}
+        for post_id in plan["to_retry"]
+    ]
 
 
 _DRY_RUN_VERBS = {"to_retry": "retry", "needs_person": "ask a person", "spent": "repost"}

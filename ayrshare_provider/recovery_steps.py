@@ -1,7 +1,7 @@
 """The steps of a recovery run after its plan, as Airflow tasks; both recovery DAGs are built from them.
 
-A plan task (returning :func:`~ayrshare_provider.recovery.push_plan`: the ids to retry, with the
-whole plan in XCom) feeds, each on its own:
+A plan task (returning :func:`~ayrshare_provider.recovery.push_plan`: each retry task's arguments,
+with the whole plan in XCom) feeds, each on its own:
 
 - ``retry_post``: one ``RetryPostOperator`` per post to retry, waiting out wait hints (deferred);
 - ``ask_person`` then ``retry_chosen_post`` (Airflow 3.1+): one human-in-the-loop request for the
@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Param, task
 
-from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.operators.ayrshare import MAX_RECORD_AGE, RetryPostOperator
 from ayrshare_provider.operators.repost import RepostOperator
 from ayrshare_provider.recovery import posts_to_repost, report_run
 from ayrshare_provider.retry_policy import retry_policy_args
@@ -61,6 +61,18 @@ def recovery_params() -> dict[str, Param]:
             description="Repost, once, each post whose one retry is spent, to only the networks that "
             "did not publish it (an idempotencyKey makes it exactly once).",
         ),
+        "trust_plan": Param(
+            True,
+            type="boolean",
+            description="Retry each post from the record the plan just listed, without reading it again "
+            "(one call per post) while that record is under 20 minutes old; off, each task reads first.",
+        ),
+        "end_from_trigger": Param(
+            True,
+            type="boolean",
+            description="A post that publishes ends its task in the triggerer (one worker run per post); "
+            "off, the task resumes on a worker to end, as before 0.3.",
+        ),
         "poll_interval": Param(
             15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."
         ),
@@ -83,6 +95,7 @@ def _waits() -> dict[str, Any]:
         "deferrable": True,
         "batch_wait": "{{ params.batch_wait }}",
         "poll_interval": "{{ params.poll_interval }}",
+        "end_from_trigger": "{{ params.end_from_trigger }}",
         "timeout": 1800,
     }
 
@@ -91,12 +104,17 @@ def recover(plan: Any, plan_task_id: str) -> None:
     """
     Add the recovery's steps after ``plan`` to the DAG being defined.
 
-    :param plan: the plan task's output, an ``XComArg``: the ids to retry (``push_plan`` pushed the rest).
+    :param plan: the plan task's output, an ``XComArg``: each retry task's arguments (``push_plan``
+        returned them and pushed the rest).
     :param plan_task_id: its task id, where the report reads the whole plan.
     """
     retries = RetryPostOperator.partial(
-        task_id="retry_post", max_wait_hint="{{ params.max_wait_hint }}", **_waits(), **_safe_to_repeat()
-    ).expand(post_id=plan)
+        task_id="retry_post",
+        max_wait_hint="{{ params.max_wait_hint }}",
+        max_record_age=f"{{{{ {MAX_RECORD_AGE:g} if params.trust_plan else 0 }}}}",
+        **_waits(),
+        **_safe_to_repeat(),
+    ).expand_kwargs(plan)
     steps: list[Any] = [retries]
 
     person_task_id = chosen_task_id = None

@@ -52,11 +52,13 @@ with DAG(
 ):
 
     @task
-    def find_failed_posts(params: dict[str, Any], ti: Any = None) -> list[str]:
+    def find_failed_posts(params: dict[str, Any], ti: Any = None) -> list[dict[str, Any]]:
         """Read failed posts from history and sort them into the recovery's paths, with reasons."""
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
-        records = AyrshareHook().get_history(
+        hook = AyrshareHook()
+        as_of = hook.history_as_of()  # before the listing: what it shows is at least this fresh
+        records = hook.get_history(
             status="error",
             last_days=params["last_days"],
             limit=params["limit"],
@@ -68,6 +70,7 @@ with DAG(
             max_wait_hint=params["max_wait_hint"],
             ask_person=params["ask_person"] and ASKS_PEOPLE,
             repost_spent=params["repost_spent"],
+            records_as_of=as_of,
         )
         print(
             f"{len(records)} failed posts: {len(plan['to_retry'])} to retry "

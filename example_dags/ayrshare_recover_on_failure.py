@@ -17,6 +17,7 @@ defines no DAG and says so).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
@@ -56,7 +57,7 @@ else:
         @task
         def plan_failed_posts(
             params: dict[str, Any], triggering_asset_events: Any = None, ti: Any = None
-        ) -> list[str]:
+        ) -> list[dict[str, Any]]:
             """Read each post the watcher's events name, and sort them into the recovery's paths."""
             from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
@@ -69,8 +70,10 @@ else:
                 )
             )
             hook = AyrshareHook()
+            read_at = time.time()  # each post is read fresh, not from a cache
             plan = plan_recovery(
                 [hook.get_post(post_id) for post_id in post_ids],
+                records_as_of=read_at,
                 max_wait_hint=params["max_wait_hint"],
                 ask_person=params["ask_person"] and ASKS_PEOPLE,
                 repost_spent=params["repost_spent"],

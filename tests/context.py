@@ -15,6 +15,7 @@ class RecordingTI:
 
     task_id = "task"
     map_index = -1
+    try_number = 1  # a test sets 2 for a later attempt
 
     def __init__(self) -> None:
         self.xcoms: dict[str, Any] = {}

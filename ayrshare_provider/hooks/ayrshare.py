@@ -526,6 +526,13 @@ class AyrshareHook(HttpHook):
         """
         return history_records(self._read("/api/history", HISTORY_CALL, params=history_params(filters)))
 
+    def history_as_of(self) -> float:
+        """
+        The wall-clock moment (``time.time()``) a history listing read from now on shows every post
+        at least as of: now, less ``history_max_age``, since Ayrshare may answer from its cache.
+        """
+        return time.time() - self.settings.history_max_age
+
     def get_user(self) -> dict[str, Any]:
         """Read the profile the credentials act as (``GET /api/user``)."""
         return self._read("/api/user", USER_CALL)

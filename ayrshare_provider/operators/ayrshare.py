@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,16 @@ _Decision = tuple[dict[str, Any], AyrshareError | None, Action | None]
 # Plans whose "error" may be how this task's own earlier retry ended.
 _RETRYABLE_ONCE = (Plan.RETRY, Plan.RETRY_LATER, Plan.NOT_RETRYABLE, Plan.RETRY_SPENT)
 
+#: How old (seconds) a plan's record may be for a retry task to act on it without reading the post
+#: first. Only a retry changes a failed post, and a second retry is answered 329 (read, then waited
+#: for or failed), so the read guards against little; the bound keeps a task cleared or started
+#: long after its plan honest. 20 minutes: the listing's cache (up to 60 s), and the slowest task of
+#: a 1,000-post burst, which waits its turn under the profile's rate limit (300 calls per 5 minutes:
+#: its PUT goes in the fourth window, 15 minutes in).
+MAX_RECORD_AGE = 1200.0
+# What a plan's record may be acted on for: a retry now, or after a wait hint (whose end reads again).
+_TRUSTED_PLANS = (Plan.RETRY, Plan.RETRY_LATER)
+
 
 class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
     """
@@ -64,10 +75,15 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
     status, post URL, error code and message). A post that fails again raises
     :class:`~ayrshare_provider.exceptions.AyrsharePostFailedError` with the networks' errors.
 
+    Given the ``record`` a listing just read (a recovery's plan), the first attempt of the task
+    decides from it and sends the retry without a read of its own while the record is at most
+    ``max_record_age`` seconds old: one call per post. A later attempt, an older record, or one
+    that does not call for a retry: the post is read first.
+
     :param post_id: the top-level Ayrshare post id (templated).
     :param ayrshare_conn_id: the Ayrshare connection (templated).
-        ``poll_interval``, ``timeout``, ``wait_for_completion``, ``check_retryable`` and ``batch_wait``
-        are templated too.
+        ``poll_interval``, ``timeout``, ``wait_for_completion``, ``check_retryable``, ``batch_wait``,
+        ``max_wait_hint``, ``max_record_age`` and ``end_from_trigger`` are templated too.
     :param profile_key: act for this User Profile instead of the connection's Profile Key.
         Not templated, so that it never shows among rendered fields.
     :param wait_for_completion: wait for the final status; otherwise return once the retry is sent.
@@ -81,6 +97,15 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
     :param max_wait_hint: the longest wait, in seconds, for a network's wait hint before the retry
         (default: ``timeout``). A post whose hint ends later fails the task with
         :class:`~ayrshare_provider.exceptions.AyrshareRetryLaterError` and is not retried.
+    :param record: the post's record as a listing read it (what
+        :func:`~ayrshare_provider.posts.retry_facts` keeps of it), to retry from without a read.
+    :param record_as_of: the wall-clock moment (``time.time()``) the record shows the post at least
+        as of (a cached listing: its read less the cache's age); without it the record is not used.
+    :param max_record_age: the oldest record, in seconds, acted on without a read (0: always read).
+    :param end_from_trigger: when the post publishes while deferred, end the task in the triggerer
+        with the same XComs (summary, post URL, return value) instead of resuming it on a worker.
+        A failed post, a timeout or an error still resumes the task, which raises as always; a task
+        with ``outlets`` always resumes, so that its asset events are emitted.
     :param check_retryable: refuse a post whose errors say a retry cannot help
         (``retryAvailable: false``, a network to relink, a duplicate). Set False to retry anyway.
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
@@ -96,6 +121,8 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         "check_retryable",
         "batch_wait",
         "max_wait_hint",
+        "max_record_age",
+        "end_from_trigger",
     )
     operator_extra_links = (AyrsharePostLink(),)
     ui_color = "#e8f0fe"
@@ -112,6 +139,10 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         batch_wait: bool = False,
         timeout: float = 1800.0,
         max_wait_hint: float | None = None,
+        record: dict[str, Any] | None = None,
+        record_as_of: float | None = None,
+        max_record_age: float = MAX_RECORD_AGE,
+        end_from_trigger: bool = True,
         check_retryable: bool = True,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -123,17 +154,21 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             profile_key=profile_key,
             deferrable=deferrable,
             batch_wait=batch_wait,
+            end_from_trigger=end_from_trigger,
             hook_params=hook_params,
         )
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.max_wait_hint = max_wait_hint
+        self.record = record
+        self.record_as_of = record_as_of
+        self.max_record_age = max_record_age
         self.check_retryable = check_retryable
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.report_no_url_yet(context)
-        return self._recover(context, seen_at=None)
+        return self._recover(context, seen_at=None, from_plan=True)
 
     def execute_after_wait_hint(self, context: Context, event: Any = None, **_: Any) -> dict[str, Any]:
         """Resume after a wait hint: read the post again and go on from there, as :meth:`execute` does."""
@@ -146,12 +181,20 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         )
 
     def _recover(
-        self, context: Context, seen_at: datetime | None, waited_until: str | None = None
+        self,
+        context: Context,
+        seen_at: datetime | None,
+        waited_until: str | None = None,
+        from_plan: bool = False,
     ) -> dict[str, Any]:
-        """Decide from the post as it reads now and act on it; then report it, once, and wait or end."""
+        """
+        Decide from the post as it reads now (or, ``from_plan``, as the plan's fresh record shows it)
+        and act on it; then report it, once, and wait or end.
+        """
         self._coerce_rendered()
         post_id = validate_post_id(self.post_id)
-        summary, error, waiting_on = self._decide_and_act(context, post_id, seen_at, waited_until)
+        planned = self._fresh_plan_record(context, post_id) if from_plan else None
+        summary, error, waiting_on = self._decide_and_act(context, post_id, seen_at, waited_until, planned)
         self.report(context, summary)  # while it waits, too: the report and the link see the post as it is
         if error is not None:
             raise error
@@ -168,15 +211,22 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         return self.wait_for_final_status(context, trigger, self.timeout)
 
     def _decide_and_act(
-        self, context: Context, post_id: str, seen_at: datetime | None, waited_until: str | None
+        self,
+        context: Context,
+        post_id: str,
+        seen_at: datetime | None,
+        waited_until: str | None,
+        planned: dict[str, Any] | None = None,
     ) -> _Decision:
         """
         Read the post, decide what its record allows, and send its one retry when it is due.
 
         :param waited_until: the end of the wait hint this task waited for, if it did (said in the summary).
+        :param planned: a fresh record of the plan's, decided on instead of the first read.
         """
         while True:
-            record = self.hook.get_post(post_id)
+            record = planned if planned is not None else self.hook.get_post(post_id)
+            planned = None  # any later turn (after a wait hint) reads the post
             seen_at = seen_at or datetime.now(UTC)  # a wait hint without dates counts from the first read
             plan, reason = plan_retry(record, seen_at=seen_at)
             self.log.info("Post %s: %s (%s)", post_id, plan.value, reason)
@@ -246,15 +296,43 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         summary["retried_at"] = datetime.now(UTC).isoformat()
         return summary, None, Action.RETRIED
 
+    def _fresh_plan_record(self, context: Context, post_id: str) -> dict[str, Any] | None:
+        """The plan's record of this post when this attempt may act on it without a read; else None (read first)."""
+        if self.record is None or self.max_record_age <= 0:
+            return None
+        why_read = None
+        age = time.time() - _as_float(self.record_as_of)
+        try_number = getattr(context["ti"], "try_number", 1) or 1
+        if not isinstance(self.record, dict) or self.record.get("id") != post_id:
+            why_read = "the plan's record is not this post's"
+        elif try_number > 1:
+            why_read = f"attempt {try_number} does not trust what the plan read before the first"
+        elif math.isnan(age):
+            why_read = "the plan gave no moment its record is as of (record_as_of)"
+        elif age > self.max_record_age:
+            why_read = (
+                f"the plan's record is {age:.0f} s old, over max_record_age ({self.max_record_age:g} s)"
+            )
+        elif plan_retry(self.record)[0] not in _TRUSTED_PLANS:
+            why_read = "the plan's record does not call for a retry"
+        if why_read:
+            self.log.info("Post %s: reading it first: %s", post_id, why_read)
+            return None
+        self.log.info(
+            "Post %s: acting on the plan's record (%.0f s old), without a read of its own", post_id, age
+        )
+        return self.record
+
     def _coerce_rendered(self) -> None:
         """Templated settings arrive as strings when a template renders them: make them numbers and flags."""
         self.poll_interval = seconds("poll_interval", self.poll_interval)
         self.timeout = seconds("timeout", self.timeout)
+        self.max_record_age = seconds("max_record_age", self.max_record_age)
         if self.max_wait_hint in (None, "", "None"):
             self.max_wait_hint = None
         else:
             self.max_wait_hint = seconds("max_wait_hint", self.max_wait_hint)
-        for name in ("wait_for_completion", "check_retryable", "batch_wait"):
+        for name in ("wait_for_completion", "check_retryable", "batch_wait", "end_from_trigger"):
             setattr(self, name, flag(name, getattr(self, name)))
 
 
@@ -276,6 +354,14 @@ def _sent_before(context: Context, post_id: str) -> bool:
     store: Any = context.get("task_state_store")
     memory = store.get(_STATE_KEY) if store is not None else None
     return isinstance(memory, dict) and memory.get("post_id") == post_id and memory.get("state") == "sent"
+
+
+def _as_float(moment: Any) -> float:
+    """A record's moment as ``time.time()`` seconds; NaN when it is missing or not a number."""
+    try:
+        return float(moment)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _wait_for(context: Context, **wait: str) -> None:

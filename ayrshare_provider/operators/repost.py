@@ -55,9 +55,19 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         :class:`~ayrshare_provider.operators.ayrshare.RetryPostOperator` does (templated).
     :param timeout: seconds to wait for the new post's final status (templated).
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`.
+    :param end_from_trigger: when the post publishes while deferred, end the task in the triggerer
+        with the same XComs instead of resuming it on a worker (see
+        :class:`~ayrshare_provider.operators.ayrshare.RetryPostOperator`) (templated).
     """
 
-    template_fields: Sequence[str] = ("post_id", "ayrshare_conn_id", "poll_interval", "timeout", "batch_wait")
+    template_fields: Sequence[str] = (
+        "post_id",
+        "ayrshare_conn_id",
+        "poll_interval",
+        "timeout",
+        "batch_wait",
+        "end_from_trigger",
+    )
     operator_extra_links = (AyrsharePostLink(),)
     ui_color = "#fdf3e1"
 
@@ -73,6 +83,7 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         batch_wait: bool = False,
         timeout: float = 1800.0,
         hook_params: dict[str, Any] | None = None,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,6 +93,7 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             profile_key=profile_key,
             deferrable=deferrable,
             batch_wait=batch_wait,
+            end_from_trigger=end_from_trigger,
             hook_params=hook_params,
         )
         self.wait_for_completion = wait_for_completion

@@ -41,6 +41,9 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
         every other batched wait of the same connection and Profile Key (see ``RetryPostOperator``).
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
         (``timeout``, ``max_attempts``, ``backoff``, ``max_backoff``); also used while deferred.
+    :param end_from_trigger: when the post publishes while deferred, end the task in the triggerer
+        with the same XComs instead of resuming it on a worker (see
+        :class:`~ayrshare_provider.operators.ayrshare.RetryPostOperator`).
     """
 
     template_fields: Sequence[str] = ("post_id", "ayrshare_conn_id")
@@ -56,6 +59,7 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
         deferrable: bool = default_deferrable(),
         batch_wait: bool = False,
         hook_params: dict[str, Any] | None = None,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -65,6 +69,7 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
             profile_key=profile_key,
             deferrable=deferrable,
             batch_wait=batch_wait,
+            end_from_trigger=end_from_trigger,
             hook_params=hook_params,
         )
 

@@ -16,6 +16,7 @@ from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
 from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
 from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
+from ayrshare_provider.utils.xcom import report_xcoms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
 _FIRST_POLL_SPREAD = 5.0  # seconds, at most
+# Airflow's XCom key of a task's return value (XCOM_RETURN_KEY), named here: importing it loads
+# Airflow's XCom model, which the triggerer never needs otherwise.
+_RETURN_VALUE = "return_value"
 # A batched wait reads its post on its own when the shared listing did not show it this many
 # times in a row (it may be older than the listing's 1,000 newest posts, or the listing failed)...
 _READ_ALONE_AFTER_UNSEEN = 2
@@ -79,6 +83,12 @@ class PostStatusTrigger(BaseEventTrigger):
     :param since: wall-clock time the wait began (after the retry was sent); defaults to now.
     :param known: what the task knows beyond the post's record (when it retried, what it
         reposted), added to the final summary; plain JSON values.
+    :param end_from_trigger: when the post publishes, end the task here (``TaskSuccessEvent``) with
+        the XComs its ``execute_complete`` would push, instead of resuming it on a worker. Only in a
+        triggerer: ``dag.test()`` runs a trigger in its own process and resumes the task with the
+        event's payload, which carries no XComs, so there the task resumes as usual. Other
+        outcomes always resume the task, which raises the post's error as it always has.
+    :param push_return_value: with ``end_from_trigger``, push the summary as the task's return value too.
     """
 
     # A task's trigger on BaseEventTrigger, the base Airflow documents for triggers that schedule
@@ -99,6 +109,8 @@ class PostStatusTrigger(BaseEventTrigger):
         batch_wait: bool = False,
         since: float | None = None,
         known: dict[str, Any] | None = None,
+        end_from_trigger: bool = False,
+        push_return_value: bool = True,
     ) -> None:
         super().__init__()
         self.post_id = post_id
@@ -111,6 +123,8 @@ class PostStatusTrigger(BaseEventTrigger):
         self.batch_wait = bool(batch_wait)
         self.since = time.time() if since is None else float(since)
         self.known = known or {}
+        self.end_from_trigger = bool(end_from_trigger)
+        self.push_return_value = bool(push_return_value)
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
@@ -130,6 +144,8 @@ class PostStatusTrigger(BaseEventTrigger):
                 "batch_wait": self.batch_wait,
                 "since": self.since,
                 "known": self.known,
+                "end_from_trigger": self.end_from_trigger,
+                "push_return_value": self.push_return_value,
             },
         )
 
@@ -152,8 +168,20 @@ class PostStatusTrigger(BaseEventTrigger):
 
     def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
         summary = {**summarize(record, Action(self.action), post_id=self.post_id), **self.known}
+        if state is WaitState.SUCCESS and self.end_from_trigger and self.trigger_id is not None:
+            return self._task_success(summary)
         outcome = WaitOutcome.SUCCESS if state is WaitState.SUCCESS else WaitOutcome.FAILED
         return self._event(outcome, f"post {self.post_id} is {summary['status']}", summary)
+
+    def _task_success(self, summary: dict[str, Any]) -> TriggerEvent:
+        """End the task here, published, with the XComs its resumed ``execute_complete`` would push."""
+        from airflow.triggers.base import TaskSuccessEvent
+
+        xcoms = report_xcoms(summary)
+        if self.push_return_value:
+            xcoms[_RETURN_VALUE] = summary
+        self.log.info("Post %s is %s: the task ends here, with its summary", self.post_id, summary["status"])
+        return TaskSuccessEvent(xcoms=xcoms)
 
     def _timeout_event(self) -> TriggerEvent:
         return self._event(WaitOutcome.TIMEOUT, f"post {self.post_id} was not final by the deadline")

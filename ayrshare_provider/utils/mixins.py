@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from ayrshare_provider.triggers.events import PostStatusEvent
-from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY
+from ayrshare_provider.utils.rendered import flag
+from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -51,6 +52,7 @@ class AyrshareTaskMixin:
     profile_key: str | None
     deferrable: bool
     batch_wait: bool
+    end_from_trigger: bool
     hook_params: dict[str, Any]
 
     def _init_ayrshare(
@@ -62,6 +64,7 @@ class AyrshareTaskMixin:
         deferrable: bool,
         batch_wait: bool,
         hook_params: dict[str, Any] | None,
+        end_from_trigger: bool = True,
     ) -> None:
         """Keep the task's Ayrshare arguments (no I/O: a DAG file builds tasks at every parse)."""
         self.post_id = post_id
@@ -69,6 +72,7 @@ class AyrshareTaskMixin:
         self.profile_key = profile_key
         self.deferrable = deferrable
         self.batch_wait = batch_wait
+        self.end_from_trigger = end_from_trigger
         self.hook_params = hook_params or {}
 
     @cached_property
@@ -90,8 +94,8 @@ class AyrshareTaskMixin:
     def report(self, context: Context, summary: dict[str, Any]) -> None:
         """Push the post's summary and its URL, for the recovery report and the extra link."""
         ti = context["ti"]
-        ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
-        ti.xcom_push(key=POST_URL_XCOM_KEY, value=summary.get("post_url") or "")
+        for key, value in report_xcoms(summary).items():
+            ti.xcom_push(key=key, value=value)
 
     # -- waiting for a post's final status ------------------------------------------------------
 
@@ -116,6 +120,10 @@ class AyrshareTaskMixin:
         """
         from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 
+        # A task with outlets resumes to end: its asset events are emitted by the task runner only.
+        end_from_trigger = flag("end_from_trigger", self.end_from_trigger) and not getattr(
+            self, "outlets", None
+        )
         return PostStatusTrigger(
             post_id=post_id,
             ayrshare_conn_id=self.ayrshare_conn_id,
@@ -126,13 +134,16 @@ class AyrshareTaskMixin:
             hook_params=self.hook_params,
             batch_wait=self.batch_wait,
             known=known,
+            end_from_trigger=end_from_trigger,
+            push_return_value=bool(getattr(self, "do_xcom_push", True)),
         )
 
     def wait_for_final_status(
         self, context: Context, trigger: PostStatusTrigger, timeout: float
     ) -> dict[str, Any]:
         """
-        Wait with ``trigger``: deferred to the triggerer (``execute_complete`` resumes the task), or here.
+        Wait with ``trigger``: deferred to the triggerer (``execute_complete`` resumes the task,
+        unless the trigger ended it, see ``end_from_trigger``), or here.
 
         :param context: the task's context.
         :param trigger: the wait, from :meth:`status_trigger`.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 #: A post's summary (:func:`ayrshare_provider.posts.summarize`), pushed even when the task then
 #: fails; the recovery report reads it.
 SUMMARY_XCOM_KEY = "ayrshare_summary"
@@ -17,3 +19,8 @@ PERSON_ANSWER_XCOM_KEY = "ayrshare_person_answer"
 #: ``waited_until``): a deferral's own kwargs do not survive every way of resuming (``dag.test()``
 #: replaces them with the trigger's event), the task's XComs do.
 WAIT_HINT_XCOM_KEY = "ayrshare_wait_hint"
+
+
+def report_xcoms(summary: dict[str, Any]) -> dict[str, Any]:
+    """The XComs that report a post: its summary and its URL, pushed by a task or by the trigger that ends it."""
+    return {SUMMARY_XCOM_KEY: summary, POST_URL_XCOM_KEY: summary.get("post_url") or ""}

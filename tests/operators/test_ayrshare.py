@@ -194,6 +194,8 @@ def test_template_fields_and_no_io_at_construction():
         "check_retryable",
         "batch_wait",
         "max_wait_hint",
+        "max_record_age",
+        "end_from_trigger",
     }
     assert "hook" not in task.__dict__  # built only when executed
 
