@@ -163,8 +163,12 @@ class _Window:
             self.window_seen = 0.0
             if now - end < (self.window or _DEFAULT_WINDOW):
                 self.ended = end
-            else:  # after an idle spell: a window may start any moment, and its limit is learned again
-                self.ended, self.limit = now, 0.0
+            else:
+                # After an idle spell a window may start any moment, and what it is gets learned again:
+                # its limit and its length (a length kept from before would take the new window's
+                # answers for late ones of the last: a server with a shorter window was never believed).
+                # No answer from before the spell can still be on its way.
+                self.ended = self.limit = self.window = 0.0
 
     def take(self, now: float, headroom: float, fallback: float) -> Claim:
         self.roll(now)

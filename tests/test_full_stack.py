@@ -177,18 +177,19 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     assert sum(counters["retry_puts"].values()) == 12
     assert sorted(counters["posts_created"].values()) == [1, 1, 1]  # one repost each
     # The waits shared the triggerer's history listings (batch_wait): no post was polled on its own.
-    # 16 reads: each retry task's read before its PUT (11 + 1 chosen by the person), the "already
-    # retried" post's read after its 329, each repost's read of its original (3), a waited post's
-    # second read; plus one per extra
-    # attempt: Airflow 3.3's scheduler can take a late executor event for a resumed task as a kill and
-    # run it again, and the new attempt reads, finds the retry done and sends none.
+    # The 11 retry_post tasks act on the plan's records (trust_plan): no read before their PUTs.
+    # 5 reads: the read before the PUT of the post the person chose, the "already retried" post's
+    # read after its 329, each repost's read of its original (3); plus a waited post's read once
+    # its hint is over, and one per extra attempt: Airflow 3.3's scheduler can take a late executor
+    # event for a resumed task as a kill and run it again, and the new attempt reads, finds the
+    # retry done and sends none.
     extra_attempts = sum(
         ti["try_number"] - 1
         for ti in recovery_run["instances"]
         if ti["task_id"] in ("retry_post", "retry_chosen_post", "repost_post")
     )
     waited = len(report["recovered_after_wait"])  # read again once its wait hint is over
-    assert counters["requests"]["GET /api/post/{id}"] == 16 + waited + extra_attempts
+    assert counters["requests"]["GET /api/post/{id}"] == 5 + waited + extra_attempts
     assert counters["requests"]["GET /api/history"] >= 2  # the DAG's listing of failed posts, then the waits'
 
     one = next(
@@ -204,6 +205,18 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
         )
     )
     assert "Pausing task as DEFERRED" in log  # the worker let go of the slot while the triggerer polled
+    # Published while deferred: the triggerer ended the task (end_from_trigger), one worker run in
+    # all, with the XComs a resumed task pushes: the summary, the extra link's URL, the return value.
+    assert log.count("Worker startup parse complete") == 1
+    assert "the task ends here, with its summary" in log
+    xcom = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/xcomEntries"
+    pushed = {
+        key: stack.api("GET", f"{xcom}/{key}", params={"map_index": one["map_index"]})["value"]
+        for key in ("ayrshare_summary", "ayrshare_post_url", "return_value")
+    }
+    summary = pushed["ayrshare_summary"]
+    assert summary == pushed["return_value"] and summary["status"] == "success" and summary["retried_at"]
+    assert pushed["ayrshare_post_url"] == summary["post_url"] and summary["post_url"].startswith("https://")
 
 
 def test_a_person_is_asked_in_airflow_and_only_their_choice_is_retried(

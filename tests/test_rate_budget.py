@@ -292,6 +292,28 @@ def test_after_an_idle_spell_the_budget_learns_the_window_again_before_it_lets_c
     assert calls.go() > 0  # 4 of 4, every one counted
 
 
+def test_after_an_idle_spell_a_shorter_window_is_believed(tmp_path):
+    """
+    The same origin served again by a server with a shorter window (an emulator restarted on a
+    port used before): the length known from before must not make the new window's answers look
+    like late ones of the last. Seen in `make bench`: every window waited 300 s instead of 20 s.
+    """
+    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls.go()
+    calls.answer(headers(1, 2, 600))  # a 0.6 s window, learned
+    calls.go()
+    calls.answer(headers(2, 2, 590))  # used up
+    time.sleep(1.5)  # more than its length without a call: an idle spell
+    assert calls.go() == 0.0
+    calls.answer(headers(1, 2, 100))  # now a 0.1 s window
+    assert calls.go() == 0.0
+    calls.answer(headers(2, 2, 95))
+    wait = calls.go()
+    assert 0 < wait <= 0.1 + 0.25 + 0.05  # until the new window's announced reset (and the margin)
+    time.sleep(wait)
+    assert calls.go() == 0.0
+
+
 def test_answers_with_a_limit_but_no_reset_end_their_window_after_ayrshares_five_minutes(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()
