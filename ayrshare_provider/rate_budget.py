@@ -167,7 +167,8 @@ class _Window:
                 # After an idle spell a window may start any moment, and what it is gets learned again:
                 # its limit and its length (a length kept from before would take the new window's
                 # answers for late ones of the last: a server with a shorter window was never believed).
-                # No answer from before the spell can still be on its way.
+                # An answer from before the spell would be believed too, but none is on its way: its
+                # call was open for a whole window, and the hook's timeout is far shorter than that.
                 self.ended = self.limit = self.window = 0.0
 
     def take(self, now: float, headroom: float, fallback: float) -> Claim:

@@ -1,21 +1,24 @@
-"""4. A burst of 1,000 failed posts recovered within Ayrshare's rate limit: per-post polling and batched waits.
+"""4. A burst of 1,000 failed posts recovered within Ayrshare's rate limit: two calls per post, or one.
 
-Ayrshare is time-scaled ``BENCH_SCALE`` times (default 15): 300 requests per 300 s per profile,
+Ayrshare is time-scaled ``BENCH_SCALE`` times (default 5): 300 requests per 300 s per profile,
 history answers with ``limit`` > 25 cached for 60 s, and retries that become final 1 to 5 minutes
-after they are sent (spread), all run 15 times faster (faster still, the 2 cores that fork the tasks become the bottleneck); figures are given back in real time.
+after they are sent (spread), all run 5 times faster; figures are given back in real time. Faster
+still, the 2 cores that fork a process per task become the bottleneck instead of the rate limit
+(at 15x the one-call path ran about 50 tasks per scaled minute, under the limit's 60).
 
 The recovery runs as the example DAG runs it: one listing of failed posts, then one
 ``RetryPostOperator(deferrable=True)`` per post with the default ``poll_interval`` (15 s), 32 at a
 time (32 task slots), each in a fresh process forked for it (as Airflow's task runner does, so
 each task starts knowing nothing of the rate limit), and every deferred wait in one triggerer
 process, which runs a trigger with a ``shared_stream_key`` through Airflow 3.3's own
-``SharedStreamManager``. The variants differ only in ``batch_wait`` and in whether each task acts
-on the plan's record (the DAG's ``trust_plan``: one call per post) or reads the post before its PUT.
+``SharedStreamManager`` (batched waits). The two variants differ only in whether each task acts
+on the plan's record (the DAG's ``trust_plan``: one call per post) or reads its post before the PUT.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import os
 import tempfile
@@ -24,12 +27,13 @@ from typing import Any
 
 from bench.common import connection_env, control, emulator, seed_failed_posts, table
 
-SCALE = float(os.environ.get("BENCH_SCALE", "15"))
+SCALE = float(os.environ.get("BENCH_SCALE", "5"))
 POSTS = int(os.environ.get("BENCH_BURST_POSTS", "1000"))
 FAIL_AGAIN_EVERY = 10  # one post in ten fails again on its retry
 SLOTS = 32
 LIMIT, WINDOW = 300, 300.0  # Ayrshare's, in real seconds
 POLL = 15.0  # RetryPostOperator's default poll_interval
+SLOWEST_SETTLE = 300.0  # a retry is final 1 to 5 minutes after it is sent
 TIMEOUT = 4 * 3600.0  # long enough that no variant's wait times out: calls and time are what is compared
 # The hook's own waits, time-scaled like the service (its defaults are 1 s and 60 s).
 HOOK = {"backoff": 1.0 / SCALE, "max_backoff": 60.0 / SCALE, "history_max_age": 60.0 / SCALE}
@@ -176,13 +180,18 @@ def main() -> str:
 
     import ayrshare_provider.operators.ayrshare  # noqa: F401
 
-    floor = {True: POSTS / LIMIT * WINDOW, False: 2 * POSTS / LIMIT * WINDOW}  # calls at the limit's pace
+    calls_per_post = {True: 1, False: 2}
+    floor = {
+        trust: n * POSTS / LIMIT * WINDOW for trust, n in calls_per_post.items()
+    }  # calls at the limit's pace
+    # What the floor leaves out: the last calls go when their window opens (the budget uses 98% of
+    # each), and the last retry becomes final up to 5 minutes after its PUT.
+    settled_floor = {
+        trust: (math.ceil(n * POSTS / (LIMIT * 0.98)) - 1) * WINDOW + SLOWEST_SETTLE
+        for trust, n in calls_per_post.items()
+    }
     rows, figures = [], {}
-    variants = [
-        ("per-post polling, read then PUT", False, False),
-        ("batched, read then PUT", True, False),
-        ("batched, one call (trust_plan)", True, True),
-    ]
+    variants = [("read, then PUT (0.2)", True, False), ("one call (trust_plan)", True, True)]
     for name, batch_wait, trust_plan in [
         v for v in variants if os.environ.get("BENCH_ONLY", "") in ("", v[0])
     ]:
@@ -201,16 +210,19 @@ def main() -> str:
                 counters["rate_limited"],
                 f"{result['seconds'] / 60:.1f} min",
                 f"{result['seconds'] / floor[trust_plan]:.2f}",
+                f"{result['seconds'] / settled_floor[trust_plan]:.2f}",
             ]
         )
-    two_calls, one_call = figures.get(variants[1][0], 1.0), figures.get(variants[2][0], 1.0)
+    two_calls, one_call = figures.get(variants[0][0], 1.0), figures.get(variants[1][0], 1.0)
     return (
         f"## 4. A burst of {POSTS} failed posts within the rate limit ({SLOTS} task slots, deferrable, "
         f"poll_interval {POLL:g} s)\n\n"
         f"Ayrshare time-scaled {SCALE:g}x: {LIMIT} requests per {WINDOW:g} s per profile, history cached 60 s, "
         f"retries final 1 to 5 min after they are sent; times are real-time equivalents. "
         f"Floors: the calls of every post at the limit's pace, {floor[False] / 60:.1f} min for two calls per post "
-        f'(read and PUT), {floor[True] / 60:.1f} min for one (the PUT); each row\'s "x floor" is against its own.\n\n'
+        f'(read and PUT), {floor[True] / 60:.1f} min for one (the PUT); each row\'s "x floor" is against its own. '
+        f"With the last window and settle: the last calls go when their window opens and the last retry is "
+        f"final up to 5 min later: {settled_floor[False] / 60:.1f} and {settled_floor[True] / 60:.1f} min.\n\n"
         + table(
             [
                 "variant",
@@ -221,6 +233,7 @@ def main() -> str:
                 "429 answers",
                 "total time",
                 "x floor",
+                "x floor with the last window and settle",
             ],
             rows,
         )

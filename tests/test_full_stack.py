@@ -217,6 +217,14 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
     summary = pushed["ayrshare_summary"]
     assert summary == pushed["return_value"] and summary["status"] == "success" and summary["retried_at"]
     assert pushed["ayrshare_post_url"] == summary["post_url"] and summary["post_url"].startswith("https://")
+    links = stack.api(
+        "GET",
+        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/links",
+        params={"map_index": one["map_index"]},
+    )
+    assert links == {"Ayrshare post": summary["post_url"]}  # the link Airflow 3 stores, pushed by the trigger
+    # A worker pulls them as the task pushed them: the report (a task) found every post's summary
+    # as a summary, not as its JSON text (counts above: no "unknown").
 
 
 def test_a_person_is_asked_in_airflow_and_only_their_choice_is_retried(

@@ -29,6 +29,22 @@ def test_plan_skips_published_and_hopeless_posts_with_reasons():
     assert reasons["../user"].startswith("unusable id")
 
 
+def test_the_plan_hands_each_retry_task_its_record_and_keeps_the_records_out_of_its_xcom():
+    from ayrshare_provider.recovery import push_plan
+    from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY
+    from tests.context import RecordingTI
+
+    records = [error_post("p1", mediaUrls=["https://img.test/a.png"]), error_post("relink", code=161)]
+    ti = RecordingTI()
+    tasks = push_plan(ti, plan_recovery(records, records_as_of=1_700_000_000.0))
+    assert [task["post_id"] for task in tasks] == ["p1"]
+    assert tasks[0]["record_as_of"] == 1_700_000_000.0
+    assert tasks[0]["record"]["errors"] == records[0]["errors"] and "mediaUrls" not in tasks[0]["record"]
+    assert "retry_with" not in ti.xcoms[PLAN_XCOM_KEY] and ti.xcoms[PLAN_XCOM_KEY]["to_retry"] == ["p1"]
+    # Without the moment the records are as of, the tasks get ids only: each reads its post first.
+    assert push_plan(RecordingTI(), plan_recovery(records)) == [{"post_id": "p1"}]
+
+
 def test_a_dry_run_retries_nothing_and_says_what_it_would_do():
     plan = plan_recovery([error_post("p1")], dry_run=True)
     assert plan["to_retry"] == [] and plan["skipped"][0]["reason"].startswith("dry run, would retry")

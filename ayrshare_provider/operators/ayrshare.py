@@ -50,6 +50,8 @@ _RETRYABLE_ONCE = (Plan.RETRY, Plan.RETRY_LATER, Plan.NOT_RETRYABLE, Plan.RETRY_
 #: a 1,000-post burst, which waits its turn under the profile's rate limit (300 calls per 5 minutes:
 #: its PUT goes in the fourth window, 15 minutes in).
 MAX_RECORD_AGE = 1200.0
+# How far ahead of this worker's clock a plan's record may be dated (the plan ran on another machine).
+_CLOCK_SKEW = 60.0
 # What a plan's record may be acted on for: a retry now, or after a wait hint (whose end reads again).
 _TRUSTED_PLANS = (Plan.RETRY, Plan.RETRY_LATER)
 
@@ -103,9 +105,12 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         as of (a cached listing: its read less the cache's age); without it the record is not used.
     :param max_record_age: the oldest record, in seconds, acted on without a read (0: always read).
     :param end_from_trigger: when the post publishes while deferred, end the task in the triggerer
-        with the same XComs (summary, post URL, return value) instead of resuming it on a worker.
-        A failed post, a timeout or an error still resumes the task, which raises as always; a task
-        with ``outlets`` always resumes, so that its asset events are emitted.
+        with the same XComs (summary, post URL, return value, extra link) instead of resuming it on
+        a worker: one worker run instead of two. A failed post, a timeout or an error still resumes
+        the task, which raises as always; so does a task with ``outlets`` or an
+        ``on_success_callback`` (the task runner emits asset events, and Airflow 3 runs no success
+        callback of a task ended in the triggerer). Off by default, as on Airflow's own sensors;
+        the recovery DAGs turn it on.
     :param check_retryable: refuse a post whose errors say a retry cannot help
         (``retryAvailable: false``, a network to relink, a duplicate). Set False to retry anyway.
     :param hook_params: more keyword arguments for :class:`~ayrshare_provider.hooks.ayrshare.AyrshareHook`
@@ -142,7 +147,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         record: dict[str, Any] | None = None,
         record_as_of: float | None = None,
         max_record_age: float = MAX_RECORD_AGE,
-        end_from_trigger: bool = True,
+        end_from_trigger: bool = False,
         check_retryable: bool = True,
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -298,7 +303,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
     def _fresh_plan_record(self, context: Context, post_id: str) -> dict[str, Any] | None:
         """The plan's record of this post when this attempt may act on it without a read; else None (read first)."""
-        if self.record is None or self.max_record_age <= 0:
+        if self.record is None or not 0 < self.max_record_age < math.inf:  # 0 (or NaN): always read
             return None
         why_read = None
         age = time.time() - _as_float(self.record_as_of)
@@ -307,8 +312,12 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             why_read = "the plan's record is not this post's"
         elif try_number > 1:
             why_read = f"attempt {try_number} does not trust what the plan read before the first"
+        elif _sent_before(context, post_id):
+            why_read = "this task instance sent its retry before"
         elif math.isnan(age):
             why_read = "the plan gave no moment its record is as of (record_as_of)"
+        elif age < -_CLOCK_SKEW:
+            why_read = f"the plan's record is dated {-age:.0f} s ahead of this machine's clock"
         elif age > self.max_record_age:
             why_read = (
                 f"the plan's record is {age:.0f} s old, over max_record_age ({self.max_record_age:g} s)"

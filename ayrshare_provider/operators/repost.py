@@ -83,7 +83,7 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         batch_wait: bool = False,
         timeout: float = 1800.0,
         hook_params: dict[str, Any] | None = None,
-        end_from_trigger: bool = True,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -59,7 +59,7 @@ class PostStatusSensor(AyrshareTaskMixin, BaseSensorOperator):
         deferrable: bool = default_deferrable(),
         batch_wait: bool = False,
         hook_params: dict[str, Any] | None = None,
-        end_from_trigger: bool = True,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -16,7 +16,7 @@ from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
 from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
 from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
-from ayrshare_provider.utils.xcom import report_xcoms
+from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -166,22 +166,38 @@ class PostStatusTrigger(BaseEventTrigger):
         fields = PostStatusEvent.error_fields(error) if error is not None else None
         return TriggerEvent(PostStatusEvent(outcome, self.post_id, message, summary, fields).to_payload())
 
-    def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
+    async def _final_event(self, record: dict[str, Any], state: WaitState) -> TriggerEvent:
         summary = {**summarize(record, Action(self.action), post_id=self.post_id), **self.known}
-        if state is WaitState.SUCCESS and self.end_from_trigger and self.trigger_id is not None:
-            return self._task_success(summary)
+        ends_here = state is WaitState.SUCCESS and self.end_from_trigger and self.trigger_id is not None
+        if ends_here and (ended := await self._task_success(summary)) is not None:
+            return ended
         outcome = WaitOutcome.SUCCESS if state is WaitState.SUCCESS else WaitOutcome.FAILED
         return self._event(outcome, f"post {self.post_id} is {summary['status']}", summary)
 
-    def _task_success(self, summary: dict[str, Any]) -> TriggerEvent:
-        """End the task here, published, with the XComs its resumed ``execute_complete`` would push."""
+    async def _task_success(self, summary: dict[str, Any]) -> TriggerEvent | None:
+        """
+        End the task here, published, with the XComs its resumed ``execute_complete`` would push;
+        None (resume it, as without ``end_from_trigger``) when they cannot be pushed from here.
+        """
+        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
         from airflow.triggers.base import TaskSuccessEvent
 
         xcoms = report_xcoms(summary)
         if self.push_return_value:
             xcoms[_RETURN_VALUE] = summary
+        if not AIRFLOW_V_3_0_PLUS:
+            ended = TaskSuccessEvent(xcoms=xcoms)  # 2.11's triggerer stores them as a task would
+        else:
+            try:
+                await _push_as_the_task(self.task_instance, xcoms)
+            except Exception as err:  # noqa: BLE001 - any failure here only means a worker ends the task
+                self.log.warning(
+                    "Post %s: XComs not pushed from the triggerer (%s); the task resumes", self.post_id, err
+                )
+                return None
+            ended = TaskSuccessEvent()
         self.log.info("Post %s is %s: the task ends here, with its summary", self.post_id, summary["status"])
-        return TaskSuccessEvent(xcoms=xcoms)
+        return ended
 
     def _timeout_event(self) -> TriggerEvent:
         return self._event(WaitOutcome.TIMEOUT, f"post {self.post_id} was not final by the deadline")
@@ -202,7 +218,7 @@ class PostStatusTrigger(BaseEventTrigger):
             self.log.warning("Reading post %s failed for now, polling on: %s", self.post_id, err)
             return None
         state = watch.observe(record)
-        return None if state is WaitState.WAITING else self._final_event(record, state)
+        return None if state is WaitState.WAITING else await self._final_event(record, state)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
@@ -259,7 +275,7 @@ class PostStatusTrigger(BaseEventTrigger):
                     if record is not None and (state := self._settled_by(record, listing)) is not None:
                         await asyncio.sleep(random.uniform(0, _SETTLE_SPREAD))
                         watch.observe(record)
-                        yield self._final_event(record, state)
+                        yield await self._final_event(record, state)
                         return
                     if misses.time_to_read_alone(listed=record is not None):
                         hook = hook or self._hook()
@@ -282,6 +298,31 @@ class PostStatusTrigger(BaseEventTrigger):
         if state is WaitState.FAILED and listing.fresh_as_of >= self.since:
             return state
         return None
+
+
+async def _push_as_the_task(task_instance: Any, xcoms: dict[str, Any]) -> None:
+    """
+    Push ``xcoms`` for the deferred task on Airflow 3, the way its worker would: through the Task
+    SDK's ``XCom.set`` (the triggerer serves it as it serves connections). Not ``TaskSuccessEvent``'s
+    own ``xcoms``: Airflow 3.0 to 3.3 store those JSON-encoded once more, so that a downstream task
+    pulls the summary as a string. Also pushes the extra link's XCom, which Airflow 3 reads instead
+    of calling the link, and which the task runner last wrote when the task deferred (no URL yet).
+    """
+    from airflow.providers.common.compat.sdk import XCom
+    from asgiref.sync import sync_to_async
+
+    from ayrshare_provider.links.ayrshare import AyrsharePostLink
+
+    link = AyrsharePostLink()
+    xcoms = {**xcoms, link.xcom_key: xcoms.get(POST_URL_XCOM_KEY) or ""}
+    where = {
+        "dag_id": task_instance.dag_id,
+        "task_id": task_instance.task_id,
+        "run_id": task_instance.run_id,
+        "map_index": task_instance.map_index,
+    }
+    for key, value in xcoms.items():
+        await sync_to_async(XCom.set)(key, value, **where)
 
 
 def _hook_of(kwargs: dict[str, Any]) -> AyrshareHook:
@@ -316,8 +357,9 @@ class FailedPostsTrigger(BaseEventTrigger):
     which survives a triggerer restart; on Airflow 3.0 to 3.2 they live in memory, so a restarted
     triggerer starts with a fresh first look (posts that failed while no triggerer ran are left
     to the scheduled recovery). An id is stored after its event is handed over: a triggerer that
-    dies in between reports it again, which is harmless, since the retry task reads a post before
-    it retries it. Transient errors and 429 are logged and waited out, never fired.
+    dies in between reports it again, which is harmless: the run's plan reads each post again, and
+    a post retried meanwhile is no longer planned for a retry (and a second retry meets code 329).
+    Transient errors and 429 are logged and waited out, never fired.
 
     :param ayrshare_conn_id: the Ayrshare connection; read in the triggerer.
     :param poll_interval: seconds between two listings; by default the connection's

@@ -64,7 +64,7 @@ class AyrshareTaskMixin:
         deferrable: bool,
         batch_wait: bool,
         hook_params: dict[str, Any] | None,
-        end_from_trigger: bool = True,
+        end_from_trigger: bool = False,
     ) -> None:
         """Keep the task's Ayrshare arguments (no I/O: a DAG file builds tasks at every parse)."""
         self.post_id = post_id
@@ -120,9 +120,10 @@ class AyrshareTaskMixin:
         """
         from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 
-        # A task with outlets resumes to end: its asset events are emitted by the task runner only.
-        end_from_trigger = flag("end_from_trigger", self.end_from_trigger) and not getattr(
-            self, "outlets", None
+        # A task with outlets or a success callback resumes to end: the task runner emits asset
+        # events, and Airflow 3 runs no success callback of a task that the triggerer ended.
+        end_from_trigger = flag("end_from_trigger", self.end_from_trigger) and not (
+            getattr(self, "outlets", None) or getattr(self, "on_success_callback", None)
         )
         return PostStatusTrigger(
             post_id=post_id,

@@ -46,24 +46,28 @@ def test_a_fresh_record_is_retried_without_a_read(ayrshare_conn):
     assert (ayrshare_conn.calls[READ], ayrshare_conn.calls[PUT]) == (0, 1)
 
 
-def test_the_plan_keeps_only_what_the_decision_reads():
-    record = {
-        **error_post("p1"),
-        "mediaUrls": ["https://img.example/a.png"],
-        "firstComment": {"comment": "x"},
-    }
+@pytest.mark.parametrize(
+    "record",
+    [
+        error_post("p1"),
+        error_post("p1", code=161, platform="facebook"),  # a relink: a person's
+        error_post("p1", retryAvailable=False),
+        error_post("p1", code=329),  # spent
+        {**error_post("p1"), "status": "success", "errors": []},
+        {**error_post("p1"), "status": "processing"},
+        {**error_post("p1", platform="instagram", code=435), "scheduleDate": "2026-11-20T10:00:00Z"},
+    ],
+    ids=["retry", "relink", "not-retryable", "spent", "published", "in-flight", "wait-hint"],
+)
+def test_the_plan_keeps_what_the_decision_reads_and_no_more(record):
+    from ayrshare_provider.posts import plan_retry
+
+    record = {**record, "post": "the text", "mediaUrls": ["https://img.test/a.png"], "firstComment": {"c": 1}}
+    if record["errors"] and record["errors"][0]["code"] == 435:
+        record["errors"][0]["details"] = 86400
     facts = retry_facts(record)
-    assert set(facts) <= {
-        "id",
-        "status",
-        "platforms",
-        "postIds",
-        "errors",
-        "retryAvailable",
-        "scheduleDate",
-        "created",
-    }
-    assert facts["errors"] == record["errors"] and "post" not in facts
+    assert plan_retry(facts) == plan_retry(record)
+    assert not {"post", "mediaUrls", "firstComment"} & set(facts)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +148,11 @@ def test_a_wait_hint_in_the_record_is_waited_out_then_read(emulator_conn):
     planned = AyrshareHook().get_post(post_id)  # as the plan read it
     reads_before = emulator_conn.state.counters()["requests"].get("GET /api/post/{id}", 0)
     task = operator(planned, post_id=post_id, max_wait_hint=60)
-    deferred = retry_until_deferred(task)
+    context = make_context()
+    deferred = retry_until_deferred(task, context)
     assert deferred.method_name == "execute_after_wait_hint"
     assert emulator_conn.state.counters()["requests"].get("GET /api/post/{id}", 0) == reads_before
+    with pytest.raises(TaskDeferred):  # resumed (the hint still runs): it reads the post, then waits on
+        task.execute_after_wait_hint(context)
+    assert emulator_conn.state.counters()["requests"].get("GET /api/post/{id}", 0) == reads_before + 1
     assert puts(emulator_conn, post_id) == 0
