@@ -3,7 +3,8 @@
 A plan task (returning :func:`~ayrshare_provider.recovery.push_plan`: each retry task's arguments,
 with the whole plan in XCom) feeds, each on its own:
 
-- ``retry_post``: one ``RetryPostOperator`` per post to retry, waiting out wait hints (deferred);
+- ``retry_post``: one ``RetryPostOperator`` per post to retry, acting on the plan's record
+  (``trust_plan``), waiting out wait hints (deferred), ended in the triggerer (``end_from_trigger``);
 - ``ask_person`` then ``retry_chosen_post`` (Airflow 3.1+): one human-in-the-loop request for the
   posts a person must fix, then a retry of each post they chose;
 - ``choose_reposts`` then ``repost_post``: when ``repost_spent``, one ``RepostOperator`` per post

@@ -6,13 +6,13 @@ import datetime
 import sys
 from pathlib import Path
 
-from bench import call_cost, parse_cost, recovery_at_scale, waiting_at_scale
+from bench import call_cost, parse_cost, recovery_at_scale, waiting_at_scale, worker_runs
 from bench.common import REPEATS, machine
 
 
 def main() -> None:
     sections = []
-    for module in (parse_cost, call_cost, waiting_at_scale, recovery_at_scale):
+    for module in (parse_cost, call_cost, waiting_at_scale, recovery_at_scale, worker_runs):
         print(f"running {module.__name__.removeprefix('bench.')} ...", file=sys.stderr, flush=True)
         sections.append(module.main())
         print(sections[-1], flush=True)
