@@ -21,13 +21,33 @@ from bench.common import API_KEY, control, emulator, seed_failed_posts, table
 POSTS = int(os.environ.get("BENCH_STACK_POSTS", "200"))
 DAG_ID = "ayrshare_failed_post_recovery"
 WORKER_START = "Worker startup parse complete"
+SQLITE_WAIT = "ayrshare_provider.emulator.demo_person.SQLITE_CONNECT_ARGS"
+# Task slots: 32 overload the API server of a 2-core machine (it serves every task's calls), and
+# tasks then fail on timeouts that have nothing to do with Ayrshare.
+SLOTS = 8
 FAIL_AGAIN_EVERY = 10  # one post in ten fails again on its retry, and resumes its task to fail it
+
+
+def patient(stack: Any, method: str, path: str, **kwargs: Any) -> Any:
+    """A REST call, asked again while SQLite is busy under the run's load (a timeout or a 5xx)."""
+    import requests
+
+    for _ in range(10):
+        try:
+            return stack.api(method, path, **kwargs)
+        except requests.RequestException as err:
+            status = getattr(err.response, "status_code", None)
+            if status is not None and status < 500:
+                raise
+            time.sleep(2)
+    return stack.api(method, path, **kwargs)
 
 
 def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     """Trigger one recovery run and watch it to its end; count the retry tasks' worker runs."""
     conf = {
         "last_days": 0,
+        "limit": 1000,
         "poll_interval": 2,
         "ask_person": False,
         "trust_plan": trust,
@@ -37,19 +57,25 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
         "dag_run_id"
     ]
-    while stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in ("success", "failed"):
+    while patient(stack, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in ("success", "failed"):
         time.sleep(1)
     seconds = time.monotonic() - started
-    instances = stack.api(
-        "GET",
-        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
-        params={"limit": 1000, "task_id": "retry_post"},
-    )["task_instances"]
-    retries = [ti for ti in instances if ti["task_id"] == "retry_post"]
+    retries: list[dict[str, Any]] = []
+    while True:  # the API gives at most 100 task instances a page
+        page = patient(
+            stack,
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+            params={"limit": 100, "offset": len(retries), "task_id": "retry_post"},
+        )
+        retries += page["task_instances"]
+        if not page["task_instances"] or len(retries) >= page["total_entries"]:
+            break
     runs = 0
     for ti in retries:
         for try_number in range(1, ti["try_number"] + 1):
-            log = stack.api(
+            log = patient(
+                stack,
                 "GET",
                 f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/{try_number}",
                 params={"map_index": ti["map_index"], "full_content": True},
@@ -78,8 +104,12 @@ def measure(trust: bool) -> tuple[dict[str, Any], dict[str, Any]]:
                 f'{{"conn_type": "ayrshare", "host": "{url}", "password": "{API_KEY}", '
                 '"extra": {"history_max_age": "4"}}'
             ),
-            "AIRFLOW__CORE__PARALLELISM": "32",
-            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "32",
+            # Two hundred task processes write to one SQLite file: wait for its lock up to a minute.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_WAIT,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": SQLITE_WAIT,
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",  # the worker-start line is an INFO line (bench/common sets ERROR)
+            "AIRFLOW__CORE__PARALLELISM": str(SLOTS),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(SLOTS),
         }
         stack = Standalone(env)
         try:
@@ -113,7 +143,7 @@ def main() -> str:
     return (
         f"## 5. Worker runs per retried post on airflow standalone ({POSTS} failed posts, one in "
         f"{FAIL_AGAIN_EVERY} fails again)\n\n"
-        "The example DAG, LocalExecutor with 32 slots, SQLite; Ayrshare time-scaled (300 requests per 20 s, "
+        f"The example DAG, LocalExecutor with {SLOTS} slots, SQLite; Ayrshare time-scaled (300 requests per 20 s, "
         "history cached 4 s, retries final 4 to 20 s after the PUT). Worker runs counted in each retry task's log.\n\n"
         + table(
             [
