@@ -13,10 +13,11 @@ CONN_TYPE = "ayrshare"
 DEFAULT_HOST = "https://api.ayrshare.com"
 
 # Extra fields; names with "api_key"/"secret" are masked by Airflow, profile_key is masked
-# by the hook. All four credentials are secrets.
+# by the hook. All five are secrets.
 PROFILE_KEY = "profile_key"
 X_API_KEY = "x_twitter_api_key"
 X_API_SECRET = "x_twitter_api_secret"
+WEBHOOK_SECRET = "webhook_secret"
 
 EXTRA_FIELDS: dict[str, dict[str, str]] = {
     PROFILE_KEY: {
@@ -30,6 +31,11 @@ EXTRA_FIELDS: dict[str, dict[str, str]] = {
     X_API_SECRET: {
         "label": "X API Key Secret (Consumer Secret)",
         "description": "The matching X consumer secret. Sent as X-Twitter-OAuth1-Api-Secret.",
+    },
+    WEBHOOK_SECRET: {
+        "label": "Webhook secret",
+        "description": "Optional. The secret given to Ayrshare when registering the scheduled-action webhook: "
+        "Airflow's /ayrshare/webhook checks each delivery with it, and waits expect pushed statuses.",
     },
 }
 
@@ -70,6 +76,13 @@ TUNING_FIELDS: dict[str, dict[str, Any]] = {
         "default": 0.98,
         "bounds": {"exclusiveMinimum": 0, "maximum": 1},
     },
+    "webhook_grace": {
+        "label": "Wait for a webhook (seconds)",
+        "description": "With a webhook secret set, how long a wait relies on pushed statuses alone before "
+        "it also reads the post (a delivery can be lost).",
+        "default": 300.0,
+        "bounds": {"minimum": 0},
+    },
     "history_max_age": {
         "label": "History cache (seconds)",
         "description": "How old Ayrshare's cached history answers can be (60 on Ayrshare); for emulators only.",
@@ -86,6 +99,7 @@ PLACEHOLDERS = {
     PROFILE_KEY: "leave empty to act as the Primary Profile",
     X_API_KEY: "X consumer key, for X/Twitter posts",
     X_API_SECRET: "X consumer secret, for X/Twitter posts",
+    WEBHOOK_SECRET: "the secret registered with Ayrshare's scheduled-action webhook",
     **{name: f"{field['default']:g}" for name, field in TUNING_FIELDS.items()},
 }
 

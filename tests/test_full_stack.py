@@ -456,6 +456,7 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(
         ("profile_key", "Profile Key"),
         ("x_twitter_api_key", "X API Key (Consumer Key)"),
         ("x_twitter_api_secret", "X API Key Secret (Consumer Secret)"),
+        ("webhook_secret", "Webhook secret"),
     ):
         assert page.locator(f"input[name=element_{field}]").get_attribute("type") == "password", field
         assert page.get_by_text(label, exact=True).count() == 1
@@ -468,6 +469,10 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(
     page.locator("input[name=element_x_twitter_api_key]").fill(X_KEY)
     page.locator("input[name=element_x_twitter_api_secret]").fill(X_SECRET)
     page.screenshot(path=str(images / "connection-form-extra.png"))
+    webhook_secret = page.locator("input[name=element_webhook_secret]")
+    webhook_secret.fill("a-webhook-secret")
+    webhook_secret.scroll_into_view_if_needed()
+    page.screenshot(path=str(images / "connection-form-webhook-secret.png"))
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Connection has been successfully created").wait_for()
     stored = stack.api("GET", "/connections/ayrshare_ui")

@@ -52,7 +52,10 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
         for name, widget in manager.connection_form_widgets.items()
         if name.startswith("extra__ayrshare__")
     }
-    secrets = {f"extra__ayrshare__{f}" for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret")}
+    secrets = {
+        f"extra__ayrshare__{f}"
+        for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret", "webhook_secret")
+    }
     tuning = {
         f"extra__ayrshare__{f}" for f in connection_form.TUNING_FIELDS
     }  # every setting the README documents
@@ -70,6 +73,7 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
         "max_backoff": "60",
         "rate_headroom": "0.98",
         "history_max_age": "60",
+        "webhook_grace": "300",
     }
 
 

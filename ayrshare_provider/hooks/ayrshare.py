@@ -6,7 +6,7 @@ import asyncio
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import tenacity
@@ -41,6 +41,7 @@ CREATE_CALL = "POST /api/post"
 POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
 USER_CALL = "GET /api/user"
+WEBHOOK_PATH = "/api/hook/webhook"
 # Connecting waits at most this long, whatever the answer's timeout: a host that does not take the
 # connection within it will not.
 _CONNECT_TIMEOUT = 10.0
@@ -172,6 +173,8 @@ class AyrshareHook(HttpHook):
         (Ayrshare caches it for 60); batched waits trust a failure they read there only after this.
     :param rate_headroom: the share of the profile's rate-limit window this machine uses before it
         waits for the next window (default 0.98); lower it when other apps post with the same profile.
+    :param webhook_grace: with a webhook secret in the connection, seconds a wait relies on pushed
+        statuses alone before it reads the post too (default 300).
     :param method: the HTTP method of :meth:`run` (default GET); the API calls set their own.
     """
 
@@ -192,6 +195,7 @@ class AyrshareHook(HttpHook):
         max_backoff: float | None = None,
         history_max_age: float | None = None,
         rate_headroom: float | None = None,
+        webhook_grace: float | None = None,
         method: str = "GET",
         **kwargs: Any,
     ) -> None:
@@ -205,6 +209,7 @@ class AyrshareHook(HttpHook):
             "max_backoff": max_backoff,
             "history_max_age": history_max_age,
             "rate_headroom": rate_headroom,
+            "webhook_grace": webhook_grace,
         }
         self._target: ConnectionTarget | None = None
         self._session: requests.Session | None = None
@@ -382,9 +387,15 @@ class AyrshareHook(HttpHook):
         return _answer(response.status_code, response.text, response.headers, call, post_id, created_post_ok)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
+        return self._repeatable("GET", path, call, post_id, **request)
+
+    def _repeatable(
+        self, method: str, path: str, call: str, post_id: str | None = None, **request: Any
+    ) -> dict[str, Any]:
+        """A call that does the same thing however often it lands (a read, a registration): retried like a read."""
         if self._retrying is None:  # built once: tenacity keeps each call's state per thread
             self._retrying = tenacity.Retrying(**self._read_policy(self._connect().settings))
-        return self._retrying(self._send, "GET", path, call, post_id, **request)
+        return self._retrying(self._send, method, path, call, post_id, **request)
 
     def run(
         self,
@@ -537,15 +548,75 @@ class AyrshareHook(HttpHook):
         """Read the profile the credentials act as (``GET /api/user``)."""
         return self._read("/api/user", USER_CALL)
 
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def register_webhook(
+        self, url: str, action: str = "scheduled", secret: str | None = None
+    ) -> dict[str, Any]:
+        """
+        Ask Ayrshare to call ``url`` on ``action`` (``POST /api/hook/webhook``); registering again replaces it.
+
+        :param url: the HTTPS URL Ayrshare calls, such as
+            ``https://airflow.example.com/ayrshare/webhook?conn_id=ayrshare_default``.
+        :param action: the webhook action; the recovery uses ``scheduled``.
+        :param secret: the secret Ayrshare signs deliveries with; by default the connection's
+            ``webhook_secret``, which the receiver checks them with.
+        """
+        if secret is None:
+            secret = self._webhook_secret()
+        body = {"action": action, "url": url, **({"secret": secret} if secret else {})}
+        return self._repeatable("POST", WEBHOOK_PATH, f"POST {WEBHOOK_PATH}", json=body)
+
+    def unregister_webhook(self, action: str = "scheduled") -> dict[str, Any]:
+        """
+        Stop Ayrshare's calls for ``action`` (``DELETE /api/hook/webhook``).
+
+        :param action: the webhook action to unregister.
+        """
+        return self._repeatable("DELETE", WEBHOOK_PATH, f"DELETE {WEBHOOK_PATH}", json={"action": action})
+
+    def list_webhooks(self) -> dict[str, str]:
+        """The registered webhooks (``GET /api/hook/webhook``), as action to URL."""
+        body = self._read(WEBHOOK_PATH, f"GET {WEBHOOK_PATH}")
+        listed = body.get("webhooks")
+        if isinstance(listed, list):
+            return {
+                str(item["action"]): str(item.get("url", ""))
+                for item in listed
+                if isinstance(item, dict) and item.get("action")
+            }
+        return {
+            str(action): str(url) for action, url in body.items() if isinstance(url, str) and "://" in url
+        }
+
+    def _webhook_secret(self) -> str | None:
+        conn = self.get_connection(self.ayrshare_conn_id)
+        secret = conn.extra_dejson.get(connection_form.WEBHOOK_SECRET)
+        return secret.strip() if isinstance(secret, str) and secret.strip() else None
+
     def test_connection(self) -> tuple[bool, str]:
-        """What the UI's Test button runs: one ``GET /api/user``."""
+        """What the UI's Test button runs: ``GET /api/user``, then whether a scheduled-action webhook is registered."""
         try:
             user = self.get_user()
         except AyrshareError as err:
             return False, str(err)
         networks = user.get("activeSocialAccounts") or []
         who = user.get("title") or user.get("refId") or "the profile"
-        return True, f"Connected to Ayrshare as {who}; linked networks: {', '.join(networks) or 'none'}"
+        message = f"Connected to Ayrshare as {who}; linked networks: {', '.join(networks) or 'none'}"
+        return True, f"{message}; {self._webhook_state()}"
+
+    def _webhook_state(self) -> str:
+        """What the Test button says of webhooks: registered or not, and whether deliveries can be checked."""
+        try:
+            url = self.list_webhooks().get("scheduled")
+        except AyrshareError as err:  # not on the plan, or the call failed: the connection itself works
+            return f"webhooks could not be listed ({err.message})"
+        if not url:
+            return "no scheduled-action webhook registered: failed posts are found by polling"
+        registered = f"scheduled-action webhook registered to {urlsplit(url).netloc}"
+        if self._connect().pushes:
+            return registered
+        return f"{registered}, but the connection has no webhook secret: Airflow refuses its deliveries"
 
     # -- async (triggers) -----------------------------------------------------------------
 

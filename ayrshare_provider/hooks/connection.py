@@ -27,12 +27,14 @@ class ConnectionTarget:
     :param headers: the headers of every request (credentials included: never log them).
     :param settings: the hook's tuning.
     :param budget: the profile's rate-limit budget on this machine.
+    :param pushes: the connection has a webhook secret: Ayrshare is expected to push final statuses.
     """
 
     base_url: str
     headers: dict[str, str]
     settings: HookSettings
     budget: ProfileBudget
+    pushes: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -53,6 +55,9 @@ def resolve_target(
     :param arguments: the hook's tuning arguments, which win over the extra's.
     """
     settings = HookSettings.resolve(conn_id, arguments, extra)
+    webhook_secret = extra.get(connection_form.WEBHOOK_SECRET)
+    if isinstance(webhook_secret, str) and webhook_secret.strip():
+        mask_secret(webhook_secret.strip())  # never sent to Ayrshare by a call, but never logged either
     headers = auth_headers(conn_id, conn.password, extra, profile_key)
     base_url = base_url_of(conn_id, conn.host, conn.schema, conn.port)
     return ConnectionTarget(
@@ -60,6 +65,7 @@ def resolve_target(
         headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
         settings=settings,
         budget=budget_for(base_url, headers.get("Profile-Key")),
+        pushes=isinstance(webhook_secret, str) and bool(webhook_secret.strip()),
     )
 
 

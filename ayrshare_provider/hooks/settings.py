@@ -22,6 +22,7 @@ class HookSettings:
     :param max_backoff: longest wait between two attempts, in seconds.
     :param rate_headroom: the share of the profile's rate-limit window this machine uses.
     :param history_max_age: how old a cached history answer can be, in seconds.
+    :param webhook_grace: with a webhook secret, seconds a wait relies on pushed statuses alone.
     """
 
     timeout: float = connection_form.TUNING_FIELDS["timeout"]["default"]
@@ -30,6 +31,7 @@ class HookSettings:
     max_backoff: float = connection_form.TUNING_FIELDS["max_backoff"]["default"]
     rate_headroom: float = connection_form.TUNING_FIELDS["rate_headroom"]["default"]
     history_max_age: float = connection_form.TUNING_FIELDS["history_max_age"]["default"]
+    webhook_grace: float = connection_form.TUNING_FIELDS["webhook_grace"]["default"]
 
     def __post_init__(self) -> None:
         for field in fields(self):  # frozen: store the checked (converted) value past __setattr__

@@ -1,0 +1,40 @@
+"""The Airflow asset a connection's failed posts are reported on, by poll and by push, and what it stores.
+
+One asset per Ayrshare connection: the ``FailedPostsTrigger`` watcher and the webhook receiver
+both put their events on it, so a DAG scheduled on it runs for a failure whichever saw it
+first. On Airflow 3.3 its asset state store also keeps, per post, the last final status a
+webhook pushed (:func:`pushed_key`), which batched and single waits read instead of Ayrshare,
+and the ids the watcher reported (``failed_post_ids_seen``), which the receiver reads so that a
+failure is reported once. Plain names only: DAG files import this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_CONN_ID = "ayrshare_default"
+_NAME = "ayrshare_failed_posts"
+_PUSHED_PREFIX = "pushed/"
+
+
+def failed_posts_asset_name(conn_id: str = DEFAULT_CONN_ID) -> str:
+    """
+    The asset's name: ``ayrshare_failed_posts`` for ``ayrshare_default``, else
+    ``ayrshare_failed_posts__<conn_id>``.
+
+    :param conn_id: the Ayrshare connection whose posts the asset reports.
+    """
+    return _NAME if conn_id == DEFAULT_CONN_ID else f"{_NAME}__{conn_id}"
+
+
+def pushed_key(post_id: str) -> str:
+    """The asset state store key of the last final status a webhook pushed for ``post_id``."""
+    return _PUSHED_PREFIX + post_id
+
+
+def pushed_value(record: dict[str, Any], received_at: float, signature: str) -> dict[str, Any]:
+    """
+    What the receiver stores under :func:`pushed_key`: the post's final record as pushed, when it
+    arrived (``time.time()``), and the delivery's signature (for the replay check).
+    """
+    return {"record": record, "received_at": received_at, "delivery": signature}

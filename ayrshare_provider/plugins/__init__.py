@@ -1,0 +1,1 @@
+"""Airflow plugins the provider registers (``get_provider_info()["plugins"]``)."""

@@ -1,0 +1,220 @@
+"""Ayrshare's scheduled-action webhook, received in Airflow's API server (Airflow 3).
+
+The provider registers :class:`AyrshareWebhookPlugin`, whose FastAPI app Airflow mounts under
+``/ayrshare``. ``POST /ayrshare/webhook?conn_id=<connection>`` (``ayrshare_default`` when left
+out) is the one route. A delivery is checked (size, timestamp, signature with the connection's
+``webhook_secret``, JSON, a replay of a body already taken), then recorded on the connection's
+failed-posts asset (:mod:`ayrshare_provider.assets`): a failed post becomes an asset event, which
+starts the DAGs scheduled on that asset; every final status is kept in the asset's state store
+(Airflow 3.3), where waits for the post read it. Nothing else: no Airflow login is asked
+(Ayrshare cannot send one), and none is given.
+
+Imported by the API server only, on the first delivery (see
+:mod:`ayrshare_provider.plugins.webhook_plugin`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from ayrshare_provider import assets, webhook_delivery
+from ayrshare_provider.assets import DEFAULT_CONN_ID
+from ayrshare_provider.webhook_delivery import DeliveryRefused, ScheduledDelivery
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+WEBHOOK_SECRET = "webhook_secret"
+#: The watcher's list of reported ids, in the same asset's state store (see FailedPostsTrigger).
+_WATCHER_SEEN_KEY = "failed_post_ids_seen"
+#: How far back a replayed body is looked for among the asset's events.
+_REPLAY_MEMORY = timedelta(seconds=2 * webhook_delivery.MAX_SKEW)
+
+_log = logging.getLogger(__name__)
+# Checking for a replay and recording a delivery are one step per API server process: two copies
+# of a body that arrive together do not both pass.
+_recording = threading.Lock()
+
+
+def create_app() -> FastAPI:
+    """The receiver's FastAPI app (mounted by Airflow under ``/ayrshare``)."""
+    app = FastAPI(title="Ayrshare webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/webhook")
+    async def webhook(request: Request, conn_id: str = DEFAULT_CONN_ID) -> JSONResponse:
+        started = time.monotonic()
+        try:
+            body = await _capped_body(request)
+            delivery = await run_in_threadpool(_verified, conn_id, body, request.headers)
+            outcome = await run_in_threadpool(_record, conn_id, delivery)
+        except DeliveryRefused as refused:
+            _log.warning(
+                "Ayrshare webhook for connection %r refused (%s): %s",
+                conn_id,
+                refused.http_status,
+                refused.reason,
+            )
+            return JSONResponse({"status": "refused", "reason": refused.reason}, refused.http_status)
+        _log.info(
+            "Ayrshare webhook for connection %r: post %s is %s; %s (%.0f ms)",
+            conn_id,
+            delivery.post_id,
+            delivery.status,
+            outcome,
+            (time.monotonic() - started) * 1000,
+        )
+        return JSONResponse({"status": "accepted", "post": delivery.post_id, "outcome": outcome})
+
+    return app
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The raw body, refused (413) past :data:`~ayrshare_provider.webhook_delivery.MAX_BODY` bytes."""
+    limit = webhook_delivery.MAX_BODY
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise DeliveryRefused(413, f"the body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise DeliveryRefused(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _verified(conn_id: str, body: bytes, headers: Any) -> ScheduledDelivery:
+    """The delivery, once its signature checks out with the connection's webhook secret."""
+    secret = _webhook_secret(conn_id)
+    signature = webhook_delivery.verify(secret, body, headers)
+    return webhook_delivery.parse(body, signature)
+
+
+def _webhook_secret(conn_id: str) -> str:
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    try:
+        conn = Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        conn = None
+    secret = (conn.extra_dejson.get(WEBHOOK_SECRET) if conn is not None else None) or ""
+    if not isinstance(secret, str) or not secret.strip():
+        # The same answer as a wrong signature: the route does not tell which connections exist.
+        raise DeliveryRefused(401, f"no webhook secret to check the delivery with (connection {conn_id!r})")
+    return secret.strip()
+
+
+def _record(conn_id: str, delivery: ScheduledDelivery) -> str:
+    """Keep the post's final status and, for a failure not reported yet, create the asset event."""
+    from airflow.utils.session import create_session
+
+    with _recording, create_session() as session:
+        asset = _asset(conn_id, session)
+        store = _StateStore.of(asset.id)
+        if _seen_before(delivery, asset.id, store, session):
+            raise DeliveryRefused(409, f"this delivery for post {delivery.post_id} was taken before")
+        if store is not None:
+            store.set(
+                assets.pushed_key(delivery.post_id),
+                assets.pushed_value(delivery.record, time.time(), delivery.signature),
+                session,
+            )
+        if delivery.status != "error":
+            return "kept for the waits" if store is not None else "nothing to start"
+        if store is not None and delivery.post_id in (store.get(_WATCHER_SEEN_KEY, session) or []):
+            return "already reported by the watcher"
+        _add_event(asset, delivery, session)
+        return f"asset event on {asset.name}"
+
+
+def _asset(conn_id: str, session: Session) -> Any:
+    from airflow.models.asset import AssetModel
+    from sqlalchemy import select
+
+    name = assets.failed_posts_asset_name(conn_id)
+    asset = session.scalar(select(AssetModel).where(AssetModel.name == name).limit(1))
+    if asset is None:
+        raise DeliveryRefused(404, f"no DAG declares the asset {name!r}: deploy ayrshare_recover_on_failure")
+    return asset
+
+
+def _seen_before(
+    delivery: ScheduledDelivery, asset_id: int, store: _StateStore | None, session: Session
+) -> bool:
+    """The same body was taken before: as the post's pushed status, or as a recent asset event."""
+    from airflow.models.asset import AssetEvent
+    from sqlalchemy import select
+
+    if store is not None:
+        pushed = store.get(assets.pushed_key(delivery.post_id), session)
+        if isinstance(pushed, dict) and pushed.get("delivery") == delivery.signature:
+            return True
+    if delivery.status != "error":
+        return False
+    since = datetime.now(UTC) - _REPLAY_MEMORY
+    extras = session.scalars(
+        select(AssetEvent.extra).where(AssetEvent.asset_id == asset_id, AssetEvent.timestamp >= since)
+    )
+    return any(isinstance(extra, dict) and extra.get("delivery") == delivery.signature for extra in extras)
+
+
+def _add_event(asset: Any, delivery: ScheduledDelivery, session: Session) -> None:
+    from airflow.assets.manager import asset_manager
+
+    platforms = delivery.platforms
+    extra = {
+        "source": "webhook",
+        "post_id": delivery.post_id,
+        "status": delivery.status,
+        "platforms": platforms,
+        "delivery": delivery.signature,
+        # The shape of the watcher's events, so that one DAG reads both.
+        "payload": {"posts": [{"id": delivery.post_id, "platforms": platforms}]},
+    }
+    asset_manager.register_asset_change(asset=asset, extra=extra, session=session)
+
+
+class _StateStore:
+    """The asset's state store on Airflow 3.3+, through the configured backend, in the caller's session."""
+
+    def __init__(self, asset_id: int) -> None:
+        from airflow._shared.state import AssetScope
+
+        self.scope = AssetScope(asset_id=asset_id)
+
+    @classmethod
+    def of(cls, asset_id: int) -> _StateStore | None:
+        """The store, or None before Airflow 3.3 (no asset state store)."""
+        try:
+            return cls(asset_id)
+        except ImportError:
+            return None
+
+    def get(self, key: str, session: Session) -> Any:
+        from airflow.state import get_state_backend
+
+        value = get_state_backend().get(self.scope, key, session=session)
+        return None if value is None else json.loads(value)
+
+    def set(self, key: str, value: Any, session: Session) -> None:
+        from airflow._shared.state import AssetStateStoreWriterKind
+        from airflow.state import get_state_backend
+        from airflow.state.metastore import MetastoreBackend
+
+        backend, stored = get_state_backend(), json.dumps(value)
+        if isinstance(backend, MetastoreBackend):  # records who wrote it, as Airflow's own API does
+            backend.set_asset_state_store(
+                self.scope, key, stored, kind=AssetStateStoreWriterKind.API, session=session
+            )
+        else:
+            backend.set(self.scope, key, stored, session=session)

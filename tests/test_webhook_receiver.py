@@ -1,0 +1,261 @@
+"""The webhook receiver over real HTTP (uvicorn on 127.0.0.1) and a real metadata DB: what it takes, what it refuses.
+
+Each refused delivery must create nothing (no asset event, no pushed status) and log one line
+without the body or the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tests.airflow_compat import airflow_version
+from tests.helpers import connection_json
+
+pytestmark = pytest.mark.skipif(airflow_version() < (3, 0), reason="the receiver is an Airflow 3 plugin")
+
+WEBHOOK_SECRET = "WEBHOOKSECRET-3c9d1e7a-secret"
+ASSET = "ayrshare_failed_posts"
+PUSHED_STATES = airflow_version() >= (3, 3)  # the asset state store
+
+
+def delivery(post_id: str = "Pwh1", status: str = "error", **fields: Any) -> dict[str, Any]:
+    """A scheduled-action payload as Ayrshare sends it."""
+    errors = [{"action": "post", "platform": "linkedin", "code": 136, "message": "timeout"}]
+    return {
+        "action": "scheduled",
+        "status": status,
+        "id": post_id,
+        "code": 200 if status == "success" else 400,
+        "errors": errors if status == "error" else [],
+        "postIds": [] if status == "error" else [{"platform": "linkedin", "status": "success", "id": "77"}],
+        "refId": "emulator-ref",
+        "created": "2026-11-30T10:00:00Z",
+        **fields,
+    }
+
+
+@pytest.fixture
+def receiver(airflow_db, monkeypatch: pytest.MonkeyPatch):
+    """The receiver app on a free loopback port, the default connection with its secret, the asset in the DB."""
+    import uvicorn
+
+    from ayrshare_provider.plugins.webhook_receiver import create_app
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT",
+        connection_json("http://127.0.0.1:9", webhook_secret=WEBHOOK_SECRET),
+    )
+    _declare_asset(ASSET)
+    _clear_asset(ASSET)
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/webhook"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _declare_asset(name: str) -> None:
+    """The asset as a deployed DAG declares it (a DAG file's Asset(name) is synced like this)."""
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if session.query(AssetModel).filter(AssetModel.name == name).first() is None:
+            session.add(AssetModel(name=name, uri=name, group="asset"))
+            session.add(AssetActive(name=name, uri=name))
+
+
+def _clear_asset(name: str) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter(AssetModel.name == name).one()
+        session.query(AssetEvent).filter(AssetEvent.asset_id == asset.id).delete()
+        if PUSHED_STATES:
+            from airflow.models.asset_state_store import AssetStateStoreModel
+
+            session.query(AssetStateStoreModel).filter(AssetStateStoreModel.asset_id == asset.id).delete()
+
+
+def events() -> list[dict[str, Any]]:
+    """The extras of the asset's events."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter(AssetModel.name == ASSET).one()
+        return [e.extra for e in session.query(AssetEvent).filter(AssetEvent.asset_id == asset.id)]
+
+
+def pushed() -> dict[str, Any]:
+    """The asset state store's entries (Airflow 3.3), decoded."""
+    if not PUSHED_STATES:
+        return {}
+    from airflow.models.asset import AssetModel
+    from airflow.models.asset_state_store import AssetStateStoreModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter(AssetModel.name == ASSET).one()
+        rows = session.query(AssetStateStoreModel).filter(AssetStateStoreModel.asset_id == asset.id)
+        return {row.key: json.loads(row.value) for row in rows}
+
+
+def send(url: str, body: bytes, secret: str = WEBHOOK_SECRET, sent_at: float | None = None, **headers: str):
+    from ayrshare_provider.webhook_delivery import signed_headers
+
+    signed = signed_headers(secret, body, sent_at)
+    return requests.post(
+        url, data=body, headers={**signed, "Content-Type": "application/json", **headers}, timeout=10
+    )
+
+
+def as_body(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def test_a_signed_failure_becomes_one_asset_event_with_the_post_and_its_networks(receiver, caplog):
+    caplog.set_level(logging.INFO)
+    answer = send(receiver, as_body(delivery("Pgood1")))
+
+    assert answer.status_code == 200, answer.text
+    assert answer.elapsed.total_seconds() < 10  # Ayrshare's limit; it is milliseconds
+    [extra] = events()
+    assert extra["post_id"] == "Pgood1"
+    assert extra["status"] == "error"
+    assert extra["platforms"] == ["linkedin"]
+    assert extra["payload"] == {"posts": [{"id": "Pgood1", "platforms": ["linkedin"]}]}
+    assert WEBHOOK_SECRET not in json.dumps(extra)
+    if PUSHED_STATES:
+        assert pushed()["pushed/Pgood1"]["record"]["status"] == "error"
+    assert WEBHOOK_SECRET not in caplog.text
+
+
+def test_a_success_starts_nothing_and_is_kept_for_the_waits(receiver):
+    answer = send(receiver, as_body(delivery("Pok1", status="success")))
+
+    assert answer.status_code == 200, answer.text
+    assert events() == []
+    if PUSHED_STATES:
+        kept = pushed()["pushed/Pok1"]
+        assert kept["record"]["status"] == "success"
+        assert kept["record"]["postIds"][0]["platform"] == "linkedin"
+        assert abs(kept["received_at"] - time.time()) < 60
+
+
+def _one_byte_changed(body: bytes) -> tuple[bytes, dict[str, str]]:
+    from ayrshare_provider.webhook_delivery import signed_headers
+
+    headers = signed_headers(WEBHOOK_SECRET, body)
+    return body.replace(b"Pbad", b"Pbae"), headers
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("wrong secret", 401),
+        ("body changed by one byte", 401),
+        ("timestamp 301 s old", 401),
+        ("timestamp 301 s ahead", 401),
+        ("timestamp not a number", 401),
+        ("no headers", 401),
+        ("1 MB body", 413),
+        ("invalid JSON", 400),
+        ("a JSON list", 422),
+        ("another action", 422),
+        ("no post id", 422),
+        ("status not final", 422),
+    ],
+)
+def test_a_bad_delivery_is_refused_and_creates_nothing(receiver, caplog, case: str, status: int):
+    caplog.set_level(logging.INFO)
+    body = as_body(delivery("Pbad1"))
+    if case == "wrong secret":
+        answer = send(receiver, body, secret="not-the-secret")
+    elif case == "body changed by one byte":
+        changed, headers = _one_byte_changed(body)
+        answer = requests.post(receiver, data=changed, headers=headers, timeout=10)
+    elif case == "timestamp 301 s old":
+        answer = send(receiver, body, sent_at=time.time() - 301)
+    elif case == "timestamp 301 s ahead":
+        answer = send(receiver, body, sent_at=time.time() + 301)
+    elif case == "timestamp not a number":
+        answer = send(receiver, body, **{"X-Authorization-Timestamp": "yesterday"})
+    elif case == "no headers":
+        answer = requests.post(receiver, data=body, timeout=10)
+    elif case == "1 MB body":
+        big = as_body(delivery("Pbad1", padding="x" * 1_000_000))
+        answer = send(receiver, big)
+    elif case == "invalid JSON":
+        answer = send(receiver, b'{"action": "scheduled", "id": ')
+    elif case == "a JSON list":
+        answer = send(receiver, as_body([delivery("Pbad1")]))
+    elif case == "another action":
+        answer = send(receiver, as_body(delivery("Pbad1", action="social")))
+    elif case == "no post id":
+        answer = send(receiver, as_body({**delivery(), "id": None}))
+    else:
+        answer = send(receiver, as_body(delivery("Pbad1", status="processing")))
+
+    assert answer.status_code == status, answer.text
+    assert events() == []
+    assert pushed() == {}
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert "Pbad" not in refusals[0].getMessage()  # nothing of the body
+    assert WEBHOOK_SECRET not in caplog.text
+
+
+def test_a_replayed_delivery_is_refused_and_starts_no_second_run(receiver):
+    body = as_body(delivery("Preplay1"))
+    assert send(receiver, body).status_code == 200
+    again = send(receiver, body, sent_at=time.time() + 5)  # a fresh timestamp does not help
+
+    assert again.status_code == 409, again.text
+    assert len(events()) == 1
+
+
+def test_the_same_post_failing_again_later_is_a_new_delivery(receiver):
+    assert send(receiver, as_body(delivery("Pagain1"))).status_code == 200
+    later = delivery("Pagain1", created="2026-11-30T10:05:00Z")
+    assert send(receiver, as_body(later)).status_code == 200
+    assert len(events()) == 2
+
+
+def test_a_connection_without_a_webhook_secret_takes_nothing(receiver, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_OTHER", connection_json("http://127.0.0.1:9"))
+    answer = send(receiver + "?conn_id=ayrshare_other", as_body(delivery("Pnosecret")))
+    unknown = send(receiver + "?conn_id=nope", as_body(delivery("Pnosecret")))
+
+    assert answer.status_code == unknown.status_code == 401
+    assert events() == []
+
+
+@pytest.mark.skipif(not PUSHED_STATES, reason="the watcher's memory is in the asset state store on 3.3")
+def test_a_failure_the_watcher_reported_already_starts_nothing(receiver):
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+
+    from ayrshare_provider.plugins.webhook_receiver import _StateStore
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter(AssetModel.name == ASSET).one()
+        _StateStore(asset.id).set("failed_post_ids_seen", ["Pseen1"], session)
+    answer = send(receiver, as_body(delivery("Pseen1")))
+
+    assert answer.status_code == 200
+    assert answer.json()["outcome"] == "already reported by the watcher"
+    assert events() == []
