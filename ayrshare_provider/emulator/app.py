@@ -32,6 +32,7 @@ from ayrshare_provider.emulator.state import (
 if TYPE_CHECKING:
     from ayrshare_provider.emulator.faults import Fault, Faults
 
+WEBHOOK_ACTIONS = {"scheduled", "social", "messages", "comments", "feed"}
 STATUSES = {"success", "error", "pending", "processing", "paused", "awaiting approval", "deleted"}
 _ENDPOINTS = [
     (re.compile(r"^/api/post/retry/?$"), "/api/post/retry"),
@@ -330,6 +331,43 @@ def create_app(state: State, faults: Faults) -> Any:
             "created": iso(days_ago(365)),
         }
 
+    # -- webhooks -------------------------------------------------------------------------
+
+    @api.post("/api/hook/webhook")
+    async def register_webhook(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        action, url = body.get("action"), body.get("url")
+        if action not in WEBHOOK_ACTIONS:
+            raise ApiError(400, 101, f"action must be one of {sorted(WEBHOOK_ACTIONS)}.", action="webhook")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ApiError(400, 101, "url must be an https:// URL.", action="webhook")
+        secret = body.get("secret")
+        with state.lock:
+            state.webhooks[(_profile(request), action)] = {
+                "url": url,
+                **({"secret": secret} if isinstance(secret, str) and secret else {}),
+            }
+        return {"status": "success", "action": action, "url": url}
+
+    @api.delete("/api/hook/webhook")
+    async def unregister_webhook(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        action = body.get("action")
+        with state.lock:
+            removed = state.webhooks.pop((_profile(request), str(action)), None)
+        if removed is None:
+            raise ApiError(404, 404, f"No webhook registered for action {action!r}.", action="webhook")
+        return {"status": "success", "action": action}
+
+    @api.get("/api/hook/webhook")
+    async def list_webhooks(request: Request) -> dict[str, Any]:
+        profile = _profile(request)
+        with state.lock:
+            listed = [
+                {"action": action, "url": hook["url"]}
+                for (owner, action), hook in state.webhooks.items()
+                if owner == profile
+            ]
+        return {"webhooks": listed}
+
     # -- control API ----------------------------------------------------------------------
 
     @api.get("/_emulator/counters")
@@ -358,7 +396,12 @@ def create_app(state: State, faults: Faults) -> Any:
 
     @api.post("/_emulator/posts")
     async def seed_posts(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        """Seed posts in any state: ``{"profile_key": "", "posts": [record + "_fails_again": {platform: [code, msg]}, "_already_retried": bool]}``."""
+        """
+        Seed posts in any state: ``{"profile_key": "", "posts": [record + "_fails_again": {platform:
+        [code, msg]}, "_already_retried": bool, "_processes_in": seconds]}``. With ``_processes_in``
+        the post is a scheduled post being processed: ``pending`` until then, then the seeded record
+        (its final status is pushed to a registered webhook).
+        """
         ids = []
         for raw in body.get("posts", []):
             record = {key: value for key, value in raw.items() if not key.startswith("_")}
@@ -367,14 +410,17 @@ def create_app(state: State, faults: Faults) -> Any:
             fails_again = {
                 platform: tuple(error) for platform, error in (raw.get("_fails_again") or {}).items()
             }
-            state.add(
-                StoredPost(
-                    record,
-                    body.get("profile_key", ""),
-                    retry_failures=fails_again,
-                    already_retried=bool(raw.get("_already_retried")),
-                )
+            post = StoredPost(
+                record,
+                body.get("profile_key", ""),
+                retry_failures=fails_again,
+                already_retried=bool(raw.get("_already_retried")),
             )
+            if raw.get("_processes_in") is not None:
+                post.becomes = dict(record)
+                post.due_at = state.clock() + float(raw["_processes_in"])
+                post.record = {**record, "status": "pending", "errors": [], "postIds": []}
+            state.add(post)
             ids.append(record["id"])
         return {"ids": ids}
 
@@ -406,9 +452,14 @@ def create_app(state: State, faults: Faults) -> Any:
             ("rate_limit", int),
             ("rate_window", float),
             ("history_cache", float),
+            ("webhook_timeout", float),
         ):
             if name in body:
                 setattr(state.settings, name, None if body[name] is None else kind(body[name]))
+        if "webhook_retry_delays" in body:
+            state.settings.webhook_retry_delays = tuple(
+                float(delay) for delay in body["webhook_retry_delays"]
+            )
         return vars(state.settings) | {"api_key": "***"}
 
     return ServiceRules(api, state, faults)

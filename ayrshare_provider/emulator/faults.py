@@ -10,6 +10,9 @@ Kinds:
 - ``drop``: close the connection without an answer; nothing is done.
 - ``apply_then_drop``: do the work (a retry is applied), then close the connection: the lost response.
 - ``ok``: no fault (a placeholder in a sequence).
+
+Webhook deliveries (endpoint ``"WEBHOOK scheduled"``, see :mod:`ayrshare_provider.emulator.webhooks`):
+``drop_delivery``, ``deliver_twice``, ``deliver_late`` (``seconds`` late).
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = frozenset(
-    {"ok", "latency", "late_answer", "error_html", "unavailable", "rate_limit", "drop", "apply_then_drop"}
+    {
+        "ok",
+        "latency",
+        "late_answer",
+        "error_html",
+        "unavailable",
+        "rate_limit",
+        "drop",
+        "apply_then_drop",
+        "drop_delivery",
+        "deliver_twice",
+        "deliver_late",
+    }
 )
 ANY_ENDPOINT = "*"
 

@@ -14,6 +14,7 @@ from ayrshare_provider.emulator import scenarios
 from ayrshare_provider.emulator.app import create_app
 from ayrshare_provider.emulator.faults import Faults
 from ayrshare_provider.emulator.state import Settings, State
+from ayrshare_provider.emulator.webhooks import WebhookSender
 
 
 class Emulator:
@@ -55,6 +56,7 @@ class Emulator:
         )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self.webhooks = WebhookSender(self.state, self.faults)
 
     def bind(self) -> socket.socket:
         """Take the address (port 0 picks a free one); connections queue from now on, even before serving."""
@@ -79,7 +81,11 @@ class Emulator:
         # found: a no-op one turns that into a normal return instead of death by signal.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: None)
-        self.server.run(sockets=[self.bind()])
+        self.webhooks.start()
+        try:
+            self.server.run(sockets=[self.bind()])
+        finally:
+            self.webhooks.stop()
 
     def start(self) -> Emulator:
         """Serve in a background thread; returns once the server accepts connections."""
@@ -92,9 +98,11 @@ class Emulator:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("the Ayrshare emulator did not start")
             time.sleep(0.01)
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
+        self.webhooks.stop()
         self.server.should_exit = True
         if self._thread:
             self._thread.join(timeout=10)

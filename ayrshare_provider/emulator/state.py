@@ -45,6 +45,9 @@ class StoredPost:
     settle_after: float = 0.0
     #: retried before the emulator started (the demo's "already retried" post).
     already_retried: bool = False
+    #: a scheduled post being processed: the record it becomes, and when (the clock's time).
+    becomes: dict[str, Any] | None = None
+    due_at: float | None = None
 
     @property
     def id(self) -> str:
@@ -77,6 +80,9 @@ class Settings:
     rate_limit: int = 300
     rate_window: float = 300.0
     history_cache: float = 60.0
+    #: Webhook deliveries: a 2xx within ``webhook_timeout`` seconds, else tried again after each delay.
+    webhook_timeout: float = 10.0
+    webhook_retry_delays: tuple[float, ...] = (5.0, 30.0)
 
 
 class ApiError(Exception):
@@ -115,6 +121,10 @@ class State:
         self._idempotent: dict[tuple[str, str], tuple[str, int]] = {}
         self._windows: dict[str, tuple[float, int]] = {}
         self._history_answers: dict[Any, tuple[float, dict[str, Any]]] = {}
+        # Webhooks: (profile, action) -> {"url", "secret"}; final statuses waiting to be pushed.
+        self.webhooks: dict[tuple[str, str], dict[str, str]] = {}
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
+        self.webhook_counts: Counter[str] = Counter()
 
     # -- ids and posts --------------------------------------------------------------------
 
@@ -224,7 +234,12 @@ class State:
             return {"status": "pending", "id": post_id}
 
     def _settle(self, post: StoredPost) -> None:
-        """Move a retried post along with time: pending, processing, then :meth:`finish`."""
+        """Move a retried or scheduled post along with time: pending, processing, then final."""
+        if post.due_at is not None and self.clock() >= post.due_at:
+            post.record.update(post.becomes or {})
+            post.becomes = post.due_at = None
+            self._push(post)
+            return
         if post.retried_at is None or not post.in_flight:
             return
         elapsed = self.clock() - post.retried_at
@@ -255,6 +270,45 @@ class State:
                 else:
                     published.append(network_post(platform, self.new_network_id()))
             post.record.update(status="error" if errors else "success", errors=errors, postIds=published)
+            self._push(post)
+
+    def settle_due(self) -> None:
+        """Settle every post whose time has come, read or not, once a webhook waits for final statuses."""
+        with self.lock:
+            if not self.webhooks:
+                return  # unread posts settle when read, as before
+            for post in self.posts.values():
+                if post.due_at is not None or post.in_flight:
+                    self._settle(post)
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def _push(self, post: StoredPost) -> None:
+        """Queue the scheduled-action payload of a post that just became final, for its profile's webhook."""
+        if (post.profile, "scheduled") not in self.webhooks:
+            return
+        record = post.record
+        self.outbox.append(
+            (
+                post.profile,
+                {
+                    "action": "scheduled",
+                    "status": record.get("status"),
+                    "id": post.id,
+                    "code": 200 if record.get("status") == "success" else 400,
+                    "errors": copy.deepcopy(record.get("errors") or []),
+                    "postIds": copy.deepcopy(record.get("postIds") or []),
+                    "refId": "emulator-ref",
+                    "created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                },
+            )
+        )
+
+    def take_outbox(self) -> list[tuple[str, dict[str, Any]]]:
+        """The final statuses queued since the last call, with their profile."""
+        with self.lock:
+            taken, self.outbox = self.outbox, []
+            return taken
 
     # -- rate limit and counting ----------------------------------------------------------
 
@@ -297,6 +351,7 @@ class State:
                 "connections_opened": len(self.clients),
                 "posts_created": dict(self.posts_created),
                 "idempotent_replays": dict(self.idempotent_replays),
+                "webhooks": dict(self.webhook_counts),
             }
 
     def reset_counters(self) -> None:
@@ -309,6 +364,7 @@ class State:
             self.clients.clear()
             self.posts_created.clear()
             self.idempotent_replays.clear()
+            self.webhook_counts.clear()
 
 
 def _still_throttled(record: dict[str, Any]) -> dict[str, tuple[int, str]]:

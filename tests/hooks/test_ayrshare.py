@@ -243,3 +243,38 @@ def test_no_credential_reaches_logs_or_errors_even_when_calls_fail(ayrshare_conn
     output = caplog.text + "".join(messages) + "".join(capfd.readouterr())
     assert messages and "Attempt 1 of 5 failed" in output
     assert not any(secret in output for secret in SECRETS)
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+WEBHOOK_URL = "https://airflow.example.com/ayrshare/webhook?conn_id=ayrshare_default"
+
+
+def test_register_list_and_unregister_a_webhook_with_the_connections_secret(emulator, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, webhook_secret="hook-secret-1")
+    )
+    hook = fast_hook()
+    ok, before = hook.test_connection()
+    assert ok and "no scheduled-action webhook registered" in before
+
+    hook.register_webhook(WEBHOOK_URL)
+    assert emulator.state.webhooks[("", "scheduled")] == {"url": WEBHOOK_URL, "secret": "hook-secret-1"}
+    assert hook.list_webhooks() == {"scheduled": WEBHOOK_URL}
+    ok, after = hook.test_connection()
+    assert ok and "scheduled-action webhook registered to airflow.example.com" in after
+    assert "hook-secret-1" not in after
+    hook.unregister_webhook()
+    assert hook.list_webhooks() == {}
+
+
+def test_the_test_button_warns_of_a_webhook_whose_deliveries_airflow_cannot_check(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url))
+    fast_hook().register_webhook(WEBHOOK_URL, secret="set-elsewhere")
+    ok, message = fast_hook().test_connection()
+    assert ok and "no webhook secret" in message and "set-elsewhere" not in message
+
+
+def test_webhooks_that_cannot_be_listed_do_not_fail_the_test_button(ayrshare_conn):
+    ok, message = fast_hook().test_connection()  # the scripted Ayrshare has no webhook endpoint
+    assert ok and "webhooks could not be listed" in message
