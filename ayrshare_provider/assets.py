@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 DEFAULT_CONN_ID = "ayrshare_default"
+#: The state store key under which the watcher keeps the ids of the failed posts it has reported.
+WATCHER_SEEN_KEY = "failed_post_ids_seen"
 _NAME = "ayrshare_failed_posts"
 _PUSHED_PREFIX = "pushed/"
 

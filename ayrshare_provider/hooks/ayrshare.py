@@ -277,6 +277,15 @@ class AyrshareHook(HttpHook):
         """:attr:`settings`, without blocking the event loop (for triggers)."""
         return (await self._aconnect()).settings
 
+    @property
+    def pushes_expected(self) -> bool:
+        """The connection has a webhook secret: Ayrshare is expected to push final statuses to Airflow."""
+        return self._connect().pushes
+
+    async def apushes_expected(self) -> bool:
+        """:attr:`pushes_expected`, without blocking the event loop (for triggers)."""
+        return (await self._aconnect()).pushes
+
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 WEBHOOK_SECRET = "webhook_secret"
-#: The watcher's list of reported ids, in the same asset's state store (see FailedPostsTrigger).
-_WATCHER_SEEN_KEY = "failed_post_ids_seen"
 #: How far back a replayed body is looked for among the asset's events.
 _REPLAY_MEMORY = timedelta(seconds=2 * webhook_delivery.MAX_SKEW)
 
@@ -131,7 +129,7 @@ def _record(conn_id: str, delivery: ScheduledDelivery) -> str:
             )
         if delivery.status != "error":
             return "kept for the waits" if store is not None else "nothing to start"
-        if store is not None and delivery.post_id in (store.get(_WATCHER_SEEN_KEY, session) or []):
+        if store is not None and delivery.post_id in (store.get(assets.WATCHER_SEEN_KEY, session) or []):
             return "already reported by the watcher"
         _add_event(asset, delivery, session)
         return f"asset event on {asset.name}"

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
+from ayrshare_provider.assets import WATCHER_SEEN_KEY, pushed_key
 from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
 from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
 from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
+from ayrshare_provider.triggers.pushed_status import pushed_record, pushes_readable
 from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
 
 if TYPE_CHECKING:
@@ -89,6 +91,11 @@ class PostStatusTrigger(BaseEventTrigger):
         event's payload, which carries no XComs, so there the task resumes as usual. Other
         outcomes always resume the task, which raises the post's error as it always has.
     :param push_return_value: with ``end_from_trigger``, push the summary as the task's return value too.
+    :param pushed: Ayrshare pushes final statuses to Airflow's webhook receiver for this
+        connection (it has a webhook secret). On Airflow 3.3 the wait then checks the pushed status
+        each interval (:mod:`~ayrshare_provider.triggers.pushed_status`: no call to Ayrshare), and
+        reads the post itself only once the connection's ``webhook_grace`` has passed with nothing
+        pushed (a delivery can be lost); it shares no listing. Elsewhere it waits as without.
     """
 
     # A task's trigger on BaseEventTrigger, the base Airflow documents for triggers that schedule
@@ -111,6 +118,7 @@ class PostStatusTrigger(BaseEventTrigger):
         known: dict[str, Any] | None = None,
         end_from_trigger: bool = False,
         push_return_value: bool = True,
+        pushed: bool = False,
     ) -> None:
         super().__init__()
         self.post_id = post_id
@@ -125,6 +133,7 @@ class PostStatusTrigger(BaseEventTrigger):
         self.known = known or {}
         self.end_from_trigger = bool(end_from_trigger)
         self.push_return_value = bool(push_return_value)
+        self.pushed = bool(pushed)
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
@@ -146,6 +155,7 @@ class PostStatusTrigger(BaseEventTrigger):
                 "known": self.known,
                 "end_from_trigger": self.end_from_trigger,
                 "push_return_value": self.push_return_value,
+                "pushed": self.pushed,
             },
         )
 
@@ -228,9 +238,17 @@ class PostStatusTrigger(BaseEventTrigger):
         # neither the triggerer's event loop nor the profile's rate limit sees them in lockstep.
         first_wait = min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD)
         await asyncio.sleep(random.uniform(0, max(0.0, first_wait)))
+        pushes_until = await self._pushes_until(hook)
         try:
             while True:
-                if event := await self._read_alone(hook, watch):
+                if pushes_until is not None:
+                    event, pushes_until = await self._pushed_event(watch, pushes_until)
+                    if event is not None:
+                        yield event
+                        return
+                if (pushes_until is None or time.time() >= pushes_until) and (
+                    event := await self._read_alone(hook, watch)
+                ):
                     yield event
                     return
                 remaining = self.end_time - time.time()
@@ -241,11 +259,49 @@ class PostStatusTrigger(BaseEventTrigger):
         finally:
             await hook.aclose()
 
+    # -- waiting on pushed statuses: the webhook receiver, Airflow 3.3 ------------------------------
+
+    def _reads_pushes(self) -> bool:
+        # A Profile Key of the task's own may push to another URL: such a wait reads as without.
+        return self.pushed and not self.profile_key and pushes_readable()
+
+    async def _pushes_until(self, hook: AyrshareHook) -> float | None:
+        """Until when the wait relies on pushed statuses alone; None when it does not read them at all."""
+        if not self._reads_pushes():
+            return None
+        try:
+            grace = (await hook.asettings()).webhook_grace
+        except AyrshareError as err:
+            self.log.warning("Post %s: pushed statuses not used (%s)", self.post_id, err)
+            return None
+        return self.since + grace
+
+    async def _pushed_event(
+        self, watch: StatusWatch, pushes_until: float
+    ) -> tuple[TriggerEvent | None, float | None]:
+        """The final event from a pushed status, if one came; and whether to go on reading pushes."""
+        try:
+            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.since)
+        except Exception as err:  # noqa: BLE001 - no such asset, or no store here: read Ayrshare as without
+            self.log.warning(
+                "Post %s: pushed statuses cannot be read (%s); reading the post instead", self.post_id, err
+            )
+            return None, None
+        if record is None:
+            return None, pushes_until
+        state = watch.observe(record)
+        if state is WaitState.WAITING:
+            return None, pushes_until
+        self.log.info("Post %s is %s, as Ayrshare pushed it", self.post_id, record.get("status"))
+        return await self._final_event(record, state), pushes_until
+
     # -- batched waiting: Airflow 3.3's shared streams ------------------------------------------
 
     def shared_stream_key(self) -> Hashable | None:
         """Batched waits of one connection, Profile Key (as a digest), interval and hook tuning share a listing."""
-        if not self.batch_wait:
+        if (
+            not self.batch_wait or self._reads_pushes()
+        ):  # a pushed wait lists nothing while pushes are expected
             return None
         profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
         hook_params = tuple(sorted((name, repr(value)) for name, value in self.hook_params.items()))
@@ -340,7 +396,10 @@ def _hook_of(kwargs: dict[str, Any]) -> AyrshareHook:
 # -- event-driven recovery: an asset watcher's trigger -------------------------------------------
 
 #: The asset state store key under which :class:`FailedPostsTrigger` keeps the ids it has reported.
-SEEN_KEY = "failed_post_ids_seen"
+SEEN_KEY = WATCHER_SEEN_KEY
+#: The watcher's poll interval when the connection has a webhook secret: the safety net for a lost
+#: delivery, not the way failures are found (1,440 listings a day become 144).
+SAFETY_NET_POLL = 600.0
 _SEEN_CAP = 5000  # ids kept, newest last: far more than one listing (at most 1,000) can show
 
 
@@ -412,6 +471,7 @@ class FailedPostsTrigger(BaseEventTrigger):
         hook = _hook_of(self.serialize()[1])
         seen = await self._load_seen()
         try:
+            pushes = await hook.apushes_expected()
             while True:
                 try:
                     records = await hook.aget_history(
@@ -428,13 +488,34 @@ class FailedPostsTrigger(BaseEventTrigger):
                         await self._store_seen(seen)
                     known = set(seen)
                     if new := [record for record in failed if record["id"] not in known]:
-                        yield TriggerEvent({"posts": [_failure(record) for record in new]})
+                        if unpushed := [
+                            record for record in new if not await self._pushed_failure(record["id"])
+                        ]:
+                            yield TriggerEvent({"posts": [_failure(record) for record in unpushed]})
                         seen = (seen + [record["id"] for record in new])[-_SEEN_CAP:]
                         await self._store_seen(seen)
-                # At least a second: a history_max_age of 0 (an emulator without a cache) must not spin.
-                await asyncio.sleep(max(1.0, self.poll_interval or (await hook.asettings()).history_max_age))
+                await asyncio.sleep(await self._interval(hook, pushes))
         finally:
             await hook.aclose()
+
+    async def _interval(self, hook: AyrshareHook, pushes: bool) -> float:
+        """The poll interval: as given; else, with webhooks, the safety net's; else the history cache time."""
+        if self.poll_interval is not None:
+            interval = self.poll_interval
+        elif pushes:
+            interval = SAFETY_NET_POLL
+        else:
+            interval = (await hook.asettings()).history_max_age
+        return max(1.0, interval)  # a history_max_age of 0 (an emulator without a cache) must not spin
+
+    async def _pushed_failure(self, post_id: str) -> bool:
+        """The webhook receiver reported this failure already (Airflow 3.3: the asset's state store)."""
+        store = getattr(self, "asset_state_store", None)
+        if store is None:
+            return False
+        pushed = await store.aget(pushed_key(post_id))
+        record = pushed.get("record") if isinstance(pushed, dict) else None
+        return isinstance(record, dict) and record.get("status") == "error"
 
     async def _load_seen(self) -> list[str] | None:
         store = getattr(self, "asset_state_store", None)  # Airflow 3.3+, set by the triggerer

@@ -137,6 +137,7 @@ class AyrshareTaskMixin:
             known=known,
             end_from_trigger=end_from_trigger,
             push_return_value=bool(getattr(self, "do_xcom_push", True)),
+            pushed=self.hook.pushes_expected,
         )
 
     def wait_for_final_status(

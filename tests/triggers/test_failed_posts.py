@@ -194,3 +194,45 @@ def test_a_refused_key_ends_the_watcher_with_a_typed_error(watched, monkeypatch)
 
     with pytest.raises(AyrshareAuthError):
         asyncio.run(first_event())
+
+
+# -- with webhooks: the watcher is the safety net ------------------------------------------------
+
+
+def test_a_failure_the_webhook_reported_first_is_not_reported_again_but_one_it_lost_is(watched):
+    from ayrshare_provider.assets import pushed_key
+
+    emulator, old = watched
+    store = StateStore()
+    store.values[SEEN_KEY] = list(old)
+
+    async def scenario() -> list[dict[str, Any]]:
+        running = Running(trigger(store))
+        pushed = new_failure(emulator, "its webhook arrived")
+        store.values[pushed_key(pushed)] = {"record": {"id": pushed, "status": "error"}, "received_at": 1.0}
+        lost = new_failure(emulator, "its webhook was lost")
+        await asyncio.sleep(INTERVAL * 4)
+        return [await running.stop(), pushed, lost]
+
+    payloads, pushed, lost = asyncio.run(scenario())
+    assert fired_ids(payloads) == [lost]
+    assert {pushed, lost} <= set(store.values[SEEN_KEY])  # neither is looked at again
+
+
+def test_with_a_webhook_secret_the_watcher_polls_as_a_safety_net(watched, monkeypatch):
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+    from ayrshare_provider.triggers.ayrshare import SAFETY_NET_POLL
+
+    emulator, _ = watched
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, webhook_secret="s"))
+    hook = AyrshareHook()
+
+    async def intervals() -> tuple[float, float, float]:
+        pushes = await hook.apushes_expected()
+        return (
+            await trigger(None, poll_interval=None)._interval(hook, pushes),
+            await trigger(None, poll_interval=None)._interval(hook, False),
+            await trigger(None, poll_interval=30)._interval(hook, pushes),
+        )
+
+    assert asyncio.run(intervals()) == (SAFETY_NET_POLL, 60.0, 30.0)
