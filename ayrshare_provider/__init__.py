@@ -40,10 +40,4 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": modules("triggers"),
         "connection-types": [declarative_connection_type()],
         "extra-links": ["ayrshare_provider.links.ayrshare.AyrsharePostLink"],
-        "plugins": [  # the webhook receiver, in the API server (Airflow 3)
-            {
-                "name": "ayrshare_webhook",
-                "plugin-class": "ayrshare_provider.plugins.webhook_plugin.AyrshareWebhookPlugin",
-            }
-        ],
     }

@@ -28,21 +28,6 @@ SLOTS = 8
 FAIL_AGAIN_EVERY = 10  # one post in ten fails again on its retry, and resumes its task to fail it
 
 
-def patient(stack: Any, method: str, path: str, **kwargs: Any) -> Any:
-    """A REST call, asked again while SQLite is busy under the run's load (a timeout or a 5xx)."""
-    import requests
-
-    for _ in range(10):
-        try:
-            return stack.api(method, path, **kwargs)
-        except requests.RequestException as err:
-            status = getattr(err.response, "status_code", None)
-            if status is not None and status < 500:
-                raise
-            time.sleep(2)
-    return stack.api(method, path, **kwargs)
-
-
 def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     """Trigger one recovery run and watch it to its end; count the retry tasks' worker runs."""
     conf = {
@@ -57,13 +42,15 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
         "dag_run_id"
     ]
-    while patient(stack, "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in ("success", "failed"):
+    while stack.api_patiently("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in (
+        "success",
+        "failed",
+    ):
         time.sleep(1)
     seconds = time.monotonic() - started
     retries: list[dict[str, Any]] = []
     while True:  # the API gives at most 100 task instances a page
-        page = patient(
-            stack,
+        page = stack.api_patiently(
             "GET",
             f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
             params={"limit": 100, "offset": len(retries), "task_id": "retry_post"},
@@ -74,8 +61,7 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     runs = 0
     for ti in retries:
         for try_number in range(1, ti["try_number"] + 1):
-            log = patient(
-                stack,
+            log = stack.api_patiently(
                 "GET",
                 f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/{try_number}",
                 params={"map_index": ti["map_index"], "full_content": True},

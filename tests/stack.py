@@ -85,6 +85,31 @@ class AirflowStack:
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
+    def api_patiently(self, method: str, path: str, **kwargs: Any) -> Any:
+        """
+        :meth:`api`, asked again (1 s apart, 10 tries) on a 5xx or a timeout, as a person clicks again:
+        on SQLite the API server can meet "database is locked" while the scheduler writes. Never a
+        POST, which may have landed. A PATCH answered 409 after a 5xx had landed: the state is read.
+        """
+        answer = None
+        for attempt in range(10):
+            try:
+                answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+            except requests.Timeout:
+                if method == "POST":
+                    raise
+                time.sleep(1)
+                continue
+            if answer.status_code == 409 and method == "PATCH" and attempt:
+                return self.api("GET", path)
+            if answer.status_code < 500 or method == "POST":
+                break
+            time.sleep(1)
+        if answer is None:
+            return self.api(method, path, **kwargs)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
     def healthy(self) -> bool:
         try:
             health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()

@@ -74,22 +74,6 @@ def watch_run(stack: Standalone, run_id: str, on_states: Any = None, timeout: fl
     raise AssertionError(f"the recovery run did not end in {timeout} s; retry_post states seen: {seen}")
 
 
-def as_a_person(stack: Standalone, method: str, path: str, **kwargs: Any) -> Any:
-    """
-    A call a person makes in the UI, sent again on a 5xx as they would click again: on SQLite the
-    API server can meet "database is locked" while the scheduler writes the same task instance.
-    """
-    for attempt in range(10):
-        answer = stack.session.request(method, f"{stack.url}/api/v2{path}", timeout=30, **kwargs)
-        if answer.status_code == 409 and method == "PATCH" and attempt:
-            return stack.api("GET", path)  # the click before the 5xx was recorded after all
-        if answer.status_code < 500:
-            answer.raise_for_status()
-            return answer.json()
-        time.sleep(1)
-    answer.raise_for_status()
-
-
 @pytest.fixture(scope="module")
 def recovery_run(stack, emulator_for_stack) -> dict:
     """
@@ -112,10 +96,10 @@ def recovery_run(stack, emulator_for_stack) -> dict:
         if time.monotonic() - asked.setdefault("seen", time.monotonic()) < 5:
             return
         asked["states"] = dict(states)
-        asked["request"] = as_a_person(stack, "GET", hitl_path(run_id))
+        asked["request"] = stack.api_patiently("GET", hitl_path(run_id))
         relink = texts_to_ids(emulator_for_stack)["Needs a relink"]
         [option] = [option for option in asked["request"]["options"] if relink in option]
-        asked["answer"] = as_a_person(stack, "PATCH", hitl_path(run_id), json={"chosen_options": [option]})
+        asked["answer"] = stack.api_patiently("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
 
     return {**watch_run(stack, run_id, answer_the_person_step), "asked": asked}
 

@@ -273,7 +273,10 @@ def create_app(state: State, faults: Faults) -> Any:
     @api.get("/api/post/{post_id}")
     @api.get("/api/history/{post_id}")
     async def get_post(post_id: str, request: Request) -> dict[str, Any]:
-        return state.view(state.find(post_id, _profile(request)))
+        post = state.find(post_id, _profile(request))
+        with state.lock:
+            state.post_reads[post_id] += 1
+        return state.view(post)
 
     @api.put("/api/post/retry")
     async def retry_post(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class State:
         self.posts: dict[str, StoredPost] = {}
         self.requests: Counter[str] = Counter()
         self.retry_puts: Counter[str] = Counter()
+        self.post_reads: Counter[str] = Counter()  # GET /api/post/{id} answered, by post
         self.retries_applied: Counter[str] = Counter()
         self.retries_refused: Counter[str] = Counter()  # answered 329
         self.rate_limited = 0
@@ -345,6 +346,7 @@ class State:
             return {
                 "requests": dict(self.requests),
                 "retry_puts": dict(self.retry_puts),
+                "post_reads": dict(self.post_reads),
                 "retries_applied": dict(self.retries_applied),
                 "retries_refused": dict(self.retries_refused),
                 "rate_limited": self.rate_limited,
@@ -358,6 +360,7 @@ class State:
         with self.lock:
             self.requests.clear()
             self.retry_puts.clear()
+            self.post_reads.clear()
             self.retries_applied.clear()
             self.retries_refused.clear()
             self.rate_limited = 0

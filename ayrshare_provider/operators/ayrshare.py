@@ -206,12 +206,15 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         if waiting_on is None or not self.wait_for_completion:
             return summary
         known = {key: summary[key] for key in ("retried_at", "waited_until") if summary.get(key)}
+        sent = summary.get("retried_at") if waiting_on is Action.RETRIED else None
         trigger = self.status_trigger(
             post_id,
             timeout=self.timeout,
             poll_interval=self.poll_interval,
             action=waiting_on.value,
             known=known,
+            # The retry's outcome can be pushed before the task defers (a slow worker).
+            pushed_after=datetime.fromisoformat(sent).timestamp() if sent else None,
         )
         return self.wait_for_final_status(context, trigger, self.timeout)
 
@@ -282,6 +285,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
     def _retry_once(self, context: Context, post_id: str) -> _Decision:
         """Send the one retry (the hook sends it again only if it surely did not land); handle "already retried"."""
+        sent_at = datetime.now(UTC)
         try:
             answer = self.hook.retry_post(post_id)
         except AyrshareAlreadyRetriedError:
@@ -298,7 +302,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
         self.log.info("Retry of post %s accepted: %r", post_id, answer.get("status"))
         record = {"id": post_id, "status": answer.get("status") or "pending"}
         summary = summarize(record, Action.RETRIED, post_id=post_id)
-        summary["retried_at"] = datetime.now(UTC).isoformat()
+        summary["retried_at"] = sent_at.isoformat()
         return summary, None, Action.RETRIED
 
     def _fresh_plan_record(self, context: Context, post_id: str) -> dict[str, Any] | None:

@@ -119,6 +119,7 @@ class PostStatusTrigger(BaseEventTrigger):
         end_from_trigger: bool = False,
         push_return_value: bool = True,
         pushed: bool = False,
+        pushed_after: float | None = None,
     ) -> None:
         super().__init__()
         self.post_id = post_id
@@ -134,6 +135,7 @@ class PostStatusTrigger(BaseEventTrigger):
         self.end_from_trigger = bool(end_from_trigger)
         self.push_return_value = bool(push_return_value)
         self.pushed = bool(pushed)
+        self.pushed_after = self.since if pushed_after is None else float(pushed_after)
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
@@ -156,6 +158,7 @@ class PostStatusTrigger(BaseEventTrigger):
                 "end_from_trigger": self.end_from_trigger,
                 "push_return_value": self.push_return_value,
                 "pushed": self.pushed,
+                "pushed_after": self.pushed_after,
             },
         )
 
@@ -274,14 +277,14 @@ class PostStatusTrigger(BaseEventTrigger):
         except AyrshareError as err:
             self.log.warning("Post %s: pushed statuses not used (%s)", self.post_id, err)
             return None
-        return self.since + grace
+        return self.since + grace  # from when the wait began: a late trigger start is no lost delivery
 
     async def _pushed_event(
         self, watch: StatusWatch, pushes_until: float
     ) -> tuple[TriggerEvent | None, float | None]:
         """The final event from a pushed status, if one came; and whether to go on reading pushes."""
         try:
-            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.since)
+            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.pushed_after)
         except Exception as err:  # noqa: BLE001 - no such asset, or no store here: read Ayrshare as without
             self.log.warning(
                 "Post %s: pushed statuses cannot be read (%s); reading the post instead", self.post_id, err

@@ -107,6 +107,7 @@ class AyrshareTaskMixin:
         poll_interval: float,
         action: str,
         known: dict[str, Any] | None = None,
+        pushed_after: float | None = None,
     ) -> PostStatusTrigger:
         """
         The trigger that waits for the post's final status, ``timeout`` seconds from now.
@@ -117,6 +118,8 @@ class AyrshareTaskMixin:
         :param action: what the task did to the post, carried into the summary.
         :param known: what the task knows beyond the post's record (``retried_at``, a repost's
             ids), carried into the summary.
+        :param pushed_after: when the retry was sent (0 for a new post): a status Ayrshare pushed
+            after that moment is news of this wait; by default, the wait's start.
         """
         from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 
@@ -138,6 +141,7 @@ class AyrshareTaskMixin:
             end_from_trigger=end_from_trigger,
             push_return_value=bool(getattr(self, "do_xcom_push", True)),
             pushed=self.hook.pushes_expected,
+            pushed_after=pushed_after,
         )
 
     def wait_for_final_status(

@@ -172,3 +172,15 @@ def test_a_pushed_wait_shares_no_listing_but_one_with_its_own_profile_key_does(r
     assert PostStatusTrigger(
         post_id, "ayrshare_default", time.time() + 5, batch_wait=True
     ).shared_stream_key()
+
+
+def test_a_push_after_the_retry_was_sent_counts_even_before_the_wait_began(retried, served):
+    emulator, post_id = retried
+    sent = time.time()
+    push(served, post_id, "success", received_at=sent + 0.05)  # a slow worker had not deferred yet
+    time.sleep(0.1)
+
+    event = run_here(wait(post_id, pushed_after=sent))
+
+    assert event["status"] == WaitOutcome.SUCCESS.value
+    assert reads(emulator) == 0
