@@ -34,9 +34,15 @@ def pushed_key(post_id: str) -> str:
     return _PUSHED_PREFIX + post_id
 
 
-def pushed_value(record: dict[str, Any], received_at: float, signature: str) -> dict[str, Any]:
+def pushed_value(
+    record: dict[str, Any], received_at: float, deliveries: list[str], reported: bool
+) -> dict[str, Any]:
     """
-    What the receiver stores under :func:`pushed_key`: the post's final record as pushed, when it
-    arrived (``time.time()``), and the delivery's signature (for the replay check).
+    What the receiver stores under :func:`pushed_key`.
+
+    :param record: the post's last final record as pushed.
+    :param received_at: when it arrived (``time.time()``).
+    :param deliveries: the signatures of the post's deliveries taken so far (a replay is refused).
+    :param reported: the post's failure was reported on the asset (by the receiver or the watcher).
     """
-    return {"record": record, "received_at": received_at, "delivery": signature}
+    return {"record": record, "received_at": received_at, "deliveries": deliveries, "reported": reported}

@@ -104,6 +104,12 @@ PLACEHOLDERS = {
 }
 
 
+def webhook_secret_of(extra: dict[str, Any]) -> str | None:
+    """The connection's webhook secret (its extra field), stripped; None when it has none."""
+    secret = extra.get(WEBHOOK_SECRET)
+    return secret.strip() if isinstance(secret, str) and secret.strip() else None
+
+
 def tuning_description(name: str) -> str:
     """A tuning field's description, ending with its default (left empty, the default applies)."""
     field = TUNING_FIELDS[name]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ MAX_SKEW = 300.0
 #: Largest body accepted; a scheduled-action payload is a few kilobytes.
 MAX_BODY = 64 * 1024
 SCHEDULED_ACTION = "scheduled"
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 FINAL_STATUSES = frozenset({"success", "error"})
 
 
@@ -81,15 +83,14 @@ def signed_headers(secret: str, body: bytes, sent_at: float | None = None) -> di
     return {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(secret, body)}
 
 
-def verify(secret: str, body: bytes, headers: Any, now: float | None = None) -> str:
+def check_headers(headers: Any, now: float | None = None) -> str:
     """
-    Check a delivery's timestamp and signature; return the signature.
+    The delivery's signature header, once both headers are there, well formed, and the timestamp is
+    fresh: cheap checks, made before the secret is looked up.
 
-    :param secret: the webhook secret of the connection the delivery is for.
-    :param body: the raw body, as received.
     :param headers: the request's headers (a case-insensitive mapping).
     :param now: the receiver's clock, ``time.time()`` by default.
-    :raises DeliveryRefused: 401 for a missing, stale or unreadable timestamp and for a wrong signature.
+    :raises DeliveryRefused: 401 for a missing, stale or unreadable timestamp or signature.
     """
     stamp, signature = headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
     if not stamp or not signature:
@@ -99,10 +100,26 @@ def verify(secret: str, body: bytes, headers: Any, now: float | None = None) -> 
     except ValueError:
         raise DeliveryRefused(401, "the delivery's timestamp is not a number") from None
     skew = abs((time.time() if now is None else now) - sent_at)
-    if not skew <= MAX_SKEW:  # also refuses NaN
+    if not skew <= MAX_SKEW:  # also refuses NaN and infinities
         raise DeliveryRefused(401, f"the delivery's timestamp is {skew:.0f} s off (at most {MAX_SKEW:.0f})")
+    if not _HEX_DIGEST.fullmatch(signature.strip()):
+        raise DeliveryRefused(401, "the delivery's signature is not a SHA-256 hex digest")
+    return signature.strip().lower()
+
+
+def verify(secret: str, body: bytes, headers: Any, now: float | None = None) -> str:
+    """
+    Check a delivery's headers (:func:`check_headers`) and its signature; return the signature.
+
+    :param secret: the webhook secret of the connection the delivery is for.
+    :param body: the raw body, as received.
+    :param headers: the request's headers (a case-insensitive mapping).
+    :param now: the receiver's clock, ``time.time()`` by default.
+    :raises DeliveryRefused: 401 for bad headers and for a signature made with another secret or body.
+    """
+    signature = check_headers(headers, now)
     expected = sign(secret, body)
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    if not hmac.compare_digest(expected, signature):
         raise DeliveryRefused(401, "the delivery's signature does not match the webhook secret")
     return expected
 

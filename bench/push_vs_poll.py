@@ -115,6 +115,7 @@ def main() -> str:
         rows.append(
             [
                 name,
+                f"{len(counters['retry_puts'])} of {FAILURES}",
                 f"{statistics.mean(t['start'] for t in timings):.1f} s ({min(t['start'] for t in timings):.1f} to "
                 f"{max(t['start'] for t in timings):.1f})",
                 f"{statistics.mean(t['end'] for t in timings):.1f} s",
@@ -134,6 +135,7 @@ def main() -> str:
         + table(
             [
                 "variant",
+                "posts retried",
                 "failure to run start, mean (min to max)",
                 "failure to run end, mean",
                 "listings per post",

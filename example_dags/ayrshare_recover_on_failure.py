@@ -9,6 +9,10 @@ recovery DAG does, with the same steps and params: retries each retryable post *
 (after its network's wait hint, within `max_wait_hint`), asks a person about the posts only a
 person can unblock (Airflow 3.1+), reposts spent ones when `repost_spent`, and reports them all.
 
+With a webhook secret in the connection and Ayrshare's scheduled-action webhook registered, the
+webhook receiver reports failures on the same asset within seconds and the watcher lists only
+every 10 minutes, as a safety net (README: Webhooks); each failed post starts one run either way.
+
 Connection: `ayrshare_default`. A post that failed before the watcher first looked is not
 reported: `ayrshare_failed_post_recovery` is for those. Requires Airflow 3.0+ (on 2.11 this file
 defines no DAG and says so).
@@ -36,10 +40,12 @@ if AssetWatcher is None:
         "Schedule ayrshare_failed_post_recovery instead."
     )
 else:
+    from ayrshare_provider.assets import failed_posts_asset_name
     from ayrshare_provider.triggers.ayrshare import FailedPostsTrigger
 
+    # Also where Airflow's webhook receiver reports the failures Ayrshare pushes (README: Webhooks).
     failed_posts = Asset(
-        "ayrshare_failed_posts",
+        failed_posts_asset_name("ayrshare_default"),  # "ayrshare_failed_posts"
         watchers=[
             AssetWatcher(name="ayrshare_failed_posts_watcher", trigger=FailedPostsTrigger("ayrshare_default"))
         ],

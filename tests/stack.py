@@ -87,7 +87,7 @@ class AirflowStack:
 
     def api_patiently(self, method: str, path: str, **kwargs: Any) -> Any:
         """
-        :meth:`api`, asked again (1 s apart, 10 tries) on a 5xx or a timeout, as a person clicks again:
+        :meth:`api`, asked again (1 s apart, 10 tries) on a 5xx, a timeout or a refused connection, as a person clicks again:
         on SQLite the API server can meet "database is locked" while the scheduler writes. Never a
         POST, which may have landed. A PATCH answered 409 after a 5xx had landed: the state is read.
         """
@@ -95,7 +95,7 @@ class AirflowStack:
         for attempt in range(10):
             try:
                 answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
-            except requests.Timeout:
+            except (requests.Timeout, requests.ConnectionError):
                 if method == "POST":
                     raise
                 time.sleep(1)

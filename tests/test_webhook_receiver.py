@@ -171,6 +171,7 @@ def _one_byte_changed(body: bytes) -> tuple[bytes, dict[str, str]]:
         ("timestamp 301 s old", 401),
         ("timestamp 301 s ahead", 401),
         ("timestamp not a number", 401),
+        ("signature not hex", 401),
         ("no headers", 401),
         ("1 MB body", 413),
         ("invalid JSON", 400),
@@ -194,6 +195,8 @@ def test_a_bad_delivery_is_refused_and_creates_nothing(receiver, caplog, case: s
         answer = send(receiver, body, sent_at=time.time() + 301)
     elif case == "timestamp not a number":
         answer = send(receiver, body, **{"X-Authorization-Timestamp": "yesterday"})
+    elif case == "signature not hex":
+        answer = send(receiver, body, **{"X-Authorization-Content-SHA256": "é" * 64})
     elif case == "no headers":
         answer = requests.post(receiver, data=body, timeout=10)
     elif case == "1 MB body":
@@ -228,19 +231,43 @@ def test_a_replayed_delivery_is_refused_and_starts_no_second_run(receiver):
     assert len(events()) == 1
 
 
-def test_the_same_post_failing_again_later_is_a_new_delivery(receiver):
+def test_a_post_is_reported_once_even_when_it_fails_again_after_its_retry(receiver):
     assert send(receiver, as_body(delivery("Pagain1"))).status_code == 200
-    later = delivery("Pagain1", created="2026-11-30T10:05:00Z")
-    assert send(receiver, as_body(later)).status_code == 200
-    assert len(events()) == 2
+    later = send(receiver, as_body(delivery("Pagain1", created="2026-11-30T10:05:00Z")))  # another body
+
+    assert later.status_code == 200 and later.json()["outcome"] == "reported before"
+    assert len(events()) == 1  # as the watcher: a post that fails again starts no second run
+    if PUSHED_STATES:  # the waits still see the new failure
+        assert pushed()["pushed/Pagain1"]["record"]["created"] == "2026-11-30T10:05:00Z"
+
+
+def test_a_body_streamed_past_the_cap_is_refused_while_it_arrives(receiver):
+    chunks = (b"x" * 16384 for _ in range(10))  # chunked: no Content-Length to refuse it by
+    answer = requests.post(receiver, data=chunks, headers=_signed_for(b"x"), timeout=10)
+
+    assert answer.status_code == 413
+    assert events() == []
+
+
+def _signed_for(body: bytes) -> dict[str, str]:
+    from ayrshare_provider.webhook_delivery import signed_headers
+
+    return signed_headers(WEBHOOK_SECRET, body)
 
 
 def test_a_connection_without_a_webhook_secret_takes_nothing(receiver, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_OTHER", connection_json("http://127.0.0.1:9"))
-    answer = send(receiver + "?conn_id=ayrshare_other", as_body(delivery("Pnosecret")))
-    unknown = send(receiver + "?conn_id=nope", as_body(delivery("Pnosecret")))
+    body = as_body(delivery("Pnosecret"))
+    no_secret = send(receiver + "?conn_id=ayrshare_other", body)
+    unknown = send(receiver + "?conn_id=nope", body)
+    not_an_id = send(receiver + "?conn_id=../../x%0Ay", body)
+    wrong_secret = send(receiver, body, secret="not-the-secret")
 
-    assert answer.status_code == unknown.status_code == 401
+    # One answer for all: the route does not tell which connections exist or have a secret.
+    answers = [no_secret, unknown, not_an_id, wrong_secret]
+    assert {(answer.status_code, answer.text) for answer in answers} == {
+        (401, '{"status":"refused","reason":"not authenticated"}')
+    }
     assert events() == []
 
 
@@ -257,5 +284,5 @@ def test_a_failure_the_watcher_reported_already_starts_nothing(receiver):
     answer = send(receiver, as_body(delivery("Pseen1")))
 
     assert answer.status_code == 200
-    assert answer.json()["outcome"] == "already reported by the watcher"
+    assert answer.json()["outcome"] == "reported before"
     assert events() == []

@@ -342,7 +342,7 @@ def create_app(state: State, faults: Faults) -> Any:
         if action not in WEBHOOK_ACTIONS:
             raise ApiError(400, 101, f"action must be one of {sorted(WEBHOOK_ACTIONS)}.", action="webhook")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise ApiError(400, 101, "url must be an https:// URL.", action="webhook")
+            raise ApiError(400, 101, "url must be an http(s):// URL.", action="webhook")
         secret = body.get("secret")
         with state.lock:
             state.webhooks[(_profile(request), action)] = {

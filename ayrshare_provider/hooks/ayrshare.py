@@ -582,7 +582,8 @@ class AyrshareHook(HttpHook):
 
         :param action: the webhook action to unregister.
         """
-        return self._repeatable("DELETE", WEBHOOK_PATH, f"DELETE {WEBHOOK_PATH}", json={"action": action})
+        # Sent once: after a lost answer a second DELETE would meet 404 for a webhook it removed.
+        return self._send("DELETE", WEBHOOK_PATH, f"DELETE {WEBHOOK_PATH}", json={"action": action})
 
     def list_webhooks(self) -> dict[str, str]:
         """The registered webhooks (``GET /api/hook/webhook``), as action to URL."""
@@ -599,9 +600,7 @@ class AyrshareHook(HttpHook):
         }
 
     def _webhook_secret(self) -> str | None:
-        conn = self.get_connection(self.ayrshare_conn_id)
-        secret = conn.extra_dejson.get(connection_form.WEBHOOK_SECRET)
-        return secret.strip() if isinstance(secret, str) and secret.strip() else None
+        return connection_form.webhook_secret_of(self.get_connection(self.ayrshare_conn_id).extra_dejson)
 
     def test_connection(self) -> tuple[bool, str]:
         """What the UI's Test button runs: ``GET /api/user``, then whether a scheduled-action webhook is registered."""

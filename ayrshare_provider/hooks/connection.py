@@ -55,9 +55,9 @@ def resolve_target(
     :param arguments: the hook's tuning arguments, which win over the extra's.
     """
     settings = HookSettings.resolve(conn_id, arguments, extra)
-    webhook_secret = extra.get(connection_form.WEBHOOK_SECRET)
-    if isinstance(webhook_secret, str) and webhook_secret.strip():
-        mask_secret(webhook_secret.strip())  # never sent to Ayrshare by a call, but never logged either
+    webhook_secret = connection_form.webhook_secret_of(extra)
+    if webhook_secret is not None:
+        mask_secret(webhook_secret)  # never sent to Ayrshare by a call, but never logged either
     headers = auth_headers(conn_id, conn.password, extra, profile_key)
     base_url = base_url_of(conn_id, conn.host, conn.schema, conn.port)
     return ConnectionTarget(
@@ -65,7 +65,7 @@ def resolve_target(
         headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
         settings=settings,
         budget=budget_for(base_url, headers.get("Profile-Key")),
-        pushes=isinstance(webhook_secret, str) and bool(webhook_secret.strip()),
+        pushes=webhook_secret is not None,
     )
 
 

@@ -147,6 +147,5 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             poll_interval=self.poll_interval,
             action=Action.REPOSTED.value,
             known=repost,
-            pushed_after=0.0,  # a status pushed for the new post is news of it, however early
         )
         return self.wait_for_final_status(context, trigger, self.timeout)

@@ -1,1 +1,1 @@
-"""Airflow plugins the provider registers (``get_provider_info()["plugins"]``)."""
+"""Airflow plugins of the provider, registered through the ``airflow.plugins`` entry point (pyproject.toml)."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +29,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ayrshare_provider import assets, webhook_delivery
-from ayrshare_provider.assets import DEFAULT_CONN_ID
+from ayrshare_provider.assets import DEFAULT_CONN_ID, WATCHER_SEEN_KEY
+from ayrshare_provider.connection_form import webhook_secret_of
 from ayrshare_provider.webhook_delivery import DeliveryRefused, ScheduledDelivery
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-WEBHOOK_SECRET = "webhook_secret"
-#: How far back a replayed body is looked for among the asset's events.
-_REPLAY_MEMORY = timedelta(seconds=2 * webhook_delivery.MAX_SKEW)
+_CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")  # what Airflow allows in a connection id
+#: Before Airflow 3.3 (no asset state store), how far back the asset's events are searched for a
+#: post's earlier deliveries; on 3.3 they are kept with the post's pushed status, for good.
+_EVENT_MEMORY = timedelta(days=7)
+_SIGNATURES_KEPT = 20  # per post: far more deliveries than one post gets
 
 _log = logging.getLogger(__name__)
 # Checking for a replay and recording a delivery are one step per API server process: two copies
@@ -61,7 +66,9 @@ def create_app() -> FastAPI:
                 refused.http_status,
                 refused.reason,
             )
-            return JSONResponse({"status": "refused", "reason": refused.reason}, refused.http_status)
+            # A 401 does not say why: whether a connection exists or has a secret is not the sender's business.
+            reason = "not authenticated" if refused.http_status == 401 else refused.reason
+            return JSONResponse({"status": "refused", "reason": reason}, refused.http_status)
         _log.info(
             "Ayrshare webhook for connection %r: post %s is %s; %s (%.0f ms)",
             conn_id,
@@ -91,9 +98,11 @@ async def _capped_body(request: Request) -> bytes:
 
 
 def _verified(conn_id: str, body: bytes, headers: Any) -> ScheduledDelivery:
-    """The delivery, once its signature checks out with the connection's webhook secret."""
-    secret = _webhook_secret(conn_id)
-    signature = webhook_delivery.verify(secret, body, headers)
+    """The delivery, once its headers and its signature check out with the connection's webhook secret."""
+    if not _CONN_ID.fullmatch(conn_id):  # nothing else reaches the secrets backends
+        raise DeliveryRefused(401, "the conn_id is not a connection id")
+    webhook_delivery.check_headers(headers)  # before any secrets backend is asked
+    signature = webhook_delivery.verify(_webhook_secret(conn_id), body, headers)
     return webhook_delivery.parse(body, signature)
 
 
@@ -102,68 +111,82 @@ def _webhook_secret(conn_id: str) -> str:
     from airflow.models.connection import Connection
 
     try:
-        conn = Connection.get_connection_from_secrets(conn_id)
+        secret = webhook_secret_of(Connection.get_connection_from_secrets(conn_id).extra_dejson)
     except AirflowNotFoundException:
-        conn = None
-    secret = (conn.extra_dejson.get(WEBHOOK_SECRET) if conn is not None else None) or ""
-    if not isinstance(secret, str) or not secret.strip():
-        # The same answer as a wrong signature: the route does not tell which connections exist.
+        secret = None
+    if secret is None:
         raise DeliveryRefused(401, f"no webhook secret to check the delivery with (connection {conn_id!r})")
-    return secret.strip()
+    return secret
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """What was taken before for a post: its deliveries' signatures, and whether its failure was reported."""
+
+    signatures: list[str]
+    reported: bool
 
 
 def _record(conn_id: str, delivery: ScheduledDelivery) -> str:
-    """Keep the post's final status and, for a failure not reported yet, create the asset event."""
+    """Keep the post's final status and, for a failure not reported before, create the asset event."""
     from airflow.utils.session import create_session
 
     with _recording, create_session() as session:
         asset = _asset(conn_id, session)
         store = _StateStore.of(asset.id)
-        if _seen_before(delivery, asset.id, store, session):
+        earlier = _earlier(delivery.post_id, asset.id, store, session)
+        if delivery.signature in earlier.signatures:
             raise DeliveryRefused(409, f"this delivery for post {delivery.post_id} was taken before")
+        failed = delivery.status == "error"
+        # A post is reported once, as the watcher reports it: a retry that fails again starts no run.
+        reported = earlier.reported or (
+            failed and store is not None and delivery.post_id in (store.get(WATCHER_SEEN_KEY, session) or [])
+        )
         if store is not None:
-            store.set(
-                assets.pushed_key(delivery.post_id),
-                assets.pushed_value(delivery.record, time.time(), delivery.signature),
-                session,
-            )
-        if delivery.status != "error":
-            return "kept for the waits" if store is not None else "nothing to start"
-        if store is not None and delivery.post_id in (store.get(assets.WATCHER_SEEN_KEY, session) or []):
-            return "already reported by the watcher"
-        _add_event(asset, delivery, session)
-        return f"asset event on {asset.name}"
+            signatures = [*earlier.signatures, delivery.signature][-_SIGNATURES_KEPT:]
+            value = assets.pushed_value(delivery.record, time.time(), signatures, reported or failed)
+            store.set(assets.pushed_key(delivery.post_id), value, session)
+        if failed and not reported:
+            _add_event(asset, delivery, session)
+            return f"asset event on {asset.name}"
+        if failed:
+            return "reported before"
+        return "kept for the waits" if store is not None else "nothing to start"
 
 
 def _asset(conn_id: str, session: Session) -> Any:
+    """The connection's failed-posts asset, locked for this delivery where the database can lock a row."""
     from airflow.models.asset import AssetModel
     from sqlalchemy import select
 
     name = assets.failed_posts_asset_name(conn_id)
-    asset = session.scalar(select(AssetModel).where(AssetModel.name == name).limit(1))
+    # Locked: two API server processes taking copies of one body do not both pass the replay check.
+    query = select(AssetModel).where(AssetModel.name == name, AssetModel.active.has()).with_for_update()
+    asset = session.scalar(query.limit(1))
     if asset is None:
         raise DeliveryRefused(404, f"no DAG declares the asset {name!r}: deploy ayrshare_recover_on_failure")
     return asset
 
 
-def _seen_before(
-    delivery: ScheduledDelivery, asset_id: int, store: _StateStore | None, session: Session
-) -> bool:
-    """The same body was taken before: as the post's pushed status, or as a recent asset event."""
+def _earlier(post_id: str, asset_id: int, store: _StateStore | None, session: Session) -> _Earlier:
+    """On 3.3 the post's pushed entry; before, the asset's events of the last week (no state store there)."""
     from airflow.models.asset import AssetEvent
     from sqlalchemy import select
 
     if store is not None:
-        pushed = store.get(assets.pushed_key(delivery.post_id), session)
-        if isinstance(pushed, dict) and pushed.get("delivery") == delivery.signature:
-            return True
-    if delivery.status != "error":
-        return False
-    since = datetime.now(UTC) - _REPLAY_MEMORY
+        pushed = store.get(assets.pushed_key(post_id), session)
+        pushed = pushed if isinstance(pushed, dict) else {}
+        signatures = pushed.get("deliveries")
+        return _Earlier(
+            signatures=[str(sig) for sig in signatures] if isinstance(signatures, list) else [],
+            reported=bool(pushed.get("reported")),
+        )
+    since = datetime.now(UTC) - _EVENT_MEMORY
     extras = session.scalars(
         select(AssetEvent.extra).where(AssetEvent.asset_id == asset_id, AssetEvent.timestamp >= since)
     )
-    return any(isinstance(extra, dict) and extra.get("delivery") == delivery.signature for extra in extras)
+    mine = [extra for extra in extras if isinstance(extra, dict) and extra.get("post_id") == post_id]
+    return _Earlier(signatures=[str(extra.get("delivery")) for extra in mine], reported=bool(mine))
 
 
 def _add_event(asset: Any, delivery: ScheduledDelivery, session: Session) -> None:

@@ -136,6 +136,7 @@ class PostStatusTrigger(BaseEventTrigger):
         self.push_return_value = bool(push_return_value)
         self.pushed = bool(pushed)
         self.pushed_after = self.since if pushed_after is None else float(pushed_after)
+        self._unreadable_pushes_logged = False
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
@@ -241,15 +242,13 @@ class PostStatusTrigger(BaseEventTrigger):
         # neither the triggerer's event loop nor the profile's rate limit sees them in lockstep.
         first_wait = min(self.poll_interval, self.end_time - time.time(), _FIRST_POLL_SPREAD)
         await asyncio.sleep(random.uniform(0, max(0.0, first_wait)))
-        pushes_until = await self._pushes_until(hook)
+        push_only_until = await self._push_only_until(hook)
         try:
             while True:
-                if pushes_until is not None:
-                    event, pushes_until = await self._pushed_event(watch, pushes_until)
-                    if event is not None:
-                        yield event
-                        return
-                if (pushes_until is None or time.time() >= pushes_until) and (
+                if push_only_until is not None and (event := await self._pushed_event(watch)):
+                    yield event
+                    return
+                if (push_only_until is None or time.time() >= push_only_until) and (
                     event := await self._read_alone(hook, watch)
                 ):
                     yield event
@@ -264,13 +263,13 @@ class PostStatusTrigger(BaseEventTrigger):
 
     # -- waiting on pushed statuses: the webhook receiver, Airflow 3.3 ------------------------------
 
-    def _reads_pushes(self) -> bool:
+    def _settles_on_pushes(self) -> bool:
         # A Profile Key of the task's own may push to another URL: such a wait reads as without.
         return self.pushed and not self.profile_key and pushes_readable()
 
-    async def _pushes_until(self, hook: AyrshareHook) -> float | None:
+    async def _push_only_until(self, hook: AyrshareHook) -> float | None:
         """Until when the wait relies on pushed statuses alone; None when it does not read them at all."""
-        if not self._reads_pushes():
+        if not self._settles_on_pushes():
             return None
         try:
             grace = (await hook.asettings()).webhook_grace
@@ -279,32 +278,30 @@ class PostStatusTrigger(BaseEventTrigger):
             return None
         return self.since + grace  # from when the wait began: a late trigger start is no lost delivery
 
-    async def _pushed_event(
-        self, watch: StatusWatch, pushes_until: float
-    ) -> tuple[TriggerEvent | None, float | None]:
-        """The final event from a pushed status, if one came; and whether to go on reading pushes."""
+    async def _pushed_event(self, watch: StatusWatch) -> TriggerEvent | None:
+        """The final event from a pushed status, if one came."""
         try:
             record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.pushed_after)
-        except Exception as err:  # noqa: BLE001 - no such asset, or no store here: read Ayrshare as without
-            self.log.warning(
-                "Post %s: pushed statuses cannot be read (%s); reading the post instead", self.post_id, err
-            )
-            return None, None
-        if record is None:
-            return None, pushes_until
-        state = watch.observe(record)
-        if state is WaitState.WAITING:
-            return None, pushes_until
+        except Exception as err:  # noqa: BLE001 - a busy database: as if nothing was pushed yet
+            if not self._unreadable_pushes_logged:
+                self._unreadable_pushes_logged = True
+                self.log.warning(
+                    "Post %s: pushed statuses cannot be read (%s); the post is read once the grace is over",
+                    self.post_id,
+                    err,
+                )
+            return None
+        if record is None or (state := watch.observe(record)) is WaitState.WAITING:
+            return None
         self.log.info("Post %s is %s, as Ayrshare pushed it", self.post_id, record.get("status"))
-        return await self._final_event(record, state), pushes_until
+        return await self._final_event(record, state)
 
     # -- batched waiting: Airflow 3.3's shared streams ------------------------------------------
 
     def shared_stream_key(self) -> Hashable | None:
         """Batched waits of one connection, Profile Key (as a digest), interval and hook tuning share a listing."""
-        if (
-            not self.batch_wait or self._reads_pushes()
-        ):  # a pushed wait lists nothing while pushes are expected
+        # A wait that settles on pushes lists nothing: it reads its post alone after the grace.
+        if not self.batch_wait or self._settles_on_pushes():
             return None
         profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
         hook_params = tuple(sorted((name, repr(value)) for name, value in self.hook_params.items()))

@@ -13,6 +13,10 @@ from typing import Any
 
 from ayrshare_provider.assets import failed_posts_asset_name, pushed_key
 
+# The receiver's clock (API server) and the task's (worker) may differ a little. Not more: the
+# push of the failure that was retried arrives seconds before the retry is sent, at the earliest.
+_CLOCK_SKEW = 1.0
+
 
 def pushes_readable() -> bool:
     """This Airflow gives triggers the asset state store (3.3+)."""
@@ -31,7 +35,8 @@ async def pushed_record(conn_id: str, post_id: str, since: float) -> dict[str, A
     :param post_id: the post.
     :param since: wall-clock time (``time.time()``) before which a push is older news: a failure
         pushed before the retry was sent says nothing of the retry.
-    :raises Exception: whatever the triggerer answers when the store cannot be read (no such asset).
+    :raises Exception: what the triggerer answers when the store cannot be read now (a busy
+        database). An asset that no DAG declares reads as nothing pushed, as a missing key does.
     """
     from airflow.sdk.execution_time.context import AssetStateStoreAccessor
 
@@ -39,6 +44,10 @@ async def pushed_record(conn_id: str, post_id: str, since: float) -> dict[str, A
     if not isinstance(stored, dict):
         return None
     record, received_at = stored.get("record"), stored.get("received_at")
-    if not isinstance(record, dict) or not isinstance(received_at, (int, float)) or received_at < since:
+    if (
+        not isinstance(record, dict)
+        or not isinstance(received_at, (int, float))
+        or received_at < since - _CLOCK_SKEW
+    ):
         return None
     return dict(record)

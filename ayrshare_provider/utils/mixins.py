@@ -118,8 +118,9 @@ class AyrshareTaskMixin:
         :param action: what the task did to the post, carried into the summary.
         :param known: what the task knows beyond the post's record (``retried_at``, a repost's
             ids), carried into the summary.
-        :param pushed_after: when the retry was sent (0 for a new post): a status Ayrshare pushed
-            after that moment is news of this wait; by default, the wait's start.
+        :param pushed_after: when this task sent the retry waited for: a status Ayrshare pushed after
+            that moment settles the wait (with a webhook secret in the connection). None: no push is
+            waited for.
         """
         from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 
@@ -140,7 +141,9 @@ class AyrshareTaskMixin:
             known=known,
             end_from_trigger=end_from_trigger,
             push_return_value=bool(getattr(self, "do_xcom_push", True)),
-            pushed=self.hook.pushes_expected,
+            # Ayrshare pushes the outcome of scheduled and retried posts: a wait for a retry this
+            # task sent settles on it; other waits (a sensor, a repost, someone else's retry) read.
+            pushed=pushed_after is not None and self.hook.pushes_expected,
             pushed_after=pushed_after,
         )
 
