@@ -572,7 +572,7 @@ class AyrshareHook(HttpHook):
             ``webhook_secret``, which the receiver checks them with.
         """
         if secret is None:
-            secret = self._webhook_secret()
+            secret = self._connect().webhook_secret
         body = {"action": action, "url": url, **({"secret": secret} if secret else {})}
         return self._repeatable("POST", WEBHOOK_PATH, f"POST {WEBHOOK_PATH}", json=body)
 
@@ -598,9 +598,6 @@ class AyrshareHook(HttpHook):
         return {
             str(action): str(url) for action, url in body.items() if isinstance(url, str) and "://" in url
         }
-
-    def _webhook_secret(self) -> str | None:
-        return connection_form.webhook_secret_of(self.get_connection(self.ayrshare_conn_id).extra_dejson)
 
     def test_connection(self) -> tuple[bool, str]:
         """What the UI's Test button runs: ``GET /api/user``, then whether a scheduled-action webhook is registered."""

@@ -27,14 +27,19 @@ class ConnectionTarget:
     :param headers: the headers of every request (credentials included: never log them).
     :param settings: the hook's tuning.
     :param budget: the profile's rate-limit budget on this machine.
-    :param pushes: the connection has a webhook secret: Ayrshare is expected to push final statuses.
+    :param webhook_secret: the secret Ayrshare signs webhook deliveries with, if the connection has one.
     """
 
     base_url: str
     headers: dict[str, str]
     settings: HookSettings
     budget: ProfileBudget
-    pushes: bool = False
+    webhook_secret: str | None = None
+
+    @property
+    def pushes(self) -> bool:
+        """The connection has a webhook secret: Ayrshare is expected to push final statuses."""
+        return self.webhook_secret is not None
 
     def __repr__(self) -> str:
         return (
@@ -65,7 +70,7 @@ def resolve_target(
         headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
         settings=settings,
         budget=budget_for(base_url, headers.get("Profile-Key")),
-        pushes=webhook_secret is not None,
+        webhook_secret=webhook_secret,
     )
 
 
