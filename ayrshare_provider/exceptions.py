@@ -104,6 +104,10 @@ class AyrshareAuthError(AyrshareError, AirflowFailException):
     """401 or 403: the API key, Profile Key or X credentials were refused. Never retried; final."""
 
 
+class AyrshareProfilesFailedError(AyrshareError, AirflowFailException):
+    """A recovery over many profiles could not plan some of them (a refused key...); the others were recovered."""
+
+
 class AyrshareNotFoundError(AyrshareError, AirflowFailException):
     """404: no such post for this profile (or a Profile Key of another profile). Final."""
 

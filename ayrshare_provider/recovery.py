@@ -9,7 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ayrshare_provider.exceptions import AyrshareInvalidPostIdError, network_error_text
+from ayrshare_provider.exceptions import (
+    AyrshareInvalidPostIdError,
+    AyrshareProfilesFailedError,
+    network_error_text,
+)
 from ayrshare_provider.posts import (
     Action,
     Plan,
@@ -103,27 +107,65 @@ def plan_recovery(
     return plan
 
 
-def push_plan(ti: Any, plan: dict[str, Any]) -> list[dict[str, Any]]:
+def retry_tasks(plan: dict[str, Any], conn_id: str | None = None) -> list[dict[str, Any]]:
+    """
+    One retry task's arguments per post the plan retries: what ``RetryPostOperator.partial(...)
+    .expand_kwargs()`` maps over. ``post_id``, and when the plan kept it, the post's ``record``
+    and ``record_as_of``; with ``conn_id``, ``ayrshare_conn_id`` (a run over many profiles).
+
+    :param plan: what :func:`plan_recovery` returned.
+    :param conn_id: the connection of the profile whose posts these are.
+    """
+    retry_with = plan.get("retry_with") or {}
+    profile = {"ayrshare_conn_id": conn_id} if conn_id else {}
+    return [
+        {
+            "post_id": post_id,
+            "record": retry_with[post_id],
+            "record_as_of": plan.get("records_as_of"),
+            **profile,
+        }
+        if post_id in retry_with
+        else {"post_id": post_id, **profile}
+        for post_id in plan["to_retry"]
+    ]
+
+
+def push_plan(
+    ti: Any, plan: dict[str, Any], tasks: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """
     A plan task's last step: push the plan for the later steps, and return one retry task's arguments per post.
 
     The plan goes under :data:`PLAN_XCOM_KEY` (the report reads it), its ``needs_person`` under
-    :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it). The return value is what
-    ``RetryPostOperator.partial(...).expand_kwargs()`` maps over (Airflow maps tasks over return
-    values only): ``post_id``, and when the plan kept it, the post's ``record`` and ``record_as_of``.
+    :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it). The return value is :func:`retry_tasks`
+    (Airflow maps tasks over return values only).
 
     :param ti: the plan task's task instance.
-    :param plan: what :func:`plan_recovery` returned.
+    :param plan: what :func:`plan_recovery` returned, or a run's joined plan
+        (:func:`~ayrshare_provider.agency.join_plans`).
+    :param tasks: the retry tasks' arguments, when already made (a joined plan); else :func:`retry_tasks`.
     """
-    retry_with = plan.get("retry_with") or {}
     # Each record travels once, in the return value; the plan in XCom keeps the decisions.
     ti.xcom_push(key=PLAN_XCOM_KEY, value={key: value for key, value in plan.items() if key != "retry_with"})
     ti.xcom_push(key=NEEDS_PERSON_XCOM_KEY, value=plan["needs_person"])
+    return retry_tasks(plan) if tasks is None else tasks
+
+
+def post_tasks(plan: dict[str, Any], post_ids: list[str]) -> list[dict[str, Any]]:
+    """
+    Task arguments for later steps over some of the plan's posts (a person's choice, the reposts):
+    ``post_id``, with ``ayrshare_conn_id`` when the plan covers many profiles.
+
+    :param plan: the run's plan, as pushed.
+    :param post_ids: the posts.
+    """
+    conn_of = {
+        post_id: profile["conn_id"] for profile in plan.get("profiles", []) for post_id in profile["posts"]
+    }
     return [
-        {"post_id": post_id, "record": retry_with[post_id], "record_as_of": plan.get("records_as_of")}
-        if post_id in retry_with
-        else {"post_id": post_id}
-        for post_id in plan["to_retry"]
+        {"post_id": post_id, **({"ayrshare_conn_id": conn_of[post_id]} if post_id in conn_of else {})}
+        for post_id in post_ids
     ]
 
 
@@ -250,7 +292,29 @@ def build_report(
         report[outcome].append(entry)
     report["retry_later"] = list(plan.get("retry_later", []))
     report["skipped"] += plan["skipped"]
-    return {**report, "counts": {outcome: len(report[outcome]) for outcome in OUTCOMES}}
+    counts = {outcome: len(report[outcome]) for outcome in OUTCOMES}
+    if "profiles" not in plan:
+        return {**report, "counts": counts}
+    return {**report, "counts": counts, "profiles": _by_profile(plan["profiles"], report)}
+
+
+def _by_profile(
+    profiles: list[dict[str, Any]], report: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Each profile of a run over many: what became of it, and its posts' counts; each entry learns its ``profile``."""
+    label_of = {post_id: profile["label"] for profile in profiles for post_id in profile["posts"]}
+    grouped = []
+    for profile in profiles:
+        counts = {outcome: 0 for outcome in OUTCOMES}
+        for outcome in OUTCOMES:
+            for entry in report[outcome]:
+                if label_of.get(entry["id"]) == profile["label"]:
+                    entry["profile"] = profile["label"]
+                    counts[outcome] += 1
+        grouped.append(
+            {key: profile[key] for key in ("conn_id", "label", "state", "reason")} | {"counts": counts}
+        )
+    return grouped
 
 
 def _retry_outcome(
@@ -354,19 +418,47 @@ def _details(outcome: str, entry: dict[str, Any]) -> str:
     return str(entry["reason"])
 
 
+def _counted(counts: dict[str, int], every: bool = True) -> str:
+    """``"3 recovered, 1 failed again"``: every outcome, or only those that happened."""
+    parts = [
+        f"{counts.get(outcome, 0)} {label}"
+        for outcome, label in OUTCOMES.items()
+        if every or counts.get(outcome)
+    ]
+    return ", ".join(parts) or "no failed posts"
+
+
 def format_report(report: dict[str, Any]) -> str:
-    """The report as a plain-text table, one line per post, then the counts."""
-    rows = [("outcome", "post id", "details")]
-    rows += [
-        (label, entry["id"], _details(outcome, entry))
+    """
+    The report as a plain-text table, one line per post, then the counts. A run over many
+    profiles groups the lines by profile, each group under a line with its counts (or why it was
+    skipped or failed).
+    """
+    header = ("outcome", "post id", "details")
+    rows = [
+        (label, entry["id"], _details(outcome, entry), entry.get("profile"))
         for outcome, label in OUTCOMES.items()
         for entry in report.get(outcome, [])
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
-    lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
-    counts = report["counts"]
-    lines.append(", ".join(f"{counts.get(outcome, 0)} {label}" for outcome, label in OUTCOMES.items()))
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(2)]
+
+    def line(outcome: str, post_id: str, details: str) -> str:
+        return f"{outcome:<{widths[0]}}  {post_id:<{widths[1]}}  {details}"
+
+    profiles = report.get("profiles")
+    if profiles is None:
+        body = [line(*row[:3]) for row in rows]
+    else:
+        body = []
+        for profile in profiles:
+            said = _counted(profile["counts"], every=False)
+            if profile["state"] != "planned":
+                said = f"{profile['state']}: {profile['reason']}"
+            body.append(f"== {profile['label']}: {said}")
+            body += [line(*row[:3]) for row in rows if row[3] == profile["label"]]
+    lines = [line(*header), *body]
+    lines.insert(1, "-" * min(120, max(len(text) for text in lines)))
+    lines.append(_counted(report["counts"]))
     return "\n".join(lines)
 
 
@@ -408,4 +500,12 @@ def report_run(
     print(table)
     if result["unknown"]:
         raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
+    failed = [profile for profile in result.get("profiles", []) if profile["state"] == "failed"]
+    if failed:
+        # The others' outcomes stay in XCom; the run fails, so that someone fixes these profiles.
+        ti.xcom_push(key="return_value", value={**result, "table": table.splitlines()})
+        raise AyrshareProfilesFailedError(
+            f"{len(failed)} of {len(result['profiles'])} profiles not recovered: "
+            + "; ".join(f"{profile['label']}: {profile['reason']}" for profile in failed)
+        )
     return {**result, "table": table.splitlines()}

@@ -5,8 +5,8 @@ with the whole plan in XCom) feeds, each on its own:
 
 - ``retry_post``: one ``RetryPostOperator`` per post to retry, acting on the plan's record
   (``trust_plan``), waiting out wait hints (deferred), ended in the triggerer (``end_from_trigger``);
-- ``ask_person`` then ``retry_chosen_post`` (Airflow 3.1+): one human-in-the-loop request for the
-  posts a person must fix, then a retry of each post they chose;
+- ``ask_person``, ``route_chosen`` then ``retry_chosen_post`` (Airflow 3.1+): one human-in-the-loop
+  request for the posts a person must fix, then a retry of each post they chose, with its profile;
 - ``choose_reposts`` then ``repost_post``: when ``repost_spent``, one ``RepostOperator`` per post
   whose retry is spent (before the run, or in it);
 - ``report``: every post with its outcome, in the task's XCom and log.
@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import Param, task
 
 from ayrshare_provider.operators.ayrshare import MAX_RECORD_AGE, RetryPostOperator
 from ayrshare_provider.operators.repost import RepostOperator
-from ayrshare_provider.recovery import posts_to_repost, report_run
+from ayrshare_provider.recovery import post_tasks, posts_to_repost, report_run
 from ayrshare_provider.retry_policy import retry_policy_args
 from ayrshare_provider.utils.xcom import NEEDS_PERSON_XCOM_KEY, PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
 
@@ -101,6 +101,10 @@ def _waits() -> dict[str, Any]:
     }
 
 
+# A mapped step's label in the grid: whose post (the profile's connection id, never its key) and which.
+_LABEL = "{{ task.ayrshare_conn_id }}: {{ task.post_id }}"
+
+
 def recover(plan: Any, plan_task_id: str) -> None:
     """
     Add the recovery's steps after ``plan`` to the DAG being defined.
@@ -111,6 +115,7 @@ def recover(plan: Any, plan_task_id: str) -> None:
     """
     retries = RetryPostOperator.partial(
         task_id="retry_post",
+        map_index_template=_LABEL,
         max_wait_hint="{{ params.max_wait_hint }}",
         max_record_age=f"{{{{ {MAX_RECORD_AGE:g} if params.trust_plan else 0 }}}}",
         **_waits(),
@@ -128,26 +133,37 @@ def recover(plan: Any, plan_task_id: str) -> None:
             retries=1,
             retry_delay=timedelta(seconds=30),
         )
+
+        @task
+        def route_chosen(chosen: list[str], ti: Any = None) -> list[dict[str, Any]]:
+            """Each post the person chose, with its profile's connection (a run can cover many)."""
+            return post_tasks(ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY) or {}, chosen)
+
         chosen = RetryPostOperator.partial(
-            task_id="retry_chosen_post", check_retryable=False, **_waits(), **_safe_to_repeat()
-        ).expand(post_id=ask.output)
+            task_id="retry_chosen_post",
+            map_index_template=_LABEL,
+            check_retryable=False,
+            **_waits(),
+            **_safe_to_repeat(),
+        ).expand_kwargs(route_chosen(ask.output))
         person_task_id, chosen_task_id = ask.task_id, "retry_chosen_post"
         steps.append(chosen)
 
     @task(trigger_rule="all_done")
-    def choose_reposts(params: Any = None, ti: Any = None) -> list[str]:
+    def choose_reposts(params: Any = None, ti: Any = None) -> list[dict[str, Any]]:
         """When ``repost_spent``: the posts whose retry was spent before the run or failed in it."""
         whole_plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
         if not params["repost_spent"] or not whole_plan:
             return []
-        return posts_to_repost(whole_plan, ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or [])
+        summaries = ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or []
+        return post_tasks(whole_plan, posts_to_repost(whole_plan, summaries))
 
     to_repost = choose_reposts()
     retries >> to_repost
     steps.append(
-        RepostOperator.partial(task_id="repost_post", **_waits(), **_safe_to_repeat()).expand(
-            post_id=to_repost
-        )
+        RepostOperator.partial(
+            task_id="repost_post", map_index_template=_LABEL, **_waits(), **_safe_to_repeat()
+        ).expand_kwargs(to_repost)
     )
 
     @task(trigger_rule="all_done")

@@ -16,11 +16,18 @@ Lists failed posts from Ayrshare's history and takes each one as far as it can g
 - **reported**: the `report` task's XCom holds the outcome table (recovered, recovered after a
   wait, retried for a person, reposted, failed again, left by a person, retry later, skipped).
 
-Params: `last_days` (0 = all), `limit` (1 to 1000), `platforms` (empty = all), `dry_run`,
-`max_wait_hint` (seconds, default 93600 = 26 h), `ask_person` (default true), `person_timeout`
-(seconds, default 86400), `repost_spent` (default false), `poll_interval` (seconds between two
-reads of a retried post, default 15), `batch_wait` (default true: on Airflow 3.3+ the waits share
-one history listing per interval). Connection: `ayrshare_default`. To cap how many retry tasks
+Many profiles (an agency's clients): `ayrshare_conn_ids` lists one Ayrshare connection per User
+Profile (default `["ayrshare_default"]`). Each profile is planned by its own `find_failed_posts`
+task (labelled with its title), retried with its own key, rate budget and shared waits, all
+profiles side by side; a suspended profile is skipped with its reason, one whose keys Ayrshare
+refuses fails its own task (and the run, at the report) while the others recover. The report
+groups outcomes by profile. See README, "Many profiles (agencies)".
+
+Params: `ayrshare_conn_ids`, `last_days` (0 = all), `limit` (1 to 1000, per profile), `platforms`
+(empty = all), `dry_run`, `max_wait_hint` (seconds, default 93600 = 26 h), `ask_person` (default
+true), `person_timeout` (seconds, default 86400), `repost_spent` (default false), `poll_interval`
+(seconds between two reads of a retried post, default 15), `batch_wait` (default true: on Airflow
+3.3+ the waits share one history listing per profile and interval). To cap how many retry tasks
 call Ayrshare at once, give them a pool (README, "Recovering many posts").
 """
 
@@ -28,9 +35,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task
 
-from ayrshare_provider.recovery import plan_recovery, push_plan
+from ayrshare_provider.recovery import push_plan
 from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_params
 
 with DAG(
@@ -41,9 +48,21 @@ with DAG(
     tags=["ayrshare", "example"],
     doc_md=__doc__,
     params={
+        "ayrshare_conn_ids": Param(
+            ["ayrshare_default"],
+            type="array",
+            items={"type": "string", "pattern": r"^[\w.-]+$"},
+            minItems=1,
+            description="The Ayrshare connections to recover, one per User Profile (their keys stay in "
+            "the connections).",
+        ),
         "last_days": Param(30, type="integer", minimum=0, description="Look back this many days (0: all)."),
         "limit": Param(
-            100, type="integer", minimum=1, maximum=1000, description="At most this many failed posts."
+            100,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            description="At most this many failed posts per profile.",
         ),
         "platforms": Param([], type="array", description="Only posts to these networks (empty: all)."),
         "dry_run": Param(False, type="boolean", description="Decide and report, retry nothing."),
@@ -52,34 +71,63 @@ with DAG(
 ):
 
     @task
-    def find_failed_posts(params: dict[str, Any], ti: Any = None) -> list[dict[str, Any]]:
-        """Read failed posts from history and sort them into the recovery's paths, with reasons."""
-        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+    def choose_profiles(params: dict[str, Any]) -> list[str]:
+        """The connections to recover, checked (one per User Profile)."""
+        from ayrshare_provider.agency import profiles_to_cover
 
-        hook = AyrshareHook()
-        as_of = hook.history_as_of()  # before the listing: what it shows is at least this fresh
-        records = hook.get_history(
-            status="error",
-            last_days=params["last_days"],
-            limit=params["limit"],
-            platforms=params["platforms"] or None,
-        )
-        plan = plan_recovery(
-            records,
-            dry_run=params["dry_run"],
-            max_wait_hint=params["max_wait_hint"],
-            ask_person=params["ask_person"] and ASKS_PEOPLE,
-            repost_spent=params["repost_spent"],
-            records_as_of=as_of,
-        )
+        return profiles_to_cover(params["ayrshare_conn_ids"])
+
+    @task(map_index_template="{{ ayrshare_profile }}")
+    def find_failed_posts(ayrshare_conn_id: str, params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        """One profile: who it is, its failed posts (one history listing), sorted into the recovery's paths."""
+        from ayrshare_provider.agency import PROFILE_LABEL, plan_profile
+        from ayrshare_provider.exceptions import AyrshareError
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+        from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY
+
+        context = get_current_context()
+        context[PROFILE_LABEL] = ayrshare_conn_id  # type: ignore[literal-required]  # the grid's label
+        ask = params["ask_person"] and ASKS_PEOPLE
+        try:
+            part = plan_profile(AyrshareHook(ayrshare_conn_id), ayrshare_conn_id, params, ask_person=ask)
+        except AyrshareError as err:  # the report names the profile and why; the others go on
+            ti.xcom_push(
+                key=PROFILE_ERROR_XCOM_KEY,
+                value={"conn_id": ayrshare_conn_id, "error": f"{type(err).__name__}: {err}"},
+            )
+            raise
+        context[PROFILE_LABEL] = part["label"]  # type: ignore[literal-required]
+        plan = part["plan"]
+        if plan is None:
+            print(f"{part['label']}: {part['reason']}")
+            return part
         print(
-            f"{len(records)} failed posts: {len(plan['to_retry'])} to retry "
+            f"{part['label']}: {part['listed']} failed posts: {len(plan['to_retry'])} to retry "
             f"({len(plan['waits'])} after a wait), {len(plan['needs_person'])} for a person, "
             f"{len(plan['spent'])} to repost, {len(plan['retry_later'])} to retry later, "
             f"{len(plan['skipped'])} skipped"
         )
         for entry in plan["waits"] + plan["retry_later"] + plan["skipped"]:
             print(f"{entry['id']}: {entry['reason']}")
-        return push_plan(ti, plan)
+        return part
 
-    recover(find_failed_posts(), "find_failed_posts")
+    @task(trigger_rule="all_done")
+    def join_plans(
+        conn_ids: list[str], parts: Any, params: dict[str, Any], ti: Any = None
+    ) -> list[dict[str, Any]]:
+        """Every profile's plan as one (a failed profile noted with why), and every retry task's arguments."""
+        from ayrshare_provider.agency import join_plans as join
+        from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY
+
+        errors = ti.xcom_pull(task_ids="find_failed_posts", key=PROFILE_ERROR_XCOM_KEY)
+        plan, tasks = join(
+            conn_ids,
+            list(parts or []),
+            errors if isinstance(errors, list) else [errors],
+            dry_run=params["dry_run"],
+            repost_spent=params["repost_spent"],
+        )
+        return push_plan(ti, plan, tasks)
+
+    conn_ids = choose_profiles()
+    recover(join_plans(conn_ids, find_failed_posts.expand(ayrshare_conn_id=conn_ids)), "join_plans")

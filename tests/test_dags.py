@@ -114,7 +114,7 @@ def test_the_watcher_dag_is_scheduled_on_failed_posts_or_says_why_not(airflow_db
     dag = load_dag("ayrshare_recover_on_failure")
     from ayrshare_provider.recovery_steps import ASKS_PEOPLE
 
-    person_steps = {"ask_person", "retry_chosen_post"} if ASKS_PEOPLE else set()
+    person_steps = {"ask_person", "route_chosen", "retry_chosen_post"} if ASKS_PEOPLE else set()
     assert set(dag.task_ids) == {
         "plan_failed_posts",
         "retry_post",

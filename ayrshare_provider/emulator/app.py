@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ayrshare_provider.emulator import scenarios
+from ayrshare_provider.emulator import profiles, scenarios
 from ayrshare_provider.emulator.records import iso
 from ayrshare_provider.emulator.state import (
     X_PLATFORMS,
@@ -99,6 +99,9 @@ class ServiceRules:
                     "message": "API Key not valid. Verify your API Key.",
                 },
             )
+        refused = profiles.refusal(self.state, headers.get("profile-key", ""))
+        if refused is not None:
+            return await _send_json(send, refused.http_status, refused.body)
         allowed, limit_headers = self.state.take_rate_slot(headers.get("profile-key", ""))
         if not allowed:
             return await _send_json(
@@ -329,9 +332,43 @@ def create_app(state: State, faults: Faults) -> Any:
             "displayNames": [],
             "email": "emulator@example.com",
             "monthlyApiCalls": sum(state.requests.values()),
-            "refId": "emulator-ref",
-            "title": "Emulator Profile" if not profile else "Emulator User Profile",
+            **profiles.names_of(state, profile),
             "created": iso(days_ago(365)),
+        }
+
+    @api.get("/api/profiles")
+    async def list_profiles(request: Request) -> dict[str, Any]:
+        """The Primary Profile's User Profiles, a page at a time (``limit``, ``cursor``); never their keys."""
+        if _profile(request):
+            raise ApiError(403, 403, "Profiles are listed with the Primary Profile's API key alone.")
+        limit = _int_param(request, "limit", 25)
+        if limit is None or not 1 <= limit <= 100:
+            raise ApiError(400, 101, "limit must be between 1 and 100.", action="request")
+        cursor = request.query_params.get("cursor") or ""
+        title, ref_id = request.query_params.get("title"), request.query_params.get("refId")
+        active_only = request.query_params.get("hasActiveSocialAccounts") == "true"
+        with state.lock:
+            listed = []
+            for profile in sorted(state.profiles.values(), key=lambda profile: profile.ref_id):
+                networks = sorted(
+                    {p for post in state.history(profile.key) for p in post.record.get("platforms") or []}
+                )
+                if title and profile.title != title or ref_id and profile.ref_id != ref_id:
+                    continue
+                if active_only and not networks:
+                    continue
+                if profile.ref_id > cursor:
+                    listed.append(profile.listing(networks))
+        page = listed[:limit]
+        more = len(listed) > limit
+        return {
+            "profiles": page,
+            "count": len(page),
+            "pagination": {
+                "hasMore": more,
+                "nextCursor": page[-1]["refId"] if more else None,
+                "limit": limit,
+            },
         }
 
     # -- webhooks -------------------------------------------------------------------------
@@ -437,6 +474,38 @@ def create_app(state: State, faults: Faults) -> Any:
         except ValueError as err:
             raise ApiError(400, 101, str(err), action="emulator") from None
         return {"ids": [post_id for post_id in state.posts if post_id not in before]}
+
+    @api.post("/_emulator/profiles")
+    async def add_profiles(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """
+        Create User Profiles: ``{"profiles": [{"title", "key"?, "status"?}]}``, or an agency:
+        ``{"agency": N, "failed_posts": M, "suspended": S}``. Answers each profile with its key.
+        """
+        try:
+            if "agency" in body:
+                made = profiles.agency(
+                    state,
+                    int(body["agency"]),
+                    int(body.get("failed_posts", 0)),
+                    suspended=int(body.get("suspended", 0)),
+                )
+            else:
+                made = [
+                    profiles.add_profile(
+                        state,
+                        str(entry["title"]),
+                        key=entry.get("key"),
+                        status=entry.get("status", profiles.ACTIVE),
+                    )
+                    for entry in body.get("profiles", [])
+                ]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ApiError(400, 101, f"bad profile: {err}", action="emulator") from None
+        return {
+            "profiles": [
+                {"title": p.title, "refId": p.ref_id, "status": p.status, "key": p.key} for p in made
+            ]
+        }
 
     @api.get("/_emulator/posts")
     async def dump_posts() -> dict[str, Any]:

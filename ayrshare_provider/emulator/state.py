@@ -7,6 +7,7 @@ injectable clock so that tests and benchmarks can run the service's minutes in s
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 import string
 import threading
@@ -115,6 +116,8 @@ class State:
         self.retries_applied: Counter[str] = Counter()
         self.retries_refused: Counter[str] = Counter()  # answered 329
         self.rate_limited = 0
+        self.rate_limited_by: Counter[str] = Counter()  # by profile title ("primary" for the Primary Profile)
+        self.requests_by: Counter[str] = Counter()  # /api calls let through, by profile title
         self.clients: set[tuple[str, int]] = set()
         self.posts_created: Counter[str] = Counter()  # by idempotency key; "" for posts sent without one
         self.idempotent_replays: Counter[str] = Counter()  # by idempotency key
@@ -126,6 +129,8 @@ class State:
         self.webhooks: dict[tuple[str, str], dict[str, str]] = {}
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self.webhook_counts: Counter[str] = Counter()
+        # Profile Key -> emulator.profiles.Profile; empty: any Profile Key acts as a profile of its own.
+        self.profiles: dict[str, Any] = {}
 
     # -- ids and posts --------------------------------------------------------------------
 
@@ -319,9 +324,18 @@ class State:
             if client:
                 self.clients.add(client)
 
+    def profile_name(self, key: str) -> str:
+        """How counters name a profile: its title, never its key."""
+        profile = self.profiles.get(key)
+        if profile is not None:
+            return str(profile.title)
+        return "primary" if not key else "profile " + hashlib.sha256(key.encode()).hexdigest()[:8]
+
     def take_rate_slot(self, profile: str) -> tuple[bool, dict[str, str]]:
         """Count one request in the profile's fixed window; say whether it is allowed, and the headers."""
         limit, window = self.settings.rate_limit, self.settings.rate_window
+        with self.lock:
+            self.requests_by[self.profile_name(profile)] += 1
         if limit <= 0:
             return True, {}
         with self.lock:
@@ -334,6 +348,7 @@ class State:
             allowed = count <= limit
             if not allowed:
                 self.rate_limited += 1
+                self.rate_limited_by[self.profile_name(profile)] += 1
         reset_ms = max(0, int((start + window - now) * 1000))
         return allowed, {
             "x-ratelimit-max": str(limit),
@@ -350,6 +365,8 @@ class State:
                 "retries_applied": dict(self.retries_applied),
                 "retries_refused": dict(self.retries_refused),
                 "rate_limited": self.rate_limited,
+                "rate_limited_by_profile": dict(self.rate_limited_by),
+                "requests_by_profile": dict(self.requests_by),
                 "connections_opened": len(self.clients),
                 "posts_created": dict(self.posts_created),
                 "idempotent_replays": dict(self.idempotent_replays),
@@ -364,6 +381,8 @@ class State:
             self.retries_applied.clear()
             self.retries_refused.clear()
             self.rate_limited = 0
+            self.rate_limited_by.clear()
+            self.requests_by.clear()
             self.clients.clear()
             self.posts_created.clear()
             self.idempotent_replays.clear()

@@ -41,6 +41,9 @@ CREATE_CALL = "POST /api/post"
 POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
 USER_CALL = "GET /api/user"
+PROFILES_CALL = "GET /api/profiles"
+# Profiles per page of GET /api/profiles (the most the emulator serves; Ayrshare documents no maximum).
+PROFILES_PAGE = 100
 WEBHOOK_PATH = "/api/hook/webhook"
 # Connecting waits at most this long, whatever the answer's timeout: a host that does not take the
 # connection within it will not.
@@ -111,6 +114,21 @@ def history_records(body: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(history, list):
         raise AyrshareServerError("the answer has no 'history' list", call=HISTORY_CALL)
     return [record for record in history if isinstance(record, dict)]
+
+
+def profiles_page(body: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, str]:
+    """One page of ``GET /api/profiles``: its profiles, whether more follow, and the cursor to them."""
+    listed = body.get("profiles")
+    if not isinstance(listed, list):
+        raise AyrshareServerError("the answer has no 'profiles' list", call=PROFILES_CALL)
+    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    cursor = pagination.get("nextCursor")
+    more = bool(pagination.get("hasMore"))
+    if more and (not isinstance(cursor, str) or not cursor):
+        raise AyrshareServerError(
+            "the answer says more profiles follow but gives no nextCursor", call=PROFILES_CALL
+        )
+    return [profile for profile in listed if isinstance(profile, dict)], more, cursor or ""
 
 
 def _post_path(post_id: str) -> str:
@@ -361,6 +379,7 @@ class AyrshareHook(HttpHook):
         post_id: str | None = None,
         options: dict[str, Any] | None = None,
         created_post_ok: bool = False,
+        as_primary: bool = False,
         **request: Any,
     ) -> dict[str, Any]:
         """
@@ -368,16 +387,20 @@ class AyrshareHook(HttpHook):
 
         :param options: ``timeout`` (seconds), ``verify``, ``proxies``, ``cert``, ``allow_redirects``.
         :param created_post_ok: see :func:`~ayrshare_provider.exceptions.parse_response`.
+        :param as_primary: send without the Profile Key, as the Primary Profile, within its budget.
         """
         target, session, options = self._connect(), self.get_conn(), options or {}
         settings = target.settings
+        budget = target.primary_budget if as_primary else target.budget
+        if as_primary:  # requests drops a header whose value is None from the session's
+            request["headers"] = {**(request.get("headers") or {}), "Profile-Key": None}
         url = self.url_from_endpoint(path)
         prepared = session.prepare_request(requests.Request(method, url, **request))
         sending = session.merge_environment_settings(
             url, options.get("proxies") or {}, None, options.get("verify"), options.get("cert")
         )
         timeout = float(options.get("timeout") or settings.timeout)
-        while not (claim := target.budget.take(settings.rate_headroom, settings.backoff)).granted:
+        while not (claim := budget.take(settings.rate_headroom, settings.backoff)).granted:
             time.sleep(self._pause(settings, claim))
         try:
             response = session.send(
@@ -387,12 +410,12 @@ class AyrshareHook(HttpHook):
                 **sending,
             )
         except requests.RequestException as err:
-            target.budget.settle(claim)
+            budget.settle(claim)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         except BaseException:
-            target.budget.settle(claim)  # a task timeout or a kill signal: the claim ends all the same
+            budget.settle(claim)  # a task timeout or a kill signal: the claim ends all the same
             raise
-        target.budget.settle(claim, response.status_code, response.headers)
+        budget.settle(claim, response.status_code, response.headers)
         return _answer(response.status_code, response.text, response.headers, call, post_id, created_post_ok)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
@@ -556,6 +579,44 @@ class AyrshareHook(HttpHook):
     def get_user(self) -> dict[str, Any]:
         """Read the profile the credentials act as (``GET /api/user``)."""
         return self._read("/api/user", USER_CALL)
+
+    def get_profiles(
+        self,
+        *,
+        title: str | None = None,
+        ref_id: str | None = None,
+        has_active_social_accounts: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """
+        List the account's User Profiles (``GET /api/profiles``, Business plan), every page.
+
+        Sent as the Primary Profile (without the connection's Profile Key, within the Primary
+        Profile's rate budget). Each profile has ``title``, ``refId``, ``status`` (``active`` or
+        ``suspended``) and ``activeSocialAccounts``; Ayrshare never lists Profile Keys.
+
+        :param title: only the profile with this title.
+        :param ref_id: only the profile with this refId.
+        :param has_active_social_accounts: only profiles with (True) linked networks.
+        """
+        query: dict[str, Any] = {"limit": PROFILES_PAGE}
+        if title is not None:
+            query["title"] = title
+        if ref_id is not None:
+            query["refId"] = ref_id
+        if has_active_social_accounts is not None:
+            query["hasActiveSocialAccounts"] = "true" if has_active_social_accounts else "false"
+        profiles: list[dict[str, Any]] = []
+        cursors: set[str] = set()
+        while True:
+            page = self._read("/api/profiles", PROFILES_CALL, params=query, as_primary=True)
+            listed, more, cursor = profiles_page(page)
+            profiles += listed
+            if not more:
+                return profiles
+            if cursor in cursors:  # a cursor that does not move on would page forever
+                raise AyrshareServerError(f"the next page's cursor {cursor!r} repeats", call=PROFILES_CALL)
+            cursors.add(cursor)
+            query["cursor"] = cursor
 
     # -- webhooks ---------------------------------------------------------------------------
 

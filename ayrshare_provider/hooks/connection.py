@@ -37,6 +37,11 @@ class ConnectionTarget:
     webhook_secret: str | None = None
 
     @property
+    def primary_budget(self) -> ProfileBudget:
+        """The Primary Profile's budget at this origin: what a call made without the Profile Key counts against."""
+        return budget_for(self.base_url, None)
+
+    @property
     def pushes(self) -> bool:
         """The connection has a webhook secret: Ayrshare is expected to push final statuses."""
         return self.webhook_secret is not None

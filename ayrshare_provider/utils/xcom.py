@@ -13,6 +13,8 @@ POST_URL_XCOM_KEY = "ayrshare_post_url"
 PLAN_XCOM_KEY = "recovery_plan"
 #: The posts of that plan that a person must unblock, for the person step (``ReviewPostsOperator``).
 NEEDS_PERSON_XCOM_KEY = "recovery_needs_person"
+#: Why a profile's planning task failed (``{"conn_id", "error"}``), for the report of a run over many profiles.
+PROFILE_ERROR_XCOM_KEY = "ayrshare_profile_error"
 #: The person step's answer: ``chosen``, ``left``, ``responded_by``, ``responded_at``, ``timed_out``.
 PERSON_ANSWER_XCOM_KEY = "ayrshare_person_answer"
 #: A retry task's wait for a network's hint, kept across its deferral (``seen_at``,

@@ -1,0 +1,159 @@
+"""A recovery over many User Profiles (an agency's clients): one part per profile, joined into one plan.
+
+Each profile is one Ayrshare connection: the API key and that profile's Profile Key, stored like
+any Airflow connection (metadata DB, environment variable, secrets backend). A profile's part of
+the run learns who the profile is (``GET /api/user``: title), lists its failed posts once and plans
+them, with its own key and rate budget; a suspended profile is skipped with its reason. The parts
+are joined into one plan whose retry tasks each carry their profile's connection id, so that each
+retries, waits (one shared listing per profile) and counts calls within its own profile. Profiles
+are named by title and connection id, never by key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareConfigError
+from ayrshare_provider.recovery import plan_recovery, retry_tasks
+
+if TYPE_CHECKING:
+    from ayrshare_provider.exceptions import AyrshareError
+    from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+#: The context variable a profile's planning task sets: what its ``map_index_template`` shows.
+PROFILE_LABEL = "ayrshare_profile"
+#: What became of a profile's part of the run.
+PLANNED, SKIPPED, FAILED = "planned", "skipped", "failed"
+# The plan's lists of posts; ``to_retry`` and ``spent`` hold ids, the others entries with an "id".
+_POST_LISTS = ("to_retry", "waits", "retry_later", "needs_person", "spent", "skipped")
+# Airflow's own rule for connection ids (letters, digits, and . _ -), so that an id cannot smuggle anything.
+_CONN_ID = re.compile(r"^[\w.-]{1,250}$")
+
+
+def profiles_to_cover(conn_ids: Any) -> list[str]:
+    """
+    The run's connection ids, checked and without repeats (``ayrshare_conn_ids``, in its order).
+
+    :raises AyrshareConfigError: for an empty list or an id that is not a connection id.
+    """
+    if not isinstance(conn_ids, list) or not conn_ids:
+        raise AyrshareConfigError(
+            f"ayrshare_conn_ids must be a non-empty list of connection ids, got {conn_ids!r}"
+        )
+    for conn_id in conn_ids:
+        if not isinstance(conn_id, str) or not _CONN_ID.match(conn_id):
+            raise AyrshareConfigError(f"ayrshare_conn_ids: {conn_id!r} is not a connection id")
+    return list(dict.fromkeys(conn_ids))
+
+
+def is_suspension(error: AyrshareError) -> bool:
+    """Ayrshare refused the Profile Key because its profile is suspended (403, "suspended")."""
+    return (
+        isinstance(error, AyrshareAuthError)
+        and error.http_status == 403
+        and "suspend" in error.message.lower()
+    )
+
+
+def profile_label(conn_id: str, user: dict[str, Any]) -> str:
+    """How the run names a profile: ``"Acme Bakery (ayrshare_acme)"``, its title (else refId) and connection."""
+    name = user.get("title") or user.get("refId")
+    return f"{name} ({conn_id})" if isinstance(name, str) and name else conn_id
+
+
+def plan_profile(
+    hook: AyrshareHook, conn_id: str, params: dict[str, Any], *, ask_person: bool
+) -> dict[str, Any]:
+    """
+    One profile's part of a recovery: who it is, then one history listing and its plan.
+
+    Returns ``conn_id``, ``label``, ``state`` (``planned`` or ``skipped``, with a ``reason``), the
+    ``plan`` (:func:`~ayrshare_provider.recovery.plan_recovery`, without the records) and ``tasks``,
+    its retry tasks' arguments, each with ``ayrshare_conn_id``.
+
+    :param hook: the profile's hook.
+    :param conn_id: its connection id.
+    :param params: the run's params (``last_days``, ``limit``, ``platforms``, ``dry_run``,
+        ``max_wait_hint``, ``repost_spent``).
+    :param ask_person: posts only a person can unblock go to the person step.
+    :raises AyrshareAuthError: when Ayrshare refuses the connection's keys (other than a suspension).
+    """
+    try:
+        user = hook.get_user()
+    except AyrshareAuthError as err:
+        if not is_suspension(err):
+            raise
+        reason = f"profile suspended, skipped: {err.message}"
+        return {
+            "conn_id": conn_id,
+            "label": conn_id,
+            "state": SKIPPED,
+            "reason": reason,
+            "plan": None,
+            "tasks": [],
+        }
+    as_of = hook.history_as_of()  # before the listing: what it shows is at least this fresh
+    records = hook.get_history(
+        status="error",
+        last_days=params["last_days"],
+        limit=params["limit"],
+        platforms=params["platforms"] or None,
+    )
+    plan = plan_recovery(
+        records,
+        dry_run=params["dry_run"],
+        max_wait_hint=params["max_wait_hint"],
+        ask_person=ask_person,
+        repost_spent=params["repost_spent"],
+        records_as_of=as_of,
+    )
+    return {
+        "conn_id": conn_id,
+        "label": profile_label(conn_id, user),
+        "state": PLANNED,
+        "listed": len(records),
+        "plan": {key: value for key, value in plan.items() if key != "retry_with"},
+        "tasks": retry_tasks(plan, conn_id),
+    }
+
+
+def join_plans(
+    conn_ids: list[str], parts: list[Any], errors: list[Any], *, dry_run: bool, repost_spent: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """
+    One plan for the whole run from each profile's part, and every retry task's arguments.
+
+    The plan has the usual lists (every profile's posts) and ``profiles``: per connection, in the
+    run's order, its ``label``, ``state`` (``planned``, ``skipped``, ``failed``), ``reason`` and ``posts``.
+
+    :param conn_ids: the run's connection ids.
+    :param parts: what each profile's planning task returned (None or missing for one that failed).
+    :param errors: what a failed planning task pushed: ``{"conn_id", "error"}``.
+    """
+    by_conn = {part["conn_id"]: part for part in parts if isinstance(part, dict) and "conn_id" in part}
+    why_failed = {error["conn_id"]: error["error"] for error in errors if isinstance(error, dict)}
+    joined: dict[str, Any] = {key: [] for key in _POST_LISTS}
+    joined.update(dry_run=dry_run, repost_spent=repost_spent and not dry_run, profiles=[])
+    tasks: list[dict[str, Any]] = []
+    for conn_id in conn_ids:
+        part = by_conn.get(conn_id)
+        if part is None:
+            reason = why_failed.get(conn_id) or "its planning task failed: see its log"
+            joined["profiles"].append(
+                {"conn_id": conn_id, "label": conn_id, "state": FAILED, "reason": reason, "posts": []}
+            )
+            continue
+        plan = part.get("plan") or {}
+        posts: list[str] = []
+        for key in _POST_LISTS:
+            entries = plan.get(key, [])
+            if key == "needs_person":  # the person sees whose post it is
+                entries = [{**entry, "profile": part["label"]} for entry in entries]
+            joined[key] += entries
+            if key != "waits":  # a wait's post is in to_retry too
+                posts += [entry if isinstance(entry, str) else entry["id"] for entry in entries]
+        summary = {key: part[key] for key in ("conn_id", "label", "state") if key in part}
+        joined["profiles"].append({**summary, "reason": part.get("reason", ""), "posts": posts})
+        tasks += part.get("tasks", [])
+    return joined, tasks
