@@ -135,7 +135,7 @@ def recover(plan: Any, plan_task_id: str) -> None:
         )
 
         @task
-        def route_chosen(chosen: list[str], ti: Any = None) -> list[dict[str, Any]]:
+        def route_chosen(chosen: Any, ti: Any = None) -> list[dict[str, Any]]:
             """Each post the person chose, with its profile's connection (a run can cover many)."""
             return post_tasks(ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY) or {}, chosen)
 

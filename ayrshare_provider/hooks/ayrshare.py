@@ -121,7 +121,9 @@ def profiles_page(body: dict[str, Any]) -> tuple[list[dict[str, Any]], bool, str
     listed = body.get("profiles")
     if not isinstance(listed, list):
         raise AyrshareServerError("the answer has no 'profiles' list", call=PROFILES_CALL)
-    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    pagination = body.get("pagination")
+    if not isinstance(pagination, dict):
+        pagination = {}  # no pagination: one page
     cursor = pagination.get("nextCursor")
     more = bool(pagination.get("hasMore"))
     if more and (not isinstance(cursor, str) or not cursor):
