@@ -77,7 +77,7 @@ with DAG(
 
         return profiles_to_cover(params["ayrshare_conn_ids"])
 
-    @task(map_index_template="{{ ayrshare_profile }}")
+    @task(map_index_template="{{ ayrshare_profile }}", multiple_outputs=False)  # one XCom per profile
     def find_failed_posts(ayrshare_conn_id: str, params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
         """One profile: who it is, its failed posts (one history listing), sorted into the recovery's paths."""
         from ayrshare_provider.agency import PROFILE_LABEL, plan_profile
@@ -123,7 +123,7 @@ with DAG(
         plan, tasks = join(
             conn_ids,
             list(parts or []),
-            errors if isinstance(errors, list) else [errors],
+            [errors] if isinstance(errors, dict) else list(errors or []),  # one mapped task: a lazy sequence
             dry_run=params["dry_run"],
             repost_spent=params["repost_spent"],
         )
