@@ -14,11 +14,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareConfigError
+from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareConfigError, AyrshareError
 from ayrshare_provider.recovery import plan_recovery, retry_tasks
 
 if TYPE_CHECKING:
-    from ayrshare_provider.exceptions import AyrshareError
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
 #: The context variable a profile's planning task sets: what its ``map_index_template`` shows.
@@ -28,7 +27,7 @@ PLANNED, SKIPPED, FAILED = "planned", "skipped", "failed"
 # The plan's lists of posts; ``to_retry`` and ``spent`` hold ids, the others entries with an "id".
 _POST_LISTS = ("to_retry", "waits", "retry_later", "needs_person", "spent", "skipped")
 # Airflow's own rule for connection ids (letters, digits, and . _ -), so that an id cannot smuggle anything.
-_CONN_ID = re.compile(r"^[\w.-]{1,250}$")
+_CONN_ID = re.compile(r"^[\w.-]{1,200}$")  # a label "<conn id>: <post id>" fits in 250
 
 
 def profiles_to_cover(conn_ids: Any) -> list[str]:
@@ -56,10 +55,24 @@ def is_suspension(error: AyrshareError) -> bool:
     )
 
 
+def why(error: BaseException) -> str:
+    """
+    What the report says of a profile whose planning failed: the provider's own errors and Airflow's
+    "isn't defined" in full (built from safe fields only), any other error by its type alone (its
+    text could quote a value it refused).
+    """
+    from airflow.exceptions import AirflowNotFoundException
+
+    if isinstance(error, (AyrshareError, AirflowNotFoundException)):
+        return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: see the task's log"
+
+
 def profile_label(conn_id: str, user: dict[str, Any]) -> str:
     """How the run names a profile: ``"Acme Bakery (ayrshare_acme)"``, its title (else refId) and connection."""
     name = user.get("title") or user.get("refId")
-    return f"{name} ({conn_id})" if isinstance(name, str) and name else conn_id
+    label = f"{name} ({conn_id})" if isinstance(name, str) and name else conn_id
+    return label[:250]  # Airflow keeps a rendered map index in 250 characters
 
 
 def plan_profile(
@@ -119,7 +132,13 @@ def plan_profile(
 
 
 def join_plans(
-    conn_ids: list[str], parts: list[Any], errors: list[Any], *, dry_run: bool, repost_spent: bool
+    conn_ids: list[str] | None,
+    parts: list[Any],
+    errors: list[Any],
+    *,
+    dry_run: bool,
+    repost_spent: bool,
+    max_tasks: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """
     One plan for the whole run from each profile's part, and every retry task's arguments.
@@ -127,15 +146,21 @@ def join_plans(
     The plan has the usual lists (every profile's posts) and ``profiles``: per connection, in the
     run's order, its ``label``, ``state`` (``planned``, ``skipped``, ``failed``), ``reason`` and ``posts``.
 
-    :param conn_ids: the run's connection ids.
+    :param conn_ids: the run's connection ids (None when choose_profiles failed: a clear error).
     :param parts: what each profile's planning task returned (None or missing for one that failed).
     :param errors: what a failed planning task pushed: ``{"conn_id", "error"}``.
+    :param max_tasks: the most retry tasks one run can map (Airflow's ``[core] max_map_length``);
+        the posts beyond it are left for the next run (``retry_later``, with why), taken in turns
+        from each profile so that none is starved.
     """
+    if conn_ids is None:  # choose_profiles failed: its log says why
+        raise AyrshareConfigError("no profiles to join: choose_profiles failed (see its log)")
     by_conn = {part["conn_id"]: part for part in parts if isinstance(part, dict) and "conn_id" in part}
     why_failed = {error["conn_id"]: error["error"] for error in errors if isinstance(error, dict)}
     joined: dict[str, Any] = {key: [] for key in _POST_LISTS}
     joined.update(dry_run=dry_run, repost_spent=repost_spent and not dry_run, profiles=[])
     tasks: list[dict[str, Any]] = []
+    owner: dict[str, str] = {}  # post id -> the label of the profile that takes it
     for conn_id in conn_ids:
         part = by_conn.get(conn_id)
         if part is None:
@@ -144,16 +169,50 @@ def join_plans(
                 {"conn_id": conn_id, "label": conn_id, "state": FAILED, "reason": reason, "posts": []}
             )
             continue
-        plan = part.get("plan") or {}
+        label, plan = part["label"], part.get("plan") or {}
+        # Two connections with one Profile Key list the same posts: each post is retried once, by the first.
+        taken = {_post_id(entry) for key in _POST_LISTS for entry in plan.get(key, [])} & set(owner)
         posts: list[str] = []
         for key in _POST_LISTS:
-            entries = plan.get(key, [])
+            entries = [entry for entry in plan.get(key, []) if _post_id(entry) not in taken]
             if key == "needs_person":  # the person sees whose post it is
-                entries = [{**entry, "profile": part["label"]} for entry in entries]
+                entries = [{**entry, "profile": label} for entry in entries]
             joined[key] += entries
             if key != "waits":  # a wait's post is in to_retry too
-                posts += [entry if isinstance(entry, str) else entry["id"] for entry in entries]
+                posts += [_post_id(entry) for entry in entries]
+        owner.update({post_id: str(label) for post_id in posts})
+        reason = part.get("reason", "")
+        if taken:
+            others = sorted({owner[post_id] for post_id in taken})
+            reason = f"{len(taken)} of its posts also listed by {', '.join(others)} (the same Profile Key?): left to it"
         summary = {key: part[key] for key in ("conn_id", "label", "state") if key in part}
-        joined["profiles"].append({**summary, "reason": part.get("reason", ""), "posts": posts})
-        tasks += part.get("tasks", [])
+        joined["profiles"].append({**summary, "reason": reason, "posts": posts})
+        tasks += [task for task in part.get("tasks", []) if task["post_id"] not in taken]
+    if max_tasks is not None and len(tasks) > max_tasks:
+        tasks = _leave_for_next_run(joined, tasks, max_tasks)
     return joined, tasks
+
+
+def _post_id(entry: Any) -> str:
+    """A plan entry's post: ``to_retry`` and ``spent`` hold ids, the other lists entries with an ``id``."""
+    return entry if isinstance(entry, str) else str(entry["id"])
+
+
+def _leave_for_next_run(
+    plan: dict[str, Any], tasks: list[dict[str, Any]], max_tasks: int
+) -> list[dict[str, Any]]:
+    """Keep ``max_tasks`` retry tasks, a post from each profile in turn; the rest become ``retry_later``."""
+    queues: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        queues.setdefault(task.get("ayrshare_conn_id", ""), []).append(task)
+    kept: list[dict[str, Any]] = []
+    while len(kept) < max_tasks:
+        for queue in queues.values():
+            if queue and len(kept) < max_tasks:
+                kept.append(queue.pop(0))
+    left = {task["post_id"] for queue in queues.values() for task in queue}
+    reason = f"not retried in this run: more posts than one run maps ([core] max_map_length {max_tasks}); the next run retries it"
+    plan["to_retry"] = [post_id for post_id in plan["to_retry"] if post_id not in left]
+    plan["waits"] = [entry for entry in plan["waits"] if entry["id"] not in left]
+    plan["retry_later"] += [{"id": post_id, "reason": reason} for post_id in sorted(left)]
+    return kept

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ayrshare_provider.exceptions import (
+    AyrshareError,
     AyrshareInvalidPostIdError,
     AyrshareProfilesFailedError,
     network_error_text,
@@ -160,13 +161,19 @@ def post_tasks(plan: dict[str, Any], post_ids: list[str]) -> list[dict[str, Any]
     :param plan: the run's plan, as pushed.
     :param post_ids: the posts.
     """
-    conn_of = {
-        post_id: profile["conn_id"] for profile in plan.get("profiles", []) for post_id in profile["posts"]
-    }
+    owners = profile_of(plan.get("profiles", []))
     return [
-        {"post_id": post_id, **({"ayrshare_conn_id": conn_of[post_id]} if post_id in conn_of else {})}
+        {
+            "post_id": post_id,
+            **({"ayrshare_conn_id": owners[post_id]["conn_id"]} if post_id in owners else {}),
+        }
         for post_id in post_ids
     ]
+
+
+def profile_of(profiles: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each post of a run over many profiles, with its profile (an entry of the plan's ``profiles``)."""
+    return {post_id: profile for profile in profiles for post_id in profile["posts"]}
 
 
 _DRY_RUN_VERBS = {"to_retry": "retry", "needs_person": "ask a person", "spent": "repost"}
@@ -302,13 +309,13 @@ def _by_profile(
     profiles: list[dict[str, Any]], report: dict[str, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     """Each profile of a run over many: what became of it, and its posts' counts; each entry learns its ``profile``."""
-    label_of = {post_id: profile["label"] for profile in profiles for post_id in profile["posts"]}
+    owners = profile_of(profiles)
     grouped = []
     for profile in profiles:
         counts = {outcome: 0 for outcome in OUTCOMES}
         for outcome in OUTCOMES:
             for entry in report[outcome]:
-                if label_of.get(entry["id"]) == profile["label"]:
+                if owners.get(entry["id"], {}).get("conn_id") == profile["conn_id"]:
                     entry["profile"] = profile["label"]
                     counts[outcome] += 1
         grouped.append(
@@ -456,6 +463,8 @@ def format_report(report: dict[str, Any]) -> str:
                 said = f"{profile['state']}: {profile['reason']}"
             body.append(f"== {profile['label']}: {said}")
             body += [line(*row[:3]) for row in rows if row[3] == profile["label"]]
+        unowned = [line(*row[:3]) for row in rows if row[3] is None]
+        body += ["== (no profile)", *unowned] if unowned else []  # never dropped from the table
     lines = [line(*header), *body]
     lines.insert(1, "-" * min(120, max(len(text) for text in lines)))
     lines.append(_counted(report["counts"]))
@@ -485,6 +494,8 @@ def report_run(
     :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
     """
     plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
+    if not isinstance(plan, dict):
+        raise AyrshareError(f"no recovery plan: {plan_task_id!r} ended before pushing one (see its log)")
 
     def summaries(task_id: str | None) -> list[Any]:
         return (ti.xcom_pull(task_ids=[task_id], key=SUMMARY_XCOM_KEY) or []) if task_id else []

@@ -6,13 +6,30 @@ import datetime
 import sys
 from pathlib import Path
 
-from bench import call_cost, parse_cost, push_vs_poll, recovery_at_scale, waiting_at_scale, worker_runs
+from bench import (
+    call_cost,
+    many_profiles,
+    parse_cost,
+    push_vs_poll,
+    recovery_at_scale,
+    waiting_at_scale,
+    worker_runs,
+)
 from bench.common import REPEATS, machine
 
 
 def main() -> None:
     sections = []
-    for module in (parse_cost, call_cost, waiting_at_scale, recovery_at_scale, worker_runs, push_vs_poll):
+    modules = (
+        parse_cost,
+        call_cost,
+        waiting_at_scale,
+        recovery_at_scale,
+        worker_runs,
+        push_vs_poll,
+        many_profiles,
+    )
+    for module in modules:
         print(f"running {module.__name__.removeprefix('bench.')} ...", file=sys.stderr, flush=True)
         sections.append(module.main())
         print(sections[-1], flush=True)

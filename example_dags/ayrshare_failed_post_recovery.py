@@ -80,8 +80,7 @@ with DAG(
     @task(map_index_template="{{ ayrshare_profile }}", multiple_outputs=False)  # one XCom per profile
     def find_failed_posts(ayrshare_conn_id: str, params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
         """One profile: who it is, its failed posts (one history listing), sorted into the recovery's paths."""
-        from ayrshare_provider.agency import PROFILE_LABEL, plan_profile
-        from ayrshare_provider.exceptions import AyrshareError
+        from ayrshare_provider.agency import PROFILE_LABEL, plan_profile, why
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
         from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY
 
@@ -90,11 +89,8 @@ with DAG(
         ask = params["ask_person"] and ASKS_PEOPLE
         try:
             part = plan_profile(AyrshareHook(ayrshare_conn_id), ayrshare_conn_id, params, ask_person=ask)
-        except AyrshareError as err:  # the report names the profile and why; the others go on
-            ti.xcom_push(
-                key=PROFILE_ERROR_XCOM_KEY,
-                value={"conn_id": ayrshare_conn_id, "error": f"{type(err).__name__}: {err}"},
-            )
+        except Exception as err:  # a refused key, a missing connection: the report names it; the others go on
+            ti.xcom_push(key=PROFILE_ERROR_XCOM_KEY, value={"conn_id": ayrshare_conn_id, "error": why(err)})
             raise
         context[PROFILE_LABEL] = part["label"]  # type: ignore[literal-required]
         plan = part["plan"]
@@ -116,6 +112,8 @@ with DAG(
         conn_ids: list[str], parts: Any, params: dict[str, Any], ti: Any = None
     ) -> list[dict[str, Any]]:
         """Every profile's plan as one (a failed profile noted with why), and every retry task's arguments."""
+        from airflow.configuration import conf
+
         from ayrshare_provider.agency import join_plans as join
         from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY
 
@@ -126,6 +124,7 @@ with DAG(
             [errors] if isinstance(errors, dict) else list(errors or []),  # one mapped task: a lazy sequence
             dry_run=params["dry_run"],
             repost_spent=params["repost_spent"],
+            max_tasks=conf.getint("core", "max_map_length"),
         )
         return push_plan(ti, plan, tasks)
 

@@ -565,3 +565,81 @@ def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_c
     assert all(counters["retries_applied"].get(post_id) == 1 for post_id in seeded)
     assert sum(counters["requests"].values()) > 2 * 60  # reads, retries and polls filled several windows
     assert counters["rate_limited"] == 0
+
+
+def test_an_agency_recovers_two_profiles_in_one_run_each_with_its_own_connection(
+    stack, emulator_for_stack, recovery_run
+):
+    """
+    Two clients' User Profiles, each a connection made over REST as a person makes it in the UI;
+    one run over both (``ayrshare_conn_ids``): every post retried once with its own profile's key,
+    the grid's labels and the report name each profile, and no key is in a log or the report.
+    """
+    from ayrshare_provider.emulator import profiles, scenarios
+
+    state = emulator_for_stack.state
+    keys = {
+        "ayrshare_acme": "PROFILEKEY-stack-acme-secret",
+        "ayrshare_bloom": "PROFILEKEY-stack-bloom-secret",
+    }
+    posts: dict[str, list[str]] = {}
+    for (conn_id, key), title in zip(keys.items(), ("Acme Bakery", "Bloom Florist"), strict=True):
+        profile = profiles.add_profile(state, title, key=key)
+        posts[conn_id] = [
+            scenarios.add_failed(
+                state,
+                key,
+                ["linkedin"],
+                {"linkedin": scenarios.TRANSIENT},
+                text=f"{title} post {number}",
+                age_days=0.1,
+                refId=profile.ref_id,
+                profileTitle=title,
+            ).id
+            for number in range(4)
+        ]
+        extra = {connection_form.PROFILE_KEY: key, "history_max_age": "2"}
+        connection = {
+            "connection_id": conn_id,
+            "conn_type": "ayrshare",
+            "host": emulator_for_stack.url,
+            "password": API_KEY,
+            "extra": json.dumps(extra),
+        }
+        stack.api("POST", "/connections", json=connection)
+    conf = {"ayrshare_conn_ids": list(keys), "last_days": 0, "poll_interval": 1, "ask_person": False}
+    run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
+        "dag_run_id"
+    ]
+    run = watch_run(stack, run_id)
+    assert run["state"] == "success", failed_tasks(stack, run)
+
+    applied = state.counters()["retries_applied"]
+    assert {post_id: applied.get(post_id) for ids in posts.values() for post_id in ids} == {
+        post_id: 1 for ids in posts.values() for post_id in ids
+    }
+    report = stack.api(
+        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+    )["value"]
+    assert [(p["label"], p["counts"]["recovered"]) for p in report["profiles"]] == [
+        ("Acme Bakery (ayrshare_acme)", 4),
+        ("Bloom Florist (ayrshare_bloom)", 4),
+    ]
+    labels = {(ti["task_id"], ti["rendered_map_index"]) for ti in run["instances"] if ti["map_index"] >= 0}
+    assert ("find_failed_posts", "Acme Bakery (ayrshare_acme)") in labels
+    assert {label for task, label in labels if task == "retry_post"} == {
+        f"{conn_id}: {post_id}" for conn_id, ids in posts.items() for post_id in ids
+    }
+    logs = [
+        str(
+            stack.api(
+                "GET",
+                f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}",
+                params={"map_index": ti["map_index"], "full_content": True},
+            )
+        )
+        for ti in run["instances"]
+        if ti["task_id"] in ("find_failed_posts", "retry_post")
+    ]
+    everything = "\n".join([str(report), *logs, str(labels)])
+    assert "Acme Bakery" in everything and not [key for key in keys.values() if key in everything]

@@ -1,4 +1,4 @@
-"""``python -m ayrshare_provider.emulator --port 8765 --api-key KEY [--scenario demo] [--seed N]``."""
+"""``python -m ayrshare_provider.emulator --port 8765 --api-key KEY [--scenario demo] [--profiles N] [--seed N]``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ayrshare_provider.emulator import profiles
 from ayrshare_provider.emulator.scenarios import SCENARIOS
 
 
@@ -21,6 +22,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-key", default="", help="profile that owns the scenario's posts (default: primary)"
     )
+    parser.add_argument(
+        "--profiles",
+        type=int,
+        default=0,
+        help="create this many User Profiles (an agency), each with --profile-posts failed posts, and print "
+        "one connection per profile",
+    )
+    parser.add_argument("--profile-posts", type=int, default=5, help="failed posts per profile (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed for ids, outcomes and faults")
     parser.add_argument(
         "--retry-delay", type=float, default=2.0, help="seconds until a retried post is final"
@@ -72,10 +81,25 @@ def main(argv: list[str] | None = None) -> None:
     for rule in args.fault:
         emulator.faults.add(json.loads(rule))
     emulator.bind()
+    made = profiles.agency(emulator.state, args.profiles, args.profile_posts) if args.profiles else []
     print(
         f"Ayrshare emulator serving {emulator.url} (scenario {args.scenario}, {len(emulator.state.posts)} posts)",
         flush=True,
     )
+    for number, profile in enumerate(made, start=1):
+        # Like Ayrshare at a profile's creation, the one moment its key is shown: an emulator key, not a secret.
+        connection = {
+            "conn_type": "ayrshare",
+            "host": emulator.url,
+            "password": args.api_key,
+            "extra": {"profile_key": profile.key},
+        }
+        print(f"export AIRFLOW_CONN_AYRSHARE_CLIENT_{number}='{json.dumps(connection)}'  # {profile.title}")
+    if made:
+        conn_ids = json.dumps(
+            {"ayrshare_conn_ids": [f"ayrshare_client_{n}" for n in range(1, len(made) + 1)]}
+        )
+        print(f"# then: airflow dags test ayrshare_failed_post_recovery -c '{conn_ids}'", flush=True)
     emulator.serve_forever()
     print("Ayrshare emulator stopped", file=sys.stderr, flush=True)
 

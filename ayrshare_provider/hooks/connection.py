@@ -167,4 +167,9 @@ def auth_headers(
                 f"connection {conn_id!r}: the value sent as {name} has characters that are not ASCII; "
                 "paste the key again from the Ayrshare dashboard"
             )
+        if not value.isprintable():  # a line break or tab inside: requests would refuse it, quoting the value
+            raise AyrshareConfigError(
+                f"connection {conn_id!r}: the value sent as {name} has a line break or another control "
+                "character inside; paste the key again from the Ayrshare dashboard"
+            )
     return headers

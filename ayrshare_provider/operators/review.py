@@ -161,7 +161,8 @@ class ReviewPostsOperator(HITLOperator):
 def option_for(post: dict[str, Any]) -> str:
     """The option a person ticks to retry this post: its id and networks (unique: ids are)."""
     networks = ", ".join(network_name(error.get("platform")) for error in post["networks"]) or "no network"
-    return f"Retry {post['id']} ({networks})"
+    whose = f" of {post['profile']}" if post.get("profile") else ""  # a run over many profiles
+    return f"Retry {post['id']}{whose} ({networks})"
 
 
 def request_body(posts: list[dict[str, Any]]) -> str:
@@ -176,7 +177,7 @@ def request_body(posts: list[dict[str, Any]]) -> str:
     for post in posts:
         for error in post["networks"] or [{"platform": None, "code": None, "message": post["reason"]}]:
             cells = [
-                f"`{post['id']}`",
+                f"`{post['id']}`" + (f" ({post['profile']})" if post.get("profile") else ""),
                 post.get("text") or "",
                 network_name(error.get("platform")),
                 f"{error.get('code') or ''} {error.get('message') or ''}".strip(),
@@ -208,6 +209,7 @@ def _posts(value: Any) -> list[dict[str, Any]]:
                 "text": str(item.get("text") or ""),
                 "networks": [error for error in networks if isinstance(error, dict)],
                 "reason": str(item.get("reason") or "a person must fix it first"),
+                "profile": str(item.get("profile") or ""),  # whose post, in a run over many profiles
             }
         )
     return posts

@@ -278,3 +278,40 @@ def test_the_test_button_warns_of_a_webhook_whose_deliveries_airflow_cannot_chec
 def test_webhooks_that_cannot_be_listed_do_not_fail_the_test_button(ayrshare_conn):
     ok, message = fast_hook().test_connection()  # the scripted Ayrshare has no webhook endpoint
     assert ok and "webhooks could not be listed" in message
+
+
+def test_get_profiles_reads_every_page_as_the_primary_profile(emulator, monkeypatch):
+    from ayrshare_provider.emulator import profiles
+    from ayrshare_provider.hooks import ayrshare
+
+    made = profiles.agency(emulator.state, 5, 0, suspended=1)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, profile_key=made[0].key)
+    )
+    monkeypatch.setattr(ayrshare, "PROFILES_PAGE", 2)
+    hook = fast_hook()
+    listed = hook.get_profiles()
+    assert sorted((p["title"], p["status"]) for p in listed) == [
+        ("Client 1", "active"),
+        ("Client 2", "active"),
+        ("Client 3", "active"),
+        ("Client 4", "active"),
+        ("Client 5", "suspended"),
+    ]
+    assert [p["title"] for p in hook.get_profiles(ref_id=made[2].ref_id)] == ["Client 3"]
+    # Sent without the connection's Profile Key (the emulator refuses a listing with one), and counted
+    # against the Primary Profile; the profile's own calls are its own.
+    assert hook.get_user()["title"] == "Client 1"
+    assert emulator.state.counters()["requests_by_profile"] == {"primary": 4, "Client 1": 1}
+
+
+def test_a_profiles_answer_that_pages_forever_or_has_no_list_is_a_clear_error(httpserver, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(httpserver.url_for("/").rstrip("/")))
+    page = {"profiles": [{"title": "A"}], "pagination": {"hasMore": True, "nextCursor": "same"}}
+    httpserver.expect_request("/api/profiles").respond_with_json(page)
+    with pytest.raises(AyrshareServerError, match="GET /api/profiles.*cursor 'same' repeats"):
+        fast_hook().get_profiles()
+    httpserver.clear()
+    httpserver.expect_request("/api/profiles").respond_with_json({"status": "ok"})
+    with pytest.raises(AyrshareServerError, match="no 'profiles' list"):
+        fast_hook().get_profiles()

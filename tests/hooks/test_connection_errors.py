@@ -99,6 +99,19 @@ def test_a_key_with_characters_no_header_can_carry_is_a_clear_error(monkeypatch)
         AyrshareHook(**ONE_ATTEMPT).get_user()
 
 
+def test_a_profile_key_with_a_line_break_inside_is_refused_without_quoting_it(monkeypatch):
+    from airflow.models.connection import Connection
+
+    key = "PROFILEKEY-half\nPROFILEKEY-other-half-secret"  # two lines pasted as one
+    conn = Connection(
+        conn_type="ayrshare", host="http://127.0.0.1:9", password="k" * 8, extra={"profile_key": key}
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", conn.as_json())
+    with pytest.raises(AyrshareConfigError, match="sent as Profile-Key has a line break") as caught:
+        AyrshareHook(**ONE_ATTEMPT).get_user()
+    assert "other-half" not in str(caught.value)
+
+
 def test_a_history_filter_that_is_not_a_number_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json("http://127.0.0.1:9"))
     with pytest.raises(AyrshareConfigError, match="limit must be a whole number, got 'ten'"):

@@ -47,6 +47,19 @@ def test_the_request_lists_each_post_with_its_errors_and_fixes_and_a_retry_none_
     assert "| `dupe` | Same text twice | X | 110 Duplicate. | change the text |" in rows
 
 
+def test_in_a_run_over_many_profiles_each_post_says_whose_it_is():
+    task = review.ReviewPostsOperator(
+        task_id="ask_person", posts=[{**RELINK, "profile": "Acme Bakery (ayrshare_acme)"}, DUPLICATE]
+    )
+    posts = task._prepare()
+    assert task.options[1:] == ["Retry relinkme of Acme Bakery (ayrshare_acme) (Facebook)", "Retry dupe (X)"]
+    assert "| `relinkme` (Acme Bakery (ayrshare_acme)) | Needs a relink" in task.body
+    chosen = task._answer(
+        make_context(), posts, chosen_options=[task.options[1]], responded_by="Ada", responded_at=None
+    )
+    assert chosen == ["relinkme"]
+
+
 def test_the_answer_retries_only_the_chosen_posts_and_retry_none_wins():
     task, context = step(), make_context()
     task._prepare()
