@@ -274,8 +274,8 @@ def main() -> str:
             ],
             rows,
         )
-        + f"\n\n{PROFILES} profiles side by side / 1 profile, total time: **{side['seconds'] / one['seconds']:.2f}x**; "
-        f"one after another: **{serial['seconds'] / one['seconds']:.2f}x**. Side by side / one after another: "
+        + f"\n\n{PROFILES} profiles side by side / 1 profile, total time: **{side['seconds'] / one['seconds']:.2f}**x; "
+        f"one after another: **{serial['seconds'] / one['seconds']:.2f}**x. Side by side / one after another: "
         f"**{side['seconds'] / serial['seconds']:.2f}**. "
         "Targets: side by side <= 1.3x one profile, 0 answers 429 on every profile, calls per post no worse "
         "than one profile's.\n"
