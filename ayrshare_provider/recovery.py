@@ -492,6 +492,8 @@ def report_run(
     :param chosen_task_id: the (mapped) retries of the posts the person chose.
     :param repost_task_id: the (mapped) ``RepostOperator`` task, if the run reposts.
     :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
+    :raises AyrshareProfilesFailedError: in a run over many profiles, when some could not be planned
+        (after pushing the report of the others).
     """
     plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
     if not isinstance(plan, dict):

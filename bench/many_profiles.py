@@ -18,7 +18,6 @@ for it, with the profile's connection, and every deferred wait in one triggerer 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import multiprocessing
 import os
@@ -28,7 +27,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.common import API_KEY, control, emulator, summarize, table
+from bench.common import API_KEY, control, emulator, scaled_ayrshare, summarize, table
+from bench.recovery_at_scale import triggerer
 
 SCALE = float(os.environ.get("BENCH_SCALE", "5"))
 PROFILES = int(os.environ.get("BENCH_PROFILES", "20"))
@@ -87,27 +87,6 @@ def run_task(kwargs: dict[str, Any]) -> tuple[str, str, Any]:
         return kwargs["post_id"], "error", type(err).__name__
 
 
-def triggerer(inbox: Any, outbox: Any) -> None:
-    """The triggerer process: every deferred wait in one event loop, until told to stop and all have fired."""
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
-    from tests.triggerer import InProcessTriggerer
-
-    async def main() -> None:
-        runner, fired = InProcessTriggerer(), []
-
-        async def fire(post_id: str, kwargs: dict[str, Any]) -> None:
-            payload = await runner.first_event(PostStatusTrigger(**kwargs))
-            outbox.put((post_id, payload))
-
-        loop = asyncio.get_running_loop()
-        while (job := await loop.run_in_executor(None, inbox.get)) is not None:
-            fired.append(asyncio.create_task(fire(*job)))
-        await asyncio.gather(*fired)
-        await runner.close()
-
-    asyncio.run(main())
-
-
 def recovered(post_id: str, kind: str, payload: Any) -> bool:
     """Whether the task ended with its post published (resumed with the trigger's event, as on a worker)."""
     from ayrshare_provider.exceptions import AyrshareError
@@ -133,7 +112,7 @@ def recover(conn_ids: list[str], slots: Any) -> dict[str, Any]:
 
     fork = multiprocessing.get_context("fork")
     inbox, outbox = fork.Queue(), fork.Queue()
-    waits = fork.Process(target=triggerer, args=(inbox, outbox))
+    waits = fork.Process(target=triggerer, args=(inbox, outbox))  # section 4's: every wait in one loop
     waits.start()
     started = time.time()
     parts = slots.map(plan_one, conn_ids)
@@ -148,26 +127,14 @@ def recover(conn_ids: list[str], slots: Any) -> dict[str, Any]:
             outcomes[post_id] = recovered(post_id, kind, payload)
     inbox.put(None)
     for _ in range(deferred):
-        post_id, payload = outbox.get(timeout=TIMEOUT)
+        post_id, payload, _ = outbox.get(timeout=TIMEOUT)
         outcomes[post_id] = recovered(post_id, "deferred", payload)
     waits.join(timeout=60)
     return {"posts": len(tasks), "recovered": sum(outcomes.values()), "seconds": time.time() - started}
 
 
 def variant(profiles: int, one_after_another: bool) -> dict[str, Any]:
-    args = (
-        "--rate-limit",
-        str(LIMIT),
-        "--rate-window",
-        str(WINDOW / SCALE),
-        "--history-cache",
-        str(60 / SCALE),
-        "--retry-delay",
-        str(60 / SCALE),
-        "--retry-delay-max",
-        str(300 / SCALE),
-    )
-    with emulator(*args) as url:
+    with emulator(*scaled_ayrshare(SCALE)) as url:
         made = control(url, "POST", "profiles", json={"agency": profiles, "failed_posts": POSTS})["profiles"]
         conn_ids = [conn_id_of(number) for number in range(1, profiles + 1)]
         for conn_id, profile in zip(conn_ids, made, strict=True):

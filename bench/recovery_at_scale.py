@@ -25,7 +25,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.common import connection_env, control, emulator, seed_failed_posts, table
+from bench.common import connection_env, control, emulator, scaled_ayrshare, seed_failed_posts, table
 
 SCALE = float(os.environ.get("BENCH_SCALE", "5"))
 POSTS = int(os.environ.get("BENCH_BURST_POSTS", "1000"))
@@ -126,19 +126,7 @@ def outcome_of(post_id: str, batch_wait: bool, kind: str, payload: Any) -> str:
 
 
 def recover(batch_wait: bool, trust_plan: bool) -> dict[str, Any]:
-    args = (
-        "--rate-limit",
-        str(LIMIT),
-        "--rate-window",
-        str(WINDOW / SCALE),
-        "--history-cache",
-        str(60 / SCALE),
-        "--retry-delay",
-        str(60 / SCALE),
-        "--retry-delay-max",
-        str(300 / SCALE),
-    )
-    with emulator(*args) as url:
+    with emulator(*scaled_ayrshare(SCALE)) as url:
         seed_failed_posts(url, POSTS, fail_again_every=FAIL_AGAIN_EVERY)
         os.environ.update(connection_env(url))
         control(url, "POST", "reset-counters")

@@ -65,3 +65,23 @@ def seed_posts(emulator: Any, *records: dict[str, Any], profile_key: str = "") -
     )
     answer.raise_for_status()
     return answer.json()["ids"]
+
+
+def seed_profile(state: Any, title: str, key: str, posts: int, status: str = "active") -> list[str]:
+    """A client's User Profile in an in-process emulator, with ``posts`` retryable failed posts; their ids."""
+    from ayrshare_provider.emulator import profiles, scenarios
+
+    profile = profiles.add_profile(state, title, key=key, status=status)
+    return [
+        scenarios.add_failed(
+            state,
+            key,
+            ["linkedin"],
+            {"linkedin": scenarios.TRANSIENT},
+            text=f"{title} post {number}",
+            age_days=0.1,
+            refId=profile.ref_id,
+            profileTitle=title,
+        ).id
+        for number in range(posts)
+    ]

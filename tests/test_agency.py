@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ayrshare_provider.agency import join_plans, profiles_to_cover
-from ayrshare_provider.emulator import profiles, scenarios
+from ayrshare_provider.emulator import profiles
 from ayrshare_provider.exceptions import AyrshareConfigError
 from ayrshare_provider.recovery import build_report, format_report
 from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY
 from tests.airflow_compat import airflow_version, rendered_fields, stored_xcoms
-from tests.helpers import API_KEY, SECRETS, X_KEY, X_SECRET, connection_json, load_dag
+from tests.helpers import API_KEY, SECRETS, X_KEY, X_SECRET, connection_json, load_dag, seed_profile
 
 # Distinctive Profile Keys, one per client, so that any output can be searched for them.
 ACME_KEY = "PROFILEKEY-acme-4c1d9e-secret"
@@ -28,23 +28,6 @@ def _connect(monkeypatch: pytest.MonkeyPatch, emulator, conn_id: str, profile_ke
             emulator.url, profile_key=profile_key, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET
         ),
     )
-
-
-def _client(state, title: str, key: str, posts: int, status: str = profiles.ACTIVE) -> list[str]:
-    profile = profiles.add_profile(state, title, key=key, status=status)
-    return [
-        scenarios.add_failed(
-            state,
-            key,
-            ["linkedin"],
-            {"linkedin": scenarios.TRANSIENT},
-            text=f"{title} post {number}",
-            age_days=0.1,
-            refId=profile.ref_id,
-            profileTitle=title,
-        ).id
-        for number in range(posts)
-    ]
 
 
 def _task_instances(dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str, str | None]]:
@@ -167,8 +150,8 @@ def test_one_profiles_429_burst_holds_only_that_profiles_calls(emulator, monkeyp
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
 
     emulator.state.settings.rate_limit, emulator.state.settings.rate_window = 5, 3.0
-    _client(emulator.state, "Acme Bakery", ACME_KEY, posts=0)
-    _client(emulator.state, "Bloom Florist", BLOOM_KEY, posts=0)
+    seed_profile(emulator.state, "Acme Bakery", ACME_KEY, posts=0)
+    seed_profile(emulator.state, "Bloom Florist", BLOOM_KEY, posts=0)
     _connect(monkeypatch, emulator, "ayrshare_acme", ACME_KEY)
     _connect(monkeypatch, emulator, "ayrshare_bloom", BLOOM_KEY)
     # Another app spends Bloom's window: Airflow's next calls with Bloom's key meet 429s.
@@ -207,9 +190,9 @@ def test_one_profiles_429_burst_holds_only_that_profiles_calls(emulator, monkeyp
 def test_two_profiles_recover_side_by_side_a_wrong_key_fails_only_its_profile_and_a_suspended_one_is_skipped(
     airflow_db, emulator, monkeypatch, capfd
 ):
-    acme = _client(emulator.state, "Acme Bakery", ACME_KEY, posts=3)
-    bloom = _client(emulator.state, "Bloom Florist", BLOOM_KEY, posts=2)
-    _client(emulator.state, "Cedar Gym", CEDAR_KEY, posts=2, status=profiles.SUSPENDED)
+    acme = seed_profile(emulator.state, "Acme Bakery", ACME_KEY, posts=3)
+    bloom = seed_profile(emulator.state, "Bloom Florist", BLOOM_KEY, posts=2)
+    seed_profile(emulator.state, "Cedar Gym", CEDAR_KEY, posts=2, status=profiles.SUSPENDED)
     for conn_id, key in (
         ("ayrshare_acme", ACME_KEY),
         ("ayrshare_bloom", BLOOM_KEY),

@@ -575,7 +575,7 @@ def test_an_agency_recovers_two_profiles_in_one_run_each_with_its_own_connection
     one run over both (``ayrshare_conn_ids``): every post retried once with its own profile's key,
     the grid's labels and the report name each profile, and no key is in a log or the report.
     """
-    from ayrshare_provider.emulator import profiles, scenarios
+    from tests.helpers import seed_profile
 
     state = emulator_for_stack.state
     keys = {
@@ -584,20 +584,7 @@ def test_an_agency_recovers_two_profiles_in_one_run_each_with_its_own_connection
     }
     posts: dict[str, list[str]] = {}
     for (conn_id, key), title in zip(keys.items(), ("Acme Bakery", "Bloom Florist"), strict=True):
-        profile = profiles.add_profile(state, title, key=key)
-        posts[conn_id] = [
-            scenarios.add_failed(
-                state,
-                key,
-                ["linkedin"],
-                {"linkedin": scenarios.TRANSIENT},
-                text=f"{title} post {number}",
-                age_days=0.1,
-                refId=profile.ref_id,
-                profileTitle=title,
-            ).id
-            for number in range(4)
-        ]
+        posts[conn_id] = seed_profile(state, title, key, posts=4)
         extra = {connection_form.PROFILE_KEY: key, "history_max_age": "2"}
         connection = {
             "connection_id": conn_id,
