@@ -175,7 +175,7 @@ def join_plans(
         posts: list[str] = []
         for key in _POST_LISTS:
             entries = [entry for entry in plan.get(key, []) if _post_id(entry) not in taken]
-            if key == "needs_person":  # the person sees whose post it is
+            if key == "needs_person" and len(conn_ids) > 1:  # the person sees whose post it is
                 entries = [{**entry, "profile": label} for entry in entries]
             joined[key] += entries
             if key != "waits":  # a wait's post is in to_retry too

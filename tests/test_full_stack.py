@@ -148,6 +148,7 @@ def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulato
             "id": ids["Same text twice"],
             "by": ADMIN,
             "fix": "X: change the text: X refuses a duplicate of an earlier post",
+            "profile": "Emulator Profile (ayrshare_default)",  # each post names its profile's part
         }
     ]
     assert "\n".join(report["table"]).count("\n") == len(report["table"]) - 1  # the table, line by line
