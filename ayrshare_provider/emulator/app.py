@@ -173,6 +173,11 @@ def _profile(request: Request) -> str:
     return request.headers.get("profile-key", "")
 
 
+def _networks_of(state: State, profile: str) -> list[str]:
+    """The networks a profile posts to: what the emulator shows as its linked (active) social accounts."""
+    return sorted({p for post in state.history(profile) for p in post.record.get("platforms") or []})
+
+
 def _platforms_param(request: Request) -> list[str]:
     values = request.query_params.getlist("platforms") + request.query_params.getlist("platforms[]")
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
@@ -326,9 +331,8 @@ def create_app(state: State, faults: Faults) -> Any:
     @api.get("/api/user")
     async def user(request: Request) -> dict[str, Any]:
         profile = _profile(request)
-        networks = sorted({p for post in state.history(profile) for p in post.record.get("platforms") or []})
         return {
-            "activeSocialAccounts": networks,
+            "activeSocialAccounts": _networks_of(state, profile),
             "displayNames": [],
             "email": "emulator@example.com",
             "monthlyApiCalls": sum(state.requests.values()),
@@ -350,11 +354,9 @@ def create_app(state: State, faults: Faults) -> Any:
         with state.lock:
             listed = []
             for profile in sorted(state.profiles.values(), key=lambda profile: profile.ref_id):
-                networks = sorted(
-                    {p for post in state.history(profile.key) for p in post.record.get("platforms") or []}
-                )
                 if title and profile.title != title or ref_id and profile.ref_id != ref_id:
                     continue
+                networks = _networks_of(state, profile.key)
                 if active_only and not networks:
                     continue
                 if profile.ref_id > cursor:
