@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
@@ -56,8 +57,11 @@ def hitl_path(run_id: str) -> str:
     return f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ask_person/-1/hitlDetails"
 
 
-def watch_run(stack: Standalone, run_id: str, on_states: Any = None, timeout: float = 300) -> dict:
-    """Watch a recovery run until it ends: its final state, the retry states seen, its task instances."""
+def watch_run(stack: Standalone, run_id: str, on_poll: Any = None, timeout: float = 300) -> dict:
+    """
+    Watch a recovery run until it ends: its final state, the retry states seen, its task instances.
+    ``on_poll`` is called each poll with the unmapped task instances by task id.
+    """
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,13 +69,29 @@ def watch_run(stack: Standalone, run_id: str, on_states: Any = None, timeout: fl
             "task_instances"
         ]
         seen |= {ti["state"] for ti in instances if ti["task_id"] == "retry_post" and ti["state"]}
-        if on_states is not None:
-            on_states({ti["task_id"]: ti["state"] for ti in instances if ti["map_index"] == -1})
+        if on_poll is not None:
+            on_poll({ti["task_id"]: ti for ti in instances if ti["map_index"] == -1})
         state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             return {"run_id": run_id, "state": state, "retry_states_seen": seen, "instances": instances}
         time.sleep(0.5)
-    raise AssertionError(f"the recovery run did not end in {timeout} s; retry_post states seen: {seen}")
+    raise AssertionError(
+        f"the recovery run did not end in {timeout} s; retry_post states seen: {seen}\n"
+        + stuck_run_story(stack, run_id, instances)
+    )
+
+
+def stuck_run_story(stack: Standalone, run_id: str, instances: list[dict]) -> str:
+    """What a run that did not end was doing: its unfinished and failed tasks with their log ends, and
+    the standalone's error lines (scheduler, triggerer), so that a CI failure can be read afterwards."""
+    unsettled = [ti for ti in instances if ti["state"] not in ("success", "skipped", "upstream_failed")]
+    tasks = failed_tasks(stack, {"run_id": run_id, "instances": unsettled}, states=None)
+    errors = [
+        line
+        for line in stack.log.read_text(errors="replace").splitlines()
+        if "ERROR" in line or "Traceback" in line or "executor reports" in line.lower()
+    ]
+    return json.dumps(tasks, indent=1) + "\nstandalone errors:\n" + "\n".join(errors[-40:])
 
 
 @pytest.fixture(scope="module")
@@ -87,36 +107,60 @@ def recovery_run(stack, emulator_for_stack) -> dict:
         "dag_run_id"
     ]
     asked: dict[str, Any] = {}
+    answered_tries: list[int] = []
 
-    def answer_the_person_step(states: dict[str, str]) -> None:
-        if "answer" in asked or states.get("ask_person") not in ("awaiting_input", "deferred"):
+    def answer_the_person_step(unmapped: dict[str, dict]) -> None:
+        ask = unmapped.get("ask_person")
+        if ask is None or ask["state"] not in ("awaiting_input", "deferred"):
+            return
+        if ask["try_number"] in answered_tries:
             return
         # A person takes a moment. Answered within a second of parking, Airflow 3.3.2's scheduler
-        # can take the parked try's late executor event for the resumed one and fail it.
-        if time.monotonic() - asked.setdefault("seen", time.monotonic()) < 5:
+        # can take the parked try's late executor event for the resumed one and fail it; the task's
+        # next try then asks again (an answer belongs to one try), and is answered as the first was.
+        seen = asked.setdefault("seen", {})
+        if time.monotonic() - seen.setdefault(ask["try_number"], time.monotonic()) < 5:
             return
-        asked["states"] = dict(states)
-        asked["request"] = stack.api_patiently("GET", hitl_path(run_id))
+        request = stack.api_patiently("GET", hitl_path(run_id))
         relink = texts_to_ids(emulator_for_stack)["Needs a relink"]
-        [option] = [option for option in asked["request"]["options"] if relink in option]
-        asked["answer"] = stack.api_patiently("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
+        [option] = [option for option in request["options"] if relink in option]
+        answer = stack.api_patiently("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
+        answered_tries.append(ask["try_number"])
+        if "answer" not in asked:  # what the first try asked and was answered
+            asked.update(states={task_id: ti["state"] for task_id, ti in unmapped.items()}, request=request)
+            asked["answer"] = answer
+        asked["tries_answered"] = list(answered_tries)
 
     return {**watch_run(stack, run_id, answer_the_person_step), "asked": asked}
 
 
-def failed_tasks(stack: Standalone, run: dict) -> dict[str, str]:
-    """The failed tasks of a run, each with the end of its log: what an assertion shows."""
-    failed = [ti for ti in run["instances"] if ti["state"] == "failed"]
+def failed_tasks(
+    stack: Standalone, run: dict, states: tuple[str, ...] | None = ("failed",)
+) -> dict[str, str]:
+    """The failed tasks of a run (or all with ``states=None``), each with its state and the end of its log."""
+    failed = [ti for ti in run["instances"] if states is None or ti["state"] in states]
     return {
-        f"{ti['task_id']}[{ti['map_index']}]": str(
-            stack.api(
-                "GET",
-                f"/dags/{DAG_ID}/dagRuns/{run['run_id']}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}",
-                params={"map_index": ti["map_index"], "full_content": True},
-            )
-        )[-1500:]
+        f"{ti['task_id']}[{ti['map_index']}] {ti['state']}": log_end(stack, run["run_id"], ti)
         for ti in failed
     }
+
+
+def log_end(stack: Standalone, run_id: str, ti: dict) -> str:
+    """The end of a task instance's log, or why there is none (a task that never started has none)."""
+    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+    try:
+        log = stack.api("GET", path, params={"map_index": ti["map_index"], "full_content": True})
+    except requests.RequestException as err:
+        return f"(no log: {err})"
+    if not isinstance(log.get("content"), list):
+        return str(log)[-1500:]
+    lines = []
+    for entry in log["content"][-12:]:
+        errors = [
+            f"{error.get('exc_type')}: {error.get('exc_value')}" for error in entry.get("error_detail") or []
+        ]
+        lines.append(" ".join([str(entry.get("event")), *errors]))
+    return "\n".join(lines)[-1500:]
 
 
 def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulator_for_stack, recovery_run):
