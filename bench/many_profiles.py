@@ -5,8 +5,8 @@ Ayrshare is time-scaled ``BENCH_SCALE`` times (default 2 here, 5 in section 4): 
 after they are sent; figures are given back in real time. Scaling multiplies this machine's own
 costs too: the 1,000 retry tasks' process starts take about 12 s of real time on 2 cores, which
 count 60 s of Ayrshare's time at 5x and 24 s at 2x (on Ayrshare itself, unscaled, 12 s). 2x keeps
-them close to what they cost against Ayrshare, and the whole bench under 75 minutes. Every profile is its own connection (its
-Profile Key), as ``ayrshare_conn_ids`` gives them to the example DAG.
+them close to what they cost against Ayrshare, and the whole bench under 75 minutes. Every profile
+is its own connection (its Profile Key), as ``ayrshare_conn_ids`` gives them to the example DAG.
 
 The recovery runs the DAG path's classes as the DAG runs them: one planning task per profile
 (``plan_profile``: who it is, one history listing, the plan), the plans joined (``join_plans``),
