@@ -107,13 +107,12 @@ def recovery_run(stack, emulator_for_stack) -> dict:
         "dag_run_id"
     ]
     asked: dict[str, Any] = {}
-    answered_tries: list[int] = []
 
     def answer_the_person_step(unmapped: dict[str, dict]) -> None:
         ask = unmapped.get("ask_person")
         if ask is None or ask["state"] not in ("awaiting_input", "deferred"):
             return
-        if ask["try_number"] in answered_tries:
+        if ask["try_number"] in asked.get("tries_answered", []):
             return
         # A person takes a moment. Answered within a second of parking, Airflow 3.3.2's scheduler
         # can take the parked try's late executor event for the resumed one and fail it; the task's
@@ -125,11 +124,10 @@ def recovery_run(stack, emulator_for_stack) -> dict:
         relink = texts_to_ids(emulator_for_stack)["Needs a relink"]
         [option] = [option for option in request["options"] if relink in option]
         answer = stack.api_patiently("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
-        answered_tries.append(ask["try_number"])
+        asked.setdefault("tries_answered", []).append(ask["try_number"])
         if "answer" not in asked:  # what the first try asked and was answered
             asked.update(states={task_id: ti["state"] for task_id, ti in unmapped.items()}, request=request)
             asked["answer"] = answer
-        asked["tries_answered"] = list(answered_tries)
 
     return {**watch_run(stack, run_id, answer_the_person_step), "asked": asked}
 
