@@ -34,7 +34,7 @@ class DeliveryRefused(Exception):
     """
     A delivery that must not be acted on.
 
-    :param http_status: what the receiver answers (4xx).
+    :param http_status: what the receiver answers (4xx; 503 when it could not be recorded now).
     :param reason: why, in a few words; never the body, a header's value or the secret.
     """
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
+from tests.run_story import failed_tasks, stuck_run_story
 from tests.stack import ADMIN, Standalone
 
 pytestmark = pytest.mark.stack
@@ -77,21 +77,8 @@ def watch_run(stack: Standalone, run_id: str, on_poll: Any = None, timeout: floa
         time.sleep(0.5)
     raise AssertionError(
         f"the recovery run did not end in {timeout} s; retry_post states seen: {seen}\n"
-        + stuck_run_story(stack, run_id, instances)
+        + stuck_run_story(stack, DAG_ID, run_id, stack.log.read_text(errors="replace").splitlines())
     )
-
-
-def stuck_run_story(stack: Standalone, run_id: str, instances: list[dict]) -> str:
-    """What a run that did not end was doing: its unfinished and failed tasks with their log ends, and
-    the standalone's error lines (scheduler, triggerer), so that a CI failure can be read afterwards."""
-    unsettled = [ti for ti in instances if ti["state"] not in ("success", "skipped", "upstream_failed")]
-    tasks = failed_tasks(stack, {"run_id": run_id, "instances": unsettled}, states=None)
-    errors = [
-        line
-        for line in stack.log.read_text(errors="replace").splitlines()
-        if "ERROR" in line or "Traceback" in line or "executor reports" in line.lower()
-    ]
-    return json.dumps(tasks, indent=1) + "\nstandalone errors:\n" + "\n".join(errors[-40:])
 
 
 @pytest.fixture(scope="module")
@@ -132,38 +119,9 @@ def recovery_run(stack, emulator_for_stack) -> dict:
     return {**watch_run(stack, run_id, answer_the_person_step), "asked": asked}
 
 
-def failed_tasks(
-    stack: Standalone, run: dict, states: tuple[str, ...] | None = ("failed",)
-) -> dict[str, str]:
-    """The failed tasks of a run (or all with ``states=None``), each with its state and the end of its log."""
-    failed = [ti for ti in run["instances"] if states is None or ti["state"] in states]
-    return {
-        f"{ti['task_id']}[{ti['map_index']}] {ti['state']}": log_end(stack, run["run_id"], ti)
-        for ti in failed
-    }
-
-
-def log_end(stack: Standalone, run_id: str, ti: dict) -> str:
-    """The end of a task instance's log, or why there is none (a task that never started has none)."""
-    path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
-    try:
-        log = stack.api("GET", path, params={"map_index": ti["map_index"], "full_content": True})
-    except requests.RequestException as err:
-        return f"(no log: {err})"
-    if not isinstance(log.get("content"), list):
-        return str(log)[-1500:]
-    lines = []
-    for entry in log["content"][-12:]:
-        errors = [
-            f"{error.get('exc_type')}: {error.get('exc_value')}" for error in entry.get("error_detail") or []
-        ]
-        lines.append(" ".join([str(entry.get("event")), *errors]))
-    return "\n".join(lines)[-1500:]
-
-
 def test_recovery_dag_on_a_real_scheduler_defers_to_the_triggerer(stack, emulator_for_stack, recovery_run):
     run_id = recovery_run["run_id"]
-    assert recovery_run["state"] == "success", failed_tasks(stack, recovery_run)
+    assert recovery_run["state"] == "success", failed_tasks(stack, DAG_ID, recovery_run)
     assert "deferred" in recovery_run["retry_states_seen"]  # the triggerer did the waiting, not a worker slot
 
     report = stack.api(
@@ -642,7 +600,7 @@ def test_an_agency_recovers_two_profiles_in_one_run_each_with_its_own_connection
         "dag_run_id"
     ]
     run = watch_run(stack, run_id)
-    assert run["state"] == "success", failed_tasks(stack, run)
+    assert run["state"] == "success", failed_tasks(stack, DAG_ID, run)
 
     applied = state.counters()["retries_applied"]
     assert {post_id: applied.get(post_id) for ids in posts.values() for post_id in ids} == {

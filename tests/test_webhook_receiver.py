@@ -231,6 +231,38 @@ def test_a_replayed_delivery_is_refused_and_starts_no_second_run(receiver):
     assert len(events()) == 1
 
 
+def test_a_burst_is_recorded_in_a_few_transactions_and_each_copy_is_taken_once(receiver):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow import settings
+    from sqlalchemy import event
+
+    bodies = [as_body(delivery(f"Pburst{index}")) for index in range(60)]
+    copies = bodies[:10]  # Ayrshare sent these twice, at the same moment
+    commits: list[float] = []
+
+    def count_commit(_connection: Any) -> None:
+        commits.append(time.monotonic())
+
+    event.listen(settings.engine, "commit", count_commit)
+    try:
+        with ThreadPoolExecutor(max_workers=len(bodies) + len(copies)) as pool:
+            answers = list(pool.map(lambda body: send(receiver, body), bodies + copies))
+    finally:
+        event.remove(settings.engine, "commit", count_commit)
+
+    codes: dict[bytes, list[int]] = {}
+    for body, answer in zip(bodies + copies, answers, strict=True):
+        codes.setdefault(body, []).append(answer.status_code)
+    assert all(sorted(codes[body]) == [200, 409] for body in copies), codes
+    assert all(codes[body] == [200] for body in bodies[10:])
+    assert sorted(extra["post_id"] for extra in events()) == sorted(f"Pburst{index}" for index in range(60))
+    # One transaction per delivery was what kept the end of a burst waiting past Ayrshare's 10 s.
+    assert len(commits) < len(bodies) / 2, (
+        f"{len(commits)} commits for {len(bodies) + len(copies)} deliveries"
+    )
+
+
 def test_a_post_is_reported_once_even_when_it_fails_again_after_its_retry(receiver):
     assert send(receiver, as_body(delivery("Pagain1"))).status_code == 200
     later = send(receiver, as_body(delivery("Pagain1", created="2026-11-30T10:05:00Z")))  # another body

@@ -19,6 +19,7 @@ from ayrshare_provider.emulator.server import Emulator
 from ayrshare_provider.webhook_delivery import signed_headers
 from tests.airflow_compat import airflow_version
 from tests.helpers import API_KEY, connection_json, seed_posts
+from tests.run_story import stuck_run_story
 from tests.stack import Standalone
 
 pytestmark = [
@@ -69,12 +70,14 @@ def runs(stack: Standalone, dag_id: str) -> list[dict[str, Any]]:
 
 
 def wait_for_run_end(stack: Standalone, dag_id: str, run_id: str, timeout: float = 300) -> str:
+    """The run's final state; a run that does not end in time is told, then failed (the next test starts clean)."""
     deadline = time.monotonic() + timeout
-    while (state := stack.api_patiently("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in (
-        "success",
-        "failed",
-    ):
-        assert time.monotonic() < deadline, f"{dag_id} run {run_id} did not end in {timeout} s"
+    path = f"/dags/{dag_id}/dagRuns/{run_id}"
+    while (state := stack.api_patiently("GET", path)["state"]) not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            story = stuck_run_story(stack, dag_id, run_id, stack.log.read_text(errors="replace").splitlines())
+            stack.api_patiently("PATCH", path, json={"state": "failed"})
+            raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s\n{story}")
         time.sleep(1)
     return state
 

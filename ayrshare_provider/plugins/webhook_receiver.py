@@ -15,10 +15,10 @@ Imported by the API server only, on the first delivery (see
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,15 +42,15 @@ _CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")  # what Airflow allows in a con
 _EVENT_MEMORY = timedelta(days=7)
 _SIGNATURES_KEPT = 20  # per post: far more deliveries than one post gets
 
+_BATCH = 200  # deliveries per transaction at most: a burst of a 1,000-post recovery takes five
+
 _log = logging.getLogger(__name__)
-# Checking for a replay and recording a delivery are one step per API server process: two copies
-# of a body that arrive together do not both pass.
-_recording = threading.Lock()
 
 
 def create_app() -> FastAPI:
     """The receiver's FastAPI app (mounted by Airflow under ``/ayrshare``)."""
     app = FastAPI(title="Ayrshare webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    recorder = _Recorder()
 
     @app.post("/webhook")
     async def webhook(request: Request, conn_id: str = DEFAULT_CONN_ID) -> JSONResponse:
@@ -58,7 +58,7 @@ def create_app() -> FastAPI:
         try:
             body = await _capped_body(request)
             delivery = await run_in_threadpool(_verified, conn_id, body, request.headers)
-            outcome = await run_in_threadpool(_record, conn_id, delivery)
+            outcome = await recorder.record(conn_id, delivery)
         except DeliveryRefused as refused:
             _log.warning(
                 "Ayrshare webhook for connection %r refused (%s): %s",
@@ -127,31 +127,90 @@ class _Earlier:
     reported: bool
 
 
-def _record(conn_id: str, delivery: ScheduledDelivery) -> str:
-    """Keep the post's final status and, for a failure not reported before, create the asset event."""
+class _Recorder:
+    """
+    Records deliveries a batch at a time: one transaction for all that arrived while the last was written.
+
+    A recovery run retries hundreds of posts at once, so their deliveries come in a burst, and
+    Ayrshare waits 10 s for each answer. One commit per delivery, one after another, answered the
+    end of a burst too late; and each waiting delivery held one of the API server's worker threads,
+    which its own routes (the Execution API the tasks call) need too. Here waiting deliveries are
+    coroutines, one thread writes, and a delivery is answered after the commit that keeps it.
+    Checking for a replay and recording are one step per API server process: two copies of a body
+    that arrive together do not both pass.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[str, ScheduledDelivery, asyncio.Future[str]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, conn_id: str, delivery: ScheduledDelivery) -> str:
+        """The delivery's outcome once it is committed; :class:`DeliveryRefused` if it is not taken."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting.append((conn_id, delivery, answer))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_while_any_wait())
+        return await answer
+
+    async def _write_while_any_wait(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
+            try:
+                outcomes = await run_in_threadpool(_record_batch, [(conn, item) for conn, item, _ in batch])
+            except Exception:  # noqa: BLE001 - whatever went wrong, every waiting sender gets an answer
+                # Nothing of the batch was kept: each sender is told to send again (Ayrshare does, twice).
+                _log.exception("Ayrshare webhook: %d deliveries could not be recorded", len(batch))
+                outcomes = [DeliveryRefused(503, "not recorded now; send it again") for _ in batch]
+            for (_, _, answer), outcome in zip(batch, outcomes, strict=True):
+                if answer.done():  # the sender went away; what it sent is recorded all the same
+                    continue
+                if isinstance(outcome, DeliveryRefused):
+                    answer.set_exception(outcome)
+                else:
+                    answer.set_result(outcome)
+
+
+def _record_batch(deliveries: list[tuple[str, ScheduledDelivery]]) -> list[str | DeliveryRefused]:
+    """Record the deliveries in one transaction: each one's outcome, or why it was refused."""
     from airflow.utils.session import create_session
 
-    with _recording, create_session() as session:
-        asset = _asset(conn_id, session)
-        store = _StateStore.of(asset.id)
-        earlier = _earlier(delivery.post_id, asset.id, store, session)
-        if delivery.signature in earlier.signatures:
-            raise DeliveryRefused(409, f"this delivery for post {delivery.post_id} was taken before")
-        failed = delivery.status == "error"
-        # A post is reported once, as the watcher reports it: a retry that fails again starts no run.
-        reported = earlier.reported or (
-            failed and store is not None and delivery.post_id in (store.get(WATCHER_SEEN_KEY, session) or [])
-        )
-        if store is not None:
-            signatures = [*earlier.signatures, delivery.signature][-_SIGNATURES_KEPT:]
-            value = assets.pushed_value(delivery.record, time.time(), signatures, reported or failed)
-            store.set(assets.pushed_key(delivery.post_id), value, session)
-        if failed and not reported:
-            _add_event(asset, delivery, session)
-            return f"asset event on {asset.name}"
-        if failed:
-            return "reported before"
-        return "kept for the waits" if store is not None else "nothing to start"
+    outcomes: list[str | DeliveryRefused] = []
+    taken: dict[tuple[str, str], _Earlier] = {}  # what each post took earlier in this transaction
+    with create_session() as session:
+        for conn_id, delivery in deliveries:
+            try:
+                outcomes.append(_record(conn_id, delivery, session, taken))
+            except DeliveryRefused as refused:
+                outcomes.append(refused)
+    return outcomes
+
+
+def _record(
+    conn_id: str, delivery: ScheduledDelivery, session: Session, taken: dict[tuple[str, str], _Earlier]
+) -> str:
+    """Keep the post's final status and, for a failure not reported before, create the asset event."""
+    asset = _asset(conn_id, session)
+    store = _StateStore.of(asset.id)
+    key = (conn_id, delivery.post_id)
+    earlier = taken.get(key) or _earlier(delivery.post_id, asset.id, store, session)
+    if delivery.signature in earlier.signatures:
+        raise DeliveryRefused(409, f"this delivery for post {delivery.post_id} was taken before")
+    failed = delivery.status == "error"
+    # A post is reported once, as the watcher reports it: a retry that fails again starts no run.
+    reported = earlier.reported or (
+        failed and store is not None and delivery.post_id in (store.get(WATCHER_SEEN_KEY, session) or [])
+    )
+    signatures = [*earlier.signatures, delivery.signature][-_SIGNATURES_KEPT:]
+    taken[key] = _Earlier(signatures=signatures, reported=reported or failed)
+    if store is not None:
+        value = assets.pushed_value(delivery.record, time.time(), signatures, reported or failed)
+        store.set(assets.pushed_key(delivery.post_id), value, session)
+    if failed and not reported:
+        _add_event(asset, delivery, session)
+        return f"asset event on {asset.name}"
+    if failed:
+        return "reported before"
+    return "kept for the waits" if store is not None else "nothing to start"
 
 
 def _asset(conn_id: str, session: Session) -> Any:
