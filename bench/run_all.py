@@ -13,6 +13,7 @@ from bench import (
     push_vs_poll,
     recovery_at_scale,
     waiting_at_scale,
+    webhook_burst,
     worker_runs,
 )
 from bench.common import REPEATS, machine
@@ -28,6 +29,7 @@ def main() -> None:
         worker_runs,
         push_vs_poll,
         many_profiles,
+        webhook_burst,
     )
     for module in modules:
         print(f"running {module.__name__.removeprefix('bench.')} ...", file=sys.stderr, flush=True)

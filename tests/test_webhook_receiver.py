@@ -263,6 +263,34 @@ def test_a_burst_is_recorded_in_a_few_transactions_and_each_copy_is_taken_once(r
     )
 
 
+def test_a_delivery_the_db_cannot_take_is_answered_503_keeps_nothing_and_is_taken_when_sent_again(
+    receiver, caplog
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    bodies = [as_body(delivery(f"Pdown{index}")) for index in range(3)]
+    with create_session() as session:  # the DB fails every write of an asset event, as a broken DB does
+        session.execute(text("ALTER TABLE asset_event RENAME TO asset_event_away"))
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            down = list(pool.map(lambda body: send(receiver, body), bodies))
+    finally:
+        with create_session() as session:
+            session.execute(text("ALTER TABLE asset_event_away RENAME TO asset_event"))
+
+    assert [(answer.status_code, answer.json()["reason"]) for answer in down] == [
+        (503, "not recorded now; send it again")
+    ] * 3
+    assert pushed() == {}  # the batch was rolled back whole
+    assert "could not be recorded" in caplog.text
+    again = [send(receiver, body) for body in bodies]  # Ayrshare sends again after 5 s
+    assert [answer.status_code for answer in again] == [200] * 3
+    assert sorted(extra["post_id"] for extra in events()) == ["Pdown0", "Pdown1", "Pdown2"]
+
+
 def test_a_post_is_reported_once_even_when_it_fails_again_after_its_retry(receiver):
     assert send(receiver, as_body(delivery("Pagain1"))).status_code == 200
     later = send(receiver, as_body(delivery("Pagain1", created="2026-11-30T10:05:00Z")))  # another body
