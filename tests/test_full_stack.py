@@ -13,7 +13,7 @@ import pytest
 from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
-from tests.run_story import failed_tasks, stuck_run_story
+from tests.run_story import failed_tasks, stuck_run_story, task_instances
 from tests.stack import ADMIN, Standalone
 
 pytestmark = pytest.mark.stack
@@ -65,9 +65,7 @@ def watch_run(stack: Standalone, run_id: str, on_poll: Any = None, timeout: floa
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        instances = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100})[
-            "task_instances"
-        ]
+        instances = task_instances(stack, DAG_ID, run_id)
         seen |= {ti["state"] for ti in instances if ti["task_id"] == "retry_post" and ti["state"]}
         if on_poll is not None:
             on_poll({ti["task_id"]: ti for ti in instances if ti["map_index"] == -1})

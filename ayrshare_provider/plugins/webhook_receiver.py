@@ -155,12 +155,7 @@ class _Recorder:
     async def _write_while_any_wait(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
-            try:
-                outcomes = await run_in_threadpool(_record_batch, [(conn, item) for conn, item, _ in batch])
-            except Exception:  # noqa: BLE001 - whatever went wrong, every waiting sender gets an answer
-                # Nothing of the batch was kept: each sender is told to send again (Ayrshare does, twice).
-                _log.exception("Ayrshare webhook: %d deliveries could not be recorded", len(batch))
-                outcomes = [DeliveryRefused(503, "not recorded now; send it again") for _ in batch]
+            outcomes = await run_in_threadpool(_record_safely, [(conn, item) for conn, item, _ in batch])
             for (_, _, answer), outcome in zip(batch, outcomes, strict=True):
                 if answer.done():  # the sender went away; what it sent is recorded all the same
                     continue
@@ -170,29 +165,74 @@ class _Recorder:
                     answer.set_result(outcome)
 
 
+def _record_safely(deliveries: list[tuple[str, ScheduledDelivery]]) -> list[str | DeliveryRefused]:
+    """
+    The batch recorded in one transaction; if that fails, each delivery in its own, so that one the
+    database cannot take fails alone. Never raises: every waiting sender gets an answer.
+    """
+    try:
+        return _record_batch(deliveries)
+    except Exception as err:  # noqa: BLE001 - nothing of the transaction was kept, whatever went wrong
+        if len(deliveries) > 1:
+            _log.warning("Ayrshare webhook: a batch of %d failed (%r); one by one", len(deliveries), err)
+            return [outcome for delivery in deliveries for outcome in _record_safely([delivery])]
+        _log.exception(
+            "Ayrshare webhook: the delivery for post %s could not be recorded", deliveries[0][1].post_id
+        )
+        # Ayrshare sends it again after 5 s and 30 s.
+        return [DeliveryRefused(503, "not recorded now; send it again")]
+
+
 def _record_batch(deliveries: list[tuple[str, ScheduledDelivery]]) -> list[str | DeliveryRefused]:
     """Record the deliveries in one transaction: each one's outcome, or why it was refused."""
     from airflow.utils.session import create_session
 
-    outcomes: list[str | DeliveryRefused] = []
-    taken: dict[tuple[str, str], _Earlier] = {}  # what each post took earlier in this transaction
+    outcomes: dict[int, str | DeliveryRefused] = {}
+    # By connection, so that API server processes lock the connections' assets in one order (no
+    # deadlock); in arrival order within one, so that the first of two copies is the one taken.
+    order = sorted(range(len(deliveries)), key=lambda index: deliveries[index][0])
     with create_session() as session:
-        for conn_id, delivery in deliveries:
+        transaction = _Transaction(session)
+        for index in order:
             try:
-                outcomes.append(_record(conn_id, delivery, session, taken))
+                outcomes[index] = _record(*deliveries[index], transaction)
             except DeliveryRefused as refused:
-                outcomes.append(refused)
-    return outcomes
+                outcomes[index] = refused
+    return [outcomes[index] for index in range(len(deliveries))]
 
 
-def _record(
-    conn_id: str, delivery: ScheduledDelivery, session: Session, taken: dict[tuple[str, str], _Earlier]
-) -> str:
+class _Transaction:
+    """A batch's transaction: its session, and what each post took before it or earlier in it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.taken: dict[tuple[str, str], _Earlier] = {}  # recorded earlier in this transaction
+        self._weeks: dict[int, dict[str, list[str]]] = {}  # before 3.3: per asset, each post's deliveries
+
+    def earlier(self, conn_id: str, post_id: str, asset_id: int, store: _StateStore | None) -> _Earlier:
+        """On 3.3 the post's pushed entry; before, the asset's events of the last week (read once a batch)."""
+        if (conn_id, post_id) in self.taken:
+            return self.taken[conn_id, post_id]
+        if store is not None:
+            pushed = store.get(assets.pushed_key(post_id), self.session)
+            pushed = pushed if isinstance(pushed, dict) else {}
+            signatures = pushed.get("deliveries")
+            return _Earlier(
+                signatures=[str(sig) for sig in signatures] if isinstance(signatures, list) else [],
+                reported=bool(pushed.get("reported")),
+            )
+        if asset_id not in self._weeks:
+            self._weeks[asset_id] = _deliveries_of_the_week(asset_id, self.session)
+        signatures = self._weeks[asset_id].get(post_id, [])
+        return _Earlier(signatures=signatures, reported=bool(signatures))
+
+
+def _record(conn_id: str, delivery: ScheduledDelivery, transaction: _Transaction) -> str:
     """Keep the post's final status and, for a failure not reported before, create the asset event."""
+    session = transaction.session
     asset = _asset(conn_id, session)
     store = _StateStore.of(asset.id)
-    key = (conn_id, delivery.post_id)
-    earlier = taken.get(key) or _earlier(delivery.post_id, asset.id, store, session)
+    earlier = transaction.earlier(conn_id, delivery.post_id, asset.id, store)
     if delivery.signature in earlier.signatures:
         raise DeliveryRefused(409, f"this delivery for post {delivery.post_id} was taken before")
     failed = delivery.status == "error"
@@ -201,7 +241,9 @@ def _record(
         failed and store is not None and delivery.post_id in (store.get(WATCHER_SEEN_KEY, session) or [])
     )
     signatures = [*earlier.signatures, delivery.signature][-_SIGNATURES_KEPT:]
-    taken[key] = _Earlier(signatures=signatures, reported=reported or failed)
+    transaction.taken[conn_id, delivery.post_id] = _Earlier(
+        signatures=signatures, reported=reported or failed
+    )
     if store is not None:
         value = assets.pushed_value(delivery.record, time.time(), signatures, reported or failed)
         store.set(assets.pushed_key(delivery.post_id), value, session)
@@ -227,25 +269,20 @@ def _asset(conn_id: str, session: Session) -> Any:
     return asset
 
 
-def _earlier(post_id: str, asset_id: int, store: _StateStore | None, session: Session) -> _Earlier:
-    """On 3.3 the post's pushed entry; before, the asset's events of the last week (no state store there)."""
+def _deliveries_of_the_week(asset_id: int, session: Session) -> dict[str, list[str]]:
+    """Before 3.3 (no state store): the signatures of the deliveries each post's events of the last week hold."""
     from airflow.models.asset import AssetEvent
     from sqlalchemy import select
 
-    if store is not None:
-        pushed = store.get(assets.pushed_key(post_id), session)
-        pushed = pushed if isinstance(pushed, dict) else {}
-        signatures = pushed.get("deliveries")
-        return _Earlier(
-            signatures=[str(sig) for sig in signatures] if isinstance(signatures, list) else [],
-            reported=bool(pushed.get("reported")),
-        )
     since = datetime.now(UTC) - _EVENT_MEMORY
     extras = session.scalars(
         select(AssetEvent.extra).where(AssetEvent.asset_id == asset_id, AssetEvent.timestamp >= since)
     )
-    mine = [extra for extra in extras if isinstance(extra, dict) and extra.get("post_id") == post_id]
-    return _Earlier(signatures=[str(extra.get("delivery")) for extra in mine], reported=bool(mine))
+    found: dict[str, list[str]] = {}
+    for extra in extras:
+        if isinstance(extra, dict) and extra.get("post_id"):
+            found.setdefault(str(extra["post_id"]), []).append(str(extra.get("delivery")))
+    return found
 
 
 def _add_event(asset: Any, delivery: ScheduledDelivery, session: Session) -> None:
