@@ -311,7 +311,7 @@ def test_a_delivery_the_db_cannot_take_is_answered_503_keeps_nothing_and_is_take
     assert [(answer.status_code, answer.json()["reason"]) for answer in down] == [
         (503, "not recorded now; send it again")
     ] * 3
-    assert pushed() == {}  # the batch was rolled back whole
+    assert pushed() == {}  # nothing of them was kept
     assert "could not be recorded" in caplog.text
     again = [send(receiver, body) for body in bodies]  # Ayrshare sends again after 5 s
     assert [answer.status_code for answer in again] == [200] * 3

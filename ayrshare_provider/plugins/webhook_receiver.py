@@ -42,7 +42,7 @@ _CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")  # what Airflow allows in a con
 _EVENT_MEMORY = timedelta(days=7)
 _SIGNATURES_KEPT = 20  # per post: far more deliveries than one post gets
 
-_BATCH = 200  # deliveries per transaction at most: a burst of a 1,000-post recovery takes five
+_BATCH = 200  # deliveries per transaction at most: a 1,000-post burst takes about five
 
 _log = logging.getLogger(__name__)
 
