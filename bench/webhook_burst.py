@@ -7,10 +7,10 @@ runs under uvicorn in its own process on a SQLite metadata DB (``airflow standal
 another process stands in for the scheduler's writes: it holds the DB's write lock 50 ms at a
 time, 20 ms apart (this bench's assumption of a busy scheduler, not a measurement of one).
 ``BENCH_BURST`` (default 1000, a recovery's largest run) signed success deliveries for distinct
-posts (the lightest path: one state-store entry each) are sent at once from this process. Side by side on one DB, alternating bursts:
-the receiver as shipped (one transaction for every delivery that arrived while the last was
-written, 200 at most) and the same receiver with one transaction per delivery. Each variant
-``BENCH_REPEATS`` times.
+posts (the lightest path: one state-store entry each) are sent at once from this process. Side
+by side on one DB, alternating bursts: the receiver as shipped (one transaction for every
+delivery that arrived while the last was written, 200 at most) and the same receiver with one
+transaction per delivery. Each variant ``BENCH_REPEATS`` times.
 
 Run alone: ``python -m bench.webhook_burst``.
 """
@@ -35,25 +35,15 @@ AYRSHARE_TIMEOUT = 10.0  # seconds Ayrshare waits for an answer
 VARIANTS = {"batched (as shipped, 200 at most)": 200, "one transaction per delivery": 1}
 
 
-def _payload(post_id: str) -> dict[str, Any]:
-    return {
-        "action": "scheduled",
-        "status": "success",
-        "id": post_id,
-        "code": 200,
-        "errors": [],
-        "postIds": [{"platform": "linkedin", "status": "success", "id": "77"}],
-        "refId": "bench-ref",
-    }
-
-
 async def _send_burst(url: str, name: str) -> list[tuple[int, float]]:
     """Every delivery of the burst at once: each one's HTTP status (0: no answer in 10 s) and seconds."""
     import aiohttp
 
+    from ayrshare_provider.emulator.records import network_post, scheduled_payload
     from ayrshare_provider.webhook_delivery import signed_headers
 
-    bodies = [json.dumps(_payload(f"P{name}{index}")).encode() for index in range(BURST)]
+    published = {"status": "success", "postIds": [network_post("linkedin", "77")]}
+    bodies = [json.dumps(scheduled_payload(f"P{name}{index}", published)).encode() for index in range(BURST)]
     signed = [{"Content-Type": "application/json", **signed_headers(SECRET, body)} for body in bodies]
 
     async def one(session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]) -> tuple[int, float]:
@@ -109,19 +99,6 @@ def _write_as_the_scheduler_does(db: str) -> None:
         time.sleep(0.05)
         connection.execute("COMMIT")
         time.sleep(0.02)
-
-
-def _declare_asset() -> None:
-    """In a child: the failed-posts asset, as the deployed watcher DAG declares it."""
-    from airflow.models.asset import AssetActive, AssetModel
-    from airflow.utils.session import create_session
-
-    from ayrshare_provider.assets import failed_posts_asset_name
-
-    name = failed_posts_asset_name("ayrshare_default")
-    with create_session() as session:
-        session.add(AssetModel(name=name, uri=name, group="asset"))
-        session.add(AssetActive(name=name, uri=name))
 
 
 def measure() -> dict[str, list[dict[str, Any]]]:
@@ -223,7 +200,10 @@ if __name__ == "__main__":
         _serve(int(sys.argv[2]))
     elif sys.argv[1:2] == ["--scheduler"]:
         _write_as_the_scheduler_does(sys.argv[2])
-    elif sys.argv[1:2] == ["--declare-asset"]:
-        _declare_asset()
+    elif sys.argv[1:2] == ["--declare-asset"]:  # the failed-posts asset, as the watcher DAG declares it
+        from ayrshare_provider.assets import failed_posts_asset_name
+        from tests.helpers import declare_asset
+
+        declare_asset(failed_posts_asset_name("ayrshare_default"))
     else:
         print(main())

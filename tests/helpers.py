@@ -27,6 +27,17 @@ def connection_json(host: str, **extra: str) -> str:
     return Connection(conn_type="ayrshare", host=host, password=API_KEY, extra=extra or None).as_json()
 
 
+def declare_asset(name: str) -> None:
+    """The asset as a deployed DAG declares it (a DAG file's Asset(name) is synced like this)."""
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if session.query(AssetModel).filter(AssetModel.name == name).first() is None:
+            session.add(AssetModel(name=name, uri=name, group="asset"))
+            session.add(AssetActive(name=name, uri=name))
+
+
 def dags_folder() -> Path:
     """The test session's DAGs folder: the example DAGs users copy, and tests/dags, side by side."""
     return Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])

@@ -6,12 +6,13 @@ A full-stack run that fails or does not end in CI can then be read from CI's out
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 if TYPE_CHECKING:
-    from tests.stack import AirflowStack
+    from tests.stack import AirflowStack, Standalone
 
 
 def task_instances(stack: AirflowStack, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -53,24 +54,22 @@ def log_end(stack: AirflowStack, dag_id: str, run_id: str, ti: dict) -> str:
     return "\n".join(lines)[-1500:]
 
 
-def stuck_run_story(stack: AirflowStack, dag_id: str, run_id: str, log_lines: list[str]) -> str:
+def stuck_run_story(stack: Standalone, dag_id: str, run_id: str) -> str:
     """
     What a run that did not end was doing: its unfinished and failed tasks (20 at most) with their
     log ends, and the error lines of the stack's own log (scheduler, triggerer, API server).
     """
     instances = task_instances(stack, dag_id, run_id)
     unsettled = [ti for ti in instances if ti["state"] not in ("success", "skipped", "upstream_failed")]
-    counts: dict[str, int] = {}
-    for ti in instances:
-        counts[str(ti["state"])] = counts.get(str(ti["state"]), 0) + 1
+    counts = Counter(str(ti["state"]) for ti in instances)
     tasks = failed_tasks(stack, dag_id, {"run_id": run_id, "instances": unsettled[:20]}, states=None)
     errors = [
         line
-        for line in log_lines
+        for line in stack.log.read_text(errors="replace").splitlines()
         if "ERROR" in line or "Traceback" in line or "executor reports" in line.lower()
     ]
     return (
-        f"task states: {counts}\n"
+        f"task states: {dict(counts)}\n"
         + json.dumps(tasks, indent=1)
         + "\nerrors in the stack's log:\n"
         + "\n".join(errors[-40:])

@@ -75,7 +75,7 @@ def watch_run(stack: Standalone, run_id: str, on_poll: Any = None, timeout: floa
         time.sleep(0.5)
     raise AssertionError(
         f"the recovery run did not end in {timeout} s; retry_post states seen: {seen}\n"
-        + stuck_run_story(stack, DAG_ID, run_id, stack.log.read_text(errors="replace").splitlines())
+        + stuck_run_story(stack, DAG_ID, run_id)
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.airflow_compat import airflow_version
-from tests.helpers import connection_json
+from tests.helpers import connection_json, declare_asset
 
 pytestmark = pytest.mark.skipif(airflow_version() < (3, 0), reason="the receiver is an Airflow 3 plugin")
 
@@ -52,7 +52,7 @@ def receiver(airflow_db, monkeypatch: pytest.MonkeyPatch):
         "AIRFLOW_CONN_AYRSHARE_DEFAULT",
         connection_json("http://127.0.0.1:9", webhook_secret=WEBHOOK_SECRET),
     )
-    _declare_asset(ASSET)
+    declare_asset(ASSET)
     _clear_asset(ASSET)
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -64,17 +64,6 @@ def receiver(airflow_db, monkeypatch: pytest.MonkeyPatch):
     yield f"http://127.0.0.1:{port}/webhook"
     server.should_exit = True
     thread.join(timeout=10)
-
-
-def _declare_asset(name: str) -> None:
-    """The asset as a deployed DAG declares it (a DAG file's Asset(name) is synced like this)."""
-    from airflow.models.asset import AssetActive, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        if session.query(AssetModel).filter(AssetModel.name == name).first() is None:
-            session.add(AssetModel(name=name, uri=name, group="asset"))
-            session.add(AssetActive(name=name, uri=name))
 
 
 def _clear_asset(name: str) -> None:
@@ -275,7 +264,7 @@ def test_two_copies_in_one_batch_are_taken_once(airflow_db, status):
     from ayrshare_provider.plugins.webhook_receiver import _record_batch
     from ayrshare_provider.webhook_delivery import DeliveryRefused, parse
 
-    _declare_asset(ASSET)
+    declare_asset(ASSET)
     _clear_asset(ASSET)
     body = as_body(delivery("Pcopies", status=status))
     copy = parse(body, "signature-of-the-body")

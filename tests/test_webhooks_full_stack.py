@@ -76,9 +76,7 @@ def wait_for_run_end(stack: Standalone, dag_id: str, run_id: str, timeout: float
     while (state := stack.api_patiently("GET", path)["state"]) not in ("success", "failed"):
         if time.monotonic() > deadline:
             try:
-                story = stuck_run_story(
-                    stack, dag_id, run_id, stack.log.read_text(errors="replace").splitlines()
-                )
+                story = stuck_run_story(stack, dag_id, run_id)
             finally:
                 stack.api_patiently("PATCH", path, json={"state": "failed"})
             raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s\n{story}")

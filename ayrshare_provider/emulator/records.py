@@ -6,6 +6,7 @@ build their records here, so that the shape changes in one place.
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,20 @@ def network_post(platform: str, network_id: str) -> dict[str, Any]:
         "status": "success",
         "id": network_id,
         "postUrl": post_url(platform, network_id),
+    }
+
+
+def scheduled_payload(post_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The scheduled-action webhook's payload for a post whose ``record`` just became final."""
+    return {
+        "action": "scheduled",
+        "status": record.get("status"),
+        "id": post_id,
+        "code": 200 if record.get("status") == "success" else 400,
+        "errors": copy.deepcopy(record.get("errors") or []),
+        "postIds": copy.deepcopy(record.get("postIds") or []),
+        "refId": "emulator-ref",
+        "created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.emulator.records import network_error, network_post
+from ayrshare_provider.emulator.records import network_error, network_post, scheduled_payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -293,22 +293,7 @@ class State:
         """Queue the scheduled-action payload of a post that just became final, for its profile's webhook."""
         if (post.profile, "scheduled") not in self.webhooks:
             return
-        record = post.record
-        self.outbox.append(
-            (
-                post.profile,
-                {
-                    "action": "scheduled",
-                    "status": record.get("status"),
-                    "id": post.id,
-                    "code": 200 if record.get("status") == "success" else 400,
-                    "errors": copy.deepcopy(record.get("errors") or []),
-                    "postIds": copy.deepcopy(record.get("postIds") or []),
-                    "refId": "emulator-ref",
-                    "created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                },
-            )
-        )
+        self.outbox.append((post.profile, scheduled_payload(post.id, post.record)))
 
     def take_outbox(self) -> list[tuple[str, dict[str, Any]]]:
         """The final statuses queued since the last call, with their profile."""
