@@ -112,6 +112,21 @@ class AyrshareNotFoundError(AyrshareError, AirflowFailException):
     """404: no such post for this profile (or a Profile Key of another profile). Final."""
 
 
+class AyrshareWriteRefusedError(AyrshareError, AirflowFailException):
+    """
+    Ayrshare refused a write (a retry or a new post) with a 4xx other than 429. Final: the same
+    write would be refused again, and Ayrshare asks that a refused write never be sent again.
+    """
+
+
+class AyrshareRepostUncertainError(AyrshareError, AirflowFailException):
+    """
+    A repost of the post was sent earlier and its answer never came, too long ago to send it again
+    safely: it may exist. Final: a person looks in Ayrshare's history, then deletes the ledger's
+    Variable to allow one more repost (:mod:`~ayrshare_provider.repost_ledger`).
+    """
+
+
 class AyrshareRateLimitError(AyrshareError):
     """
     429: too many requests.
@@ -182,6 +197,25 @@ class AyrshareRetryLaterError(AyrshareError, AirflowFailException):
 def network_error_text(error: dict[str, Any]) -> str:
     """One network's error in words, as every message and report says it: ``facebook: code 161 <message>``."""
     return f"{error.get('platform') or 'network'}: code {error.get('code')} {error.get('message') or ''}".rstrip()
+
+
+def refused_write(error: AyrshareError) -> AyrshareError:
+    """
+    ``error`` as the final :class:`AyrshareWriteRefusedError` when it is a plain 4xx answer to a
+    write; already final errors (401, 403, 404, 329) and a 429 stay as they are.
+    """
+    status = error.http_status
+    if type(error) is not AyrshareError or status is None or not 400 <= status < 500:
+        return error
+    return AyrshareWriteRefusedError(
+        error.message,
+        call=error.call,
+        post_id=error.post_id,
+        http_status=status,
+        code=error.code,
+        errors=error.errors,
+        hint=error.hint,
+    )
 
 
 def is_transient(error: BaseException) -> bool:

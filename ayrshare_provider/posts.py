@@ -106,6 +106,7 @@ class Action(str, Enum):
     WATCHED = "watched"
     NOT_RETRIED = "not_retried"
     REPOSTED = "reposted"
+    REPOSTED_EARLIER = "reposted_earlier"
 
 
 def validate_post_id(post_id: Any) -> str:

@@ -369,6 +369,8 @@ def _repost_outcome(post_id: str, repost: dict[str, Any]) -> tuple[str, dict[str
     if not new_id:
         reason = "its retry is spent, and it was not reposted (the repost task's log says why)"
         return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(repost)}
+    earlier = repost.get("action") == Action.REPOSTED_EARLIER.value  # by an earlier run: not posted again
+    said = f"reposted earlier as {new_id}" if earlier else f"reposted as {new_id}"
     if repost.get("published"):
         entry = {
             "id": post_id,
@@ -376,8 +378,8 @@ def _repost_outcome(post_id: str, repost: dict[str, Any]) -> tuple[str, dict[str
             "networks": repost.get("reposted_networks") or [],
             "post_url": repost.get("post_url"),
         }
-        return "reposted", entry
-    reason = f"its retry spent, reposted as {new_id}, which ended with status {repost.get('status')!r}"
+        return "reposted", {**entry, "note": said} if earlier else entry
+    reason = f"its retry spent, {said}, which ended with status {repost.get('status')!r}"
     return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(repost)}
 
 
@@ -417,6 +419,8 @@ def _details(outcome: str, entry: dict[str, Any]) -> str:
     if outcome == "retried_for_person":
         return f"chosen by {entry['by']}, retried at {entry.get('retried_at')}: {url}"
     if outcome == "reposted":
+        if entry.get("note"):  # an earlier run made it: "reposted earlier as <new id>"
+            return f"{entry['note']} (not posted again): {url}"
         return f"as new post {entry['repost_id']} to {', '.join(entry['networks'])}: {url}"
     if outcome == "failed_again":
         return f"{entry['reason']}; {entry['errors']}"

@@ -33,6 +33,21 @@ except ImportError:  # Airflow 2.11 and 3.0: no human-in-the-loop; those posts a
 #: Whether this Airflow can ask a person in the run (human-in-the-loop, 3.1+).
 ASKS_PEOPLE = ReviewPostsOperator is not None
 
+#: Task runs of one recovery run at a time on a SQLite metadata database. SQLite has one writer
+#: and a 5 s busy timeout; on 2 cores, 16 task runs at once (Airflow's default) made writes wait up
+#: to 5.5 s, and Airflow's scheduler, triggerer and DAG processor end on a write that waits longer.
+#: 4 at once made the slowest write 0.7 s, with every retry sent as fast (README, "What SQLite carries").
+#: Deferred waits do not count: every post still waits at once.
+SQLITE_TASKS_AT_ONCE = 4
+
+
+def recovery_dag_args() -> dict[str, Any]:
+    """The DAG arguments both recovery DAGs take: on SQLite, :data:`SQLITE_TASKS_AT_ONCE` task runs at once."""
+    from airflow.providers.common.compat.sdk import conf
+
+    on_sqlite = conf.get("database", "sql_alchemy_conn", fallback="").startswith("sqlite")
+    return {"max_active_tasks": SQLITE_TASKS_AT_ONCE} if on_sqlite else {}
+
 
 def recovery_params() -> dict[str, Param]:
     """The DAG params the steps read (a DAG adds its own, such as what to list)."""

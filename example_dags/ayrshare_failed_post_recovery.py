@@ -38,13 +38,14 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task
 
 from ayrshare_provider.recovery import push_plan
-from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_params
+from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_dag_args, recovery_params
 
 with DAG(
     dag_id="ayrshare_failed_post_recovery",
     schedule=None,
     catchup=False,
     max_active_runs=1,  # a run can wait a day (a hint, a person): the next must not retry the same posts
+    **recovery_dag_args(),  # on SQLite, few task runs at once
     tags=["ayrshare", "example"],
     doc_md=__doc__,
     params={

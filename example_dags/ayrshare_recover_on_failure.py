@@ -27,7 +27,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, task
 
 from ayrshare_provider.recovery import plan_recovery, push_plan
-from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_params
+from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_dag_args, recovery_params
 
 try:
     from airflow.sdk import Asset, AssetWatcher
@@ -58,6 +58,7 @@ else:
         tags=["ayrshare", "example"],
         doc_md=__doc__,
         params=recovery_params(),
+        **recovery_dag_args(),  # on SQLite, few task runs at once
     ):
 
         @task

@@ -302,14 +302,45 @@ def test_a_repost_whose_answer_is_lost_and_a_second_run_make_one_post(airflow_db
     counters = emulator_conn.state.counters()
     [key] = counters["posts_created"]
     assert key == f"airflow-repost-{spent}-facebook"
-    assert counters["posts_created"][key] == 1 and counters["idempotent_replays"][key] == 2
+    # The lost answer: sent again in the same attempt with the same key (one replay); the second run
+    # finds the repost in the provider's ledger and sends nothing.
+    assert counters["posts_created"][key] == 1 and counters["idempotent_replays"][key] == 1
     assert counters["retry_puts"].get(spent) is None  # a spent retry is never sent again
     reports = [
         stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)] for run in (first, second)
     ]
-    assert [report["reposted"][0]["repost_id"] for report in reports] == [
-        reports[0]["reposted"][0]["repost_id"]
-    ] * 2
+    new_id = reports[0]["reposted"][0]["repost_id"]
+    assert [report["reposted"][0]["repost_id"] for report in reports] == [new_id] * 2
+    assert reports[1]["reposted"][0]["note"] == f"reposted earlier as {new_id}"
+
+
+@pytest.mark.dag
+def test_a_post_reposted_by_an_earlier_run_is_never_reposted_once_ayrshare_forgot_its_key(
+    airflow_db, emulator_conn
+):
+    """Ayrshare keeps an idempotencyKey for a time it does not document: the ledger, not the key, says "once"."""
+    from ayrshare_provider import repost_ledger
+
+    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
+    conf = {"poll_interval": 0.2, "ask_person": False, "repost_spent": True}
+    dag = load_dag("ayrshare_failed_post_recovery")
+    first = dag.test(run_conf=conf)
+    emulator_conn.state.forget_idempotency_keys()  # a day later, say
+    second = dag.test(run_conf=conf)
+    assert first.state == second.state == "success"
+    assert sum(emulator_conn.state.counters()["posts_created"].values()) == 1  # one new post in all
+    second_report = stored_xcoms(dag.dag_id, second.run_id)[("report", "return_value", -1)]
+    [entry] = second_report["reposted"]
+    assert entry["id"] == spent and entry["note"] == f"reposted earlier as {entry['repost_id']}"
+    assert f"reposted earlier as {entry['repost_id']}" in "\n".join(second_report["table"])
+    # The new post is known as a repost without any field of its record (Ayrshare's carry no key).
+    assert "idempotencyKey" not in emulator_conn.state.posts[entry["repost_id"]].record
+    # The ledger, in the metadata database as a person sees it (Admin > Variables).
+    from airflow.models.variable import Variable
+
+    assert Variable.get(f"{repost_ledger.ORIGIN_PREFIX}{entry['repost_id']}", deserialize_json=True) == spent
+    made = Variable.get(repost_ledger.entry_key(spent), deserialize_json=True)
+    assert made["state"] == "made" and made["new_id"] == entry["repost_id"]
 
 
 def _already_retried(platform: str) -> dict:
@@ -320,3 +351,20 @@ def _already_retried(platform: str) -> dict:
         "message": "Already retried.",
         "platform": platform,
     }
+
+
+@pytest.mark.parametrize(
+    ("database", "at_once"),
+    [("sqlite:////tmp/airflow.db", 4), ("postgresql+psycopg2://airflow@127.0.0.1:5432/airflow", None)],
+    ids=["sqlite", "postgresql"],
+)
+def test_on_sqlite_the_recovery_dags_run_few_tasks_at_once(airflow_db, monkeypatch, database, at_once):
+    """SQLite's one writer: a burst of task runs must not keep a write waiting past its busy timeout."""
+    from ayrshare_provider.recovery_steps import recovery_dag_args
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", database)
+    assert recovery_dag_args().get("max_active_tasks") == at_once
+    if at_once:  # the test session's own database is SQLite: the DAGs users copy carry the cap
+        monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        for dag_id in ("ayrshare_failed_post_recovery", "ayrshare_recover_on_failure"):
+            assert load_dag(dag_id).max_active_tasks == at_once, dag_id

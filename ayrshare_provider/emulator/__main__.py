@@ -51,6 +51,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rate-window", type=float, default=300.0, help="rate-limit window in seconds")
     parser.add_argument(
+        "--idempotency-key-retention",
+        type=float,
+        default=86400.0,
+        help="seconds an idempotencyKey is remembered (not documented by Ayrshare; default a day; 0: forever)",
+    )
+    parser.add_argument(
+        "--idempotency-key-in-records",
+        action="store_true",
+        help="post records carry their idempotencyKey (Ayrshare's docs show none; the emulator of 0.2 did)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         history_cache=args.history_cache,
         rate_limit=args.rate_limit,
         rate_window=args.rate_window,
+        idempotency_key_retention=args.idempotency_key_retention,
+        idempotency_key_in_records=args.idempotency_key_in_records,
     )
     for rule in args.fault:
         emulator.faults.add(json.loads(rule))

@@ -207,7 +207,7 @@ def _date_param(request: Request, name: str) -> datetime | None:
 
 
 # What a created record keeps of its request besides text and platforms: what changes what is published.
-_KEPT_FIELDS = ("isVideo", "firstComment", "autoHashtag", "shortenLinks", "idempotencyKey")
+_KEPT_FIELDS = ("isVideo", "firstComment", "autoHashtag", "shortenLinks")
 
 
 def _idempotency_key(body: dict[str, Any]) -> str | None:
@@ -220,9 +220,11 @@ def _idempotency_key(body: dict[str, Any]) -> str | None:
     return key
 
 
-def _sent_fields(body: dict[str, Any]) -> dict[str, Any]:
+def _sent_fields(body: dict[str, Any], key_in_record: bool) -> dict[str, Any]:
     """The request's media, per-network options (``instagramOptions``, ...) and flags, for the record."""
     kept = {name: value for name, value in body.items() if name in _KEPT_FIELDS or name.endswith("Options")}
+    if key_in_record and "idempotencyKey" in body:
+        kept["idempotencyKey"] = body["idempotencyKey"]
     if isinstance(body.get("mediaUrls"), list):  # else the record keeps its default, an empty list
         kept["mediaUrls"] = body["mediaUrls"]
     return kept
@@ -250,7 +252,7 @@ def _publish(state: State, request: Request, body: dict[str, Any]) -> tuple[Stor
         age_days=0,
         published=[p for p in platforms if p not in errors],
         status="error" if errors else "success",
-        **_sent_fields(body),
+        **_sent_fields(body, state.settings.idempotency_key_in_records),
     )
     return post, 400 if errors else 200
 
@@ -422,6 +424,12 @@ def create_app(state: State, faults: Faults) -> Any:
         faults.injected.clear()
         return {"status": "ok"}
 
+    @api.post("/_emulator/forget-idempotency-keys")
+    async def forget_idempotency_keys() -> dict[str, Any]:
+        """As if the keys' retention had passed: a repeated ``idempotencyKey`` makes a new post."""
+        state.forget_idempotency_keys()
+        return {"status": "ok"}
+
     @api.post("/_emulator/faults")
     async def add_faults(rules: list[dict[str, Any]] = Body(...)) -> dict[str, Any]:
         try:
@@ -527,6 +535,8 @@ def create_app(state: State, faults: Faults) -> Any:
             ("rate_window", float),
             ("history_cache", float),
             ("webhook_timeout", float),
+            ("idempotency_key_retention", float),
+            ("idempotency_key_in_records", bool),
         ):
             if name in body:
                 setattr(state.settings, name, None if body[name] is None else kind(body[name]))

@@ -73,6 +73,10 @@ class Settings:
     :param rate_window: the fixed window, in seconds.
     :param history_cache: seconds a ``GET /api/history`` answer with ``limit`` > 25 is served from cache
         (Ayrshare documents one minute); 0 turns the cache off.
+    :param idempotency_key_retention: seconds an ``idempotencyKey`` is remembered after its post was
+        made (not documented by Ayrshare; a day here); then a repeat makes a new post. 0: forever.
+    :param idempotency_key_in_records: post records carry the ``idempotencyKey`` they were made with.
+        Ayrshare's docs show no such field (the default); the emulator of 0.2 added it.
     """
 
     api_key: str
@@ -81,6 +85,8 @@ class Settings:
     rate_limit: int = 300
     rate_window: float = 300.0
     history_cache: float = 60.0
+    idempotency_key_retention: float = 86400.0
+    idempotency_key_in_records: bool = False
     #: Webhook deliveries: a 2xx within ``webhook_timeout`` seconds, else tried again after each delay.
     webhook_timeout: float = 10.0
     webhook_retry_delays: tuple[float, ...] = (5.0, 30.0)
@@ -121,8 +127,8 @@ class State:
         self.clients: set[tuple[str, int]] = set()
         self.posts_created: Counter[str] = Counter()  # by idempotency key; "" for posts sent without one
         self.idempotent_replays: Counter[str] = Counter()  # by idempotency key
-        # (profile, idempotency key) -> (post id, HTTP status of the first answer): what a repeat answers.
-        self._idempotent: dict[tuple[str, str], tuple[str, int]] = {}
+        # (profile, idempotency key) -> (post id, HTTP status of the first answer, when): what a repeat answers.
+        self._idempotent: dict[tuple[str, str], tuple[str, int, float]] = {}
         self._windows: dict[str, tuple[float, int]] = {}
         self._history_answers: dict[Any, tuple[float, dict[str, Any]]] = {}
         # Webhooks: (profile, action) -> {"url", "secret"}; final statuses waiting to be pushed.
@@ -196,15 +202,21 @@ class State:
         :param create: makes the post and tells the status of its answer (run under the lock).
         """
         with self.lock:  # check and remember at once: two concurrent repeats must not both create
-            if key is not None and (profile, key) in self._idempotent:
-                self.idempotent_replays[key] += 1
-                post_id, status = self._idempotent[(profile, key)]
-                return self.find(post_id, profile), status
+            remembered = self._idempotent.get((profile, key)) if key is not None else None
+            retention = self.settings.idempotency_key_retention
+            if remembered is not None and (not retention or self.clock() - remembered[2] < retention):
+                self.idempotent_replays[key or ""] += 1
+                return self.find(remembered[0], profile), remembered[1]
             post, status = create()
             self.posts_created[key or ""] += 1
             if key is not None:
-                self._idempotent[(profile, key)] = (post.id, status)
+                self._idempotent[(profile, key)] = (post.id, status, self.clock())
             return post, status
+
+    def forget_idempotency_keys(self) -> None:
+        """Forget every ``idempotencyKey``, as Ayrshare does once its (undocumented) retention has passed."""
+        with self.lock:
+            self._idempotent.clear()
 
     # -- the retry ------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ayrshare_provider.exceptions import (
     connection_error,
     is_transient,
     parse_response,
+    refused_write,
 )
 from ayrshare_provider.hooks.connection import ConnectionTarget, resolve_target
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
@@ -516,7 +517,14 @@ class AyrshareHook(HttpHook):
             )
 
         policy = {**self._read_policy(self._connect().settings), "retry": send_again}
-        return tenacity.Retrying(**policy)(send_once)
+        try:
+            return tenacity.Retrying(**policy)(send_once)
+        except AyrshareError as err:
+            # No attempt of the task may send a refused write again: it fails at once.
+            final = refused_write(err)
+            if final is err:
+                raise
+            raise final from None
 
     def _landed_or_raise(self, post_id: str, error: AyrshareServerError) -> dict[str, Any]:
         """After a retry PUT got no usable answer, the post's status tells whether it landed."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from ayrshare_provider.exceptions import AyrshareNotRetryableError
+from ayrshare_provider import repost_ledger
+from ayrshare_provider.exceptions import (
+    AyrshareNotRetryableError,
+    AyrshareRepostUncertainError,
+    AyrshareWriteRefusedError,
+)
 from ayrshare_provider.links.ayrshare import AyrsharePostLink
 from ayrshare_provider.posts import (
     Action,
@@ -36,10 +42,19 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
     (``POST /api/post``) a post with its text, media and the options that change what is
     published, to **only** the networks whose error the original shows: never one that has it,
     nor one whose outcome the record does not tell. A post that is not ``error`` (in flight,
-    paused, awaiting approval: it may still publish) or that is itself a repost is refused. The body
-    carries an ``idempotencyKey`` derived from the original's id and those networks, so a second
-    attempt of the task (after a lost answer, a kill, a retry) gets the first repost back instead
-    of creating another. A post published everywhere is not reposted.
+    paused, awaiting approval: it may still publish) or that is itself a repost is refused. A post
+    published everywhere is not reposted.
+
+    Exactly once across runs: every repost is written down in Airflow's metadata database
+    (:mod:`~ayrshare_provider.repost_ledger`, Airflow Variables) before its ``POST`` and once it is
+    made. A post reposted by any earlier run is reported as reposted earlier, with the new post, and
+    never posted again; a repost of ours is known as one without any field of its record; a repost
+    Ayrshare refused (a 4xx, such as code 137, duplicate content) is never sent again. The body carries
+    an ``idempotencyKey`` derived from the original's id and those networks, so that a resend after a
+    lost answer (within one attempt, or the task's next attempt within minutes) gets the first repost
+    back; a resend later than that would rely on Ayrshare remembering the key, which it does not
+    promise, so the task fails with
+    :class:`~ayrshare_provider.exceptions.AyrshareRepostUncertainError` for a person to look instead.
 
     Returns the summary of the new post, under the original's ``id``, with ``repost_id``,
     ``reposted_networks`` and ``idempotency_key``; raises
@@ -107,7 +122,27 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         self.timeout = seconds("timeout", self.timeout)
         self.batch_wait = flag("batch_wait", self.batch_wait)
         post_id = validate_post_id(self.post_id)
+        entry = repost_ledger.entry_of(
+            post_id
+        )  # what earlier runs and attempts did, whatever Ayrshare recalls
+        if entry is not None and entry.state == "made" and entry.new_id:
+            self.log.info("Post %s was reposted earlier as %s: not posted again", post_id, entry.new_id)
+            record = self.hook.get_post(entry.new_id)
+            return self._reported(context, post_id, record, Action.REPOSTED_EARLIER, entry.idempotency_key)
         original = self.hook.get_post(post_id)
+        if (origin := repost_ledger.original_of(post_id)) is not None:
+            self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
+            raise AyrshareNotRetryableError(
+                f"not reposted: it is itself this provider's repost of {origin}; a person decides what follows",
+                post_id=post_id,
+            )
+        if entry is not None and entry.state == "refused":
+            self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
+            raise AyrshareNotRetryableError(
+                f"not reposted: Ayrshare refused its repost earlier ({entry.refusal}); a person fixes that, "
+                f"then deletes the Airflow Variable {repost_ledger.entry_key(post_id)!r} to allow a repost",
+                post_id=post_id,
+            )
         body = repost_body(original, post_id)  # refuses a post that may still publish, or a repost
         if body is None:  # no network shows an error
             if not is_published(original):
@@ -120,32 +155,64 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             summary = summarize(original, Action.ALREADY_PUBLISHED, post_id=post_id)
             self.report(context, summary)
             return summary
+        key = body["idempotencyKey"]
+        if entry is not None:  # "sending": an attempt sent it and never wrote down the answer
+            if entry.idempotency_key != key or not entry.key_still_trusted():
+                self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
+                raise AyrshareRepostUncertainError(
+                    "not reposted: a repost was sent at "
+                    f"{datetime.fromtimestamp(entry.at, UTC).isoformat()} and its answer never came, so it may "
+                    "exist; look for it in Ayrshare's history, then delete the Airflow Variable "
+                    f"{repost_ledger.entry_key(post_id)!r} to allow a repost",
+                    post_id=post_id,
+                )
+            self.log.info("Post %s: sending its repost again, with the same idempotencyKey %s", post_id, key)
+        else:
+            entry = repost_ledger.note_sending(post_id, key, self.ayrshare_conn_id)
         self.log.info(
-            "Reposting post %s to %s (idempotencyKey %s)",
-            post_id,
-            ", ".join(body["platforms"]),
-            body["idempotencyKey"],
+            "Reposting post %s to %s (idempotencyKey %s)", post_id, ", ".join(body["platforms"]), key
         )
-        record = self.hook.create_post(body, post_id=post_id)
+        try:
+            record = self.hook.create_post(body, post_id=post_id)
+        except AyrshareWriteRefusedError as refused:  # nothing was made: never sent again
+            repost_ledger.note_refused(
+                entry, refused.message if refused.code is None else f"code {refused.code}: {refused.message}"
+            )
+            self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
+            raise
+        repost_ledger.note_made(entry, record["id"])
+        self.log.info("Post %s reposted as %s: %r", post_id, record["id"], record.get("status"))
+        return self._reported(context, post_id, record, Action.REPOSTED, key, body["platforms"])
+
+    def _reported(
+        self,
+        context: Context,
+        post_id: str,
+        record: dict[str, Any],
+        action: Action,
+        key: str,
+        networks: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Report the repost (made now, or earlier), then raise its failure, return it, or wait for it."""
         repost = {
             "id": post_id,  # the report and the summaries know a post by its original id
             "repost_id": record["id"],
-            "reposted_networks": body["platforms"],
-            "idempotency_key": body["idempotencyKey"],
+            "reposted_networks": networks if networks is not None else list(record.get("platforms") or []),
+            "idempotency_key": key,
         }
-        self.log.info("Post %s reposted as %s: %r", post_id, record["id"], record.get("status"))
-        summary = {**summarize(record, Action.REPOSTED, post_id=record["id"]), **repost}
+        summary = {**summarize(record, action, post_id=record["id"]), **repost}
         self.report(context, summary)
         state = wait_state(record)
+        said = "reposted earlier" if action is Action.REPOSTED_EARLIER else "reposted"
         if state is WaitState.FAILED:
-            raise post_failed_error(summary, f"reposted as {record['id']}, which failed")
+            raise post_failed_error(summary, f"{said} as {record['id']}, which failed")
         if state is WaitState.SUCCESS or not self.wait_for_completion:
             return summary
         trigger = self.status_trigger(
             record["id"],
             timeout=self.timeout,
             poll_interval=self.poll_interval,
-            action=Action.REPOSTED.value,
+            action=action.value,
             known=repost,
         )
         return self.wait_for_final_status(context, trigger, self.timeout)

@@ -7,6 +7,7 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.triggers import BaseEventTrigger
@@ -17,6 +18,7 @@ from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
 from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
 from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
+from ayrshare_provider.triggers.metadata_calls import patiently
 from ayrshare_provider.triggers.pushed_status import pushed_record, pushes_readable
 from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
 
@@ -203,7 +205,7 @@ class PostStatusTrigger(BaseEventTrigger):
             ended = TaskSuccessEvent(xcoms=xcoms)  # 2.11's triggerer stores them as a task would
         else:
             try:
-                await _push_as_the_task(self.task_instance, xcoms)
+                await _push_as_the_task(self.task_instance, xcoms, self.log)
             except Exception as err:  # noqa: BLE001 - any failure here only means a worker ends the task
                 self.log.warning(
                     "Post %s: XComs not pushed from the triggerer (%s); the task resumes", self.post_id, err
@@ -356,13 +358,14 @@ class PostStatusTrigger(BaseEventTrigger):
         return None
 
 
-async def _push_as_the_task(task_instance: Any, xcoms: dict[str, Any]) -> None:
+async def _push_as_the_task(task_instance: Any, xcoms: dict[str, Any], log: Any) -> None:
     """
     Push ``xcoms`` for the deferred task on Airflow 3, the way its worker would: through the Task
     SDK's ``XCom.set`` (the triggerer serves it as it serves connections). Not ``TaskSuccessEvent``'s
     own ``xcoms``: Airflow 3.0 to 3.3 store those JSON-encoded once more, so that a downstream task
     pulls the summary as a string. Also pushes the extra link's XCom, which Airflow 3 reads instead
     of calling the link, and which the task runner last wrote when the task deferred (no URL yet).
+    Each push is tried again while the metadata database is busy (:func:`patiently`).
     """
     from airflow.providers.common.compat.sdk import XCom
     from asgiref.sync import sync_to_async
@@ -378,7 +381,9 @@ async def _push_as_the_task(task_instance: Any, xcoms: dict[str, Any]) -> None:
         "map_index": task_instance.map_index,
     }
     for key, value in xcoms.items():
-        await sync_to_async(XCom.set)(key, value, **where)
+        await patiently(
+            partial(sync_to_async(XCom.set), key, value, **where), what=f"Pushing XCom {key!r}", log=log
+        )
 
 
 def _hook_of(kwargs: dict[str, Any]) -> AyrshareHook:
@@ -508,12 +513,23 @@ class FailedPostsTrigger(BaseEventTrigger):
             interval = (await hook.asettings()).history_max_age
         return max(1.0, interval)  # a history_max_age of 0 (an emulator without a cache) must not spin
 
+    # The asset state store answers through the metadata database, which a burst can keep busy:
+    # its errors are this watcher's, waited out or said, never the triggerer's.
+
     async def _pushed_failure(self, post_id: str) -> bool:
         """The webhook receiver reported this failure already (Airflow 3.3: the asset's state store)."""
         store = getattr(self, "asset_state_store", None)
         if store is None:
             return False
-        pushed = await store.aget(pushed_key(post_id))
+        try:
+            pushed = await patiently(
+                partial(store.aget, pushed_key(post_id)), what="Reading pushed failures", log=self.log
+            )
+        except Exception as err:  # noqa: BLE001 - reported once more rather than lost
+            self.log.warning(
+                "Post %s is reported: whether a webhook reported it is unknown (%s)", post_id, err
+            )
+            return False
         record = pushed.get("record") if isinstance(pushed, dict) else None
         return isinstance(record, dict) and record.get("status") == "error"
 
@@ -521,13 +537,24 @@ class FailedPostsTrigger(BaseEventTrigger):
         store = getattr(self, "asset_state_store", None)  # Airflow 3.3+, set by the triggerer
         if store is None:
             return None
-        stored = await store.aget(SEEN_KEY)
+        # Until the ids it reported are read, the watcher cannot tell new failures from old: it waits.
+        stored = await patiently(
+            partial(store.aget, SEEN_KEY), what="Reading the reported post ids", log=self.log, attempts=0
+        )
         return [str(post_id) for post_id in stored] if isinstance(stored, list) else None
 
     async def _store_seen(self, seen: list[str]) -> None:
         store = getattr(self, "asset_state_store", None)
-        if store is not None:
-            await store.aset(SEEN_KEY, seen)
+        if store is None:
+            return
+        try:
+            await patiently(
+                partial(store.aset, SEEN_KEY, seen), what="Storing the reported post ids", log=self.log
+            )
+        except Exception as err:  # noqa: BLE001 - kept in memory, stored with the next new failure
+            self.log.warning(
+                "The reported post ids are not stored for now (%s); this watcher keeps them", err
+            )
 
 
 def _failure(record: dict[str, Any]) -> dict[str, Any]:

@@ -6,14 +6,15 @@ import asyncio
 import json
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from ayrshare_provider.exceptions import (
     AyrshareAuthError,
     AyrshareConfigError,
-    AyrshareError,
     AyrshareNotFoundError,
     AyrshareRateLimitError,
     AyrshareServerError,
+    AyrshareWriteRefusedError,
 )
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from tests.fake_ayrshare import Fault
@@ -128,8 +129,10 @@ def test_a_lost_answer_and_an_unreadable_post_is_unconfirmed_and_not_sent_again(
 
 def test_the_put_is_never_repeated_after_another_4xx(ayrshare_conn):
     ayrshare_conn.add_post({**error_post("p1"), "status": "paused"})
-    with pytest.raises(AyrshareError, match="HTTP 400"):
+    # Final (AirflowFailException): no later attempt of the task sends the refused write again.
+    with pytest.raises(AyrshareWriteRefusedError, match="HTTP 400") as refused:
         fast_hook().retry_post("p1")
+    assert isinstance(refused.value, AirflowFailException)
     assert ayrshare_conn.calls["PUT /api/post/retry"] == 1
 
 

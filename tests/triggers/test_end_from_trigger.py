@@ -111,8 +111,43 @@ def test_a_published_post_ends_the_task_with_the_xcoms_of_a_resumed_one(ayrshare
     assert "PROFILE-NEVER-IN-XCOM-31" not in repr(xcoms)
 
 
+@pytest.fixture
+def quick_patience(monkeypatch):
+    """The pauses between tries of a metadata call, in hundredths of a second."""
+    from ayrshare_provider.triggers import metadata_calls
+
+    monkeypatch.setattr(metadata_calls, "FIRST_PAUSE", 0.01)
+
+
+def test_a_busy_metadata_database_is_waited_out_and_the_task_still_ends_in_the_triggerer(
+    ayrshare_conn, in_a_triggerer, quick_patience, monkeypatch
+):
+    """SQLite answers "database is locked" while a burst writes: the push is tried again, not given up."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 2.11's triggerer pushes the event's XComs itself")
+    from airflow.providers.common.compat.sdk import XCom
+
+    tries: list[str] = []
+    recorded = XCom.set
+
+    def busy_twice(key: str, value: Any, **where: Any) -> None:
+        tries.append(key)
+        if len(tries) <= 2:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        recorded(key, value, **where)
+
+    monkeypatch.setattr(XCom, "set", staticmethod(busy_twice))
+    ayrshare_conn.add_post(error_post("p1"), outcome="success", pending_reads=1)
+    event = first_event(in_triggerer(deferred_trigger(retry_task())))
+    assert isinstance(event, TaskSuccessEvent)
+    assert tries[:3] == ["ayrshare_summary"] * 3  # the first push, tried three times
+    assert in_a_triggerer["ayrshare_summary"]["status"] == "success" and LINK_XCOM in in_a_triggerer
+
+
 def test_when_the_xcoms_cannot_be_pushed_from_the_triggerer_the_task_resumes(
-    ayrshare_conn, in_a_triggerer, monkeypatch
+    ayrshare_conn, in_a_triggerer, quick_patience, monkeypatch
 ):
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 

@@ -108,6 +108,55 @@ def test_new_failures_fire_once_and_old_ones_never(watched):
     assert not any(secret in json.dumps(payloads) for secret in SECRETS)
 
 
+class BusyStateStore(StateStore):
+    """A state store whose database is busy: its first ``busy`` calls, and every write from ``writes_fail_after`` on."""
+
+    def __init__(self, busy: int, writes_fail_after: int | None = None) -> None:
+        super().__init__()
+        self.busy, self.calls, self.writes, self.writes_fail_after = busy, 0, 0, writes_fail_after
+
+    def _call(self) -> None:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        self._call()
+        return await super().aget(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self._call()
+        self.writes += 1
+        if self.writes_fail_after is not None and self.writes > self.writes_fail_after:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        await super().aset(key, value)
+
+
+def test_a_busy_metadata_database_is_the_watchers_wait_never_its_end(watched, monkeypatch):
+    """The store's calls fail while SQLite is busy, then its writes fail for good: each new failure still fires once."""
+    from ayrshare_provider.triggers import metadata_calls
+
+    monkeypatch.setattr(metadata_calls, "FIRST_PAUSE", 0.01)
+    emulator, old = watched
+    store = BusyStateStore(busy=3, writes_fail_after=1)
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[str]]:
+        running = Running(trigger(store))
+        while SEEN_KEY not in store.values:  # the first look, stored after the busy spell
+            await asyncio.sleep(INTERVAL / 4)
+        fresh = [new_failure(emulator, "fails once the store refuses writes")]
+        await asyncio.sleep(INTERVAL * 3)
+        fresh.append(new_failure(emulator, "fails later"))
+        await asyncio.sleep(INTERVAL * 3)
+        return await running.stop(), fresh  # stop() raises if the watcher ended
+
+    payloads, fresh = asyncio.run(scenario())
+    assert sorted(fired_ids(payloads)) == sorted(
+        fresh
+    )  # each once: in memory, the store kept only the first look
+    assert set(store.values[SEEN_KEY]) == set(old)
+
+
 def test_a_restarted_trigger_with_the_stored_watermark_fires_nothing_again(watched):
     emulator, old = watched
     store = StateStore()
