@@ -24,6 +24,8 @@ ALREADY_RETRIED_CODE = 329
 _HINTS: dict[int, str] = {
     107: "the network rejected a duplicate post: change the text before posting again",
     110: "the network rejected a duplicate post: change the text before posting again",
+    137: "duplicate content: Ayrshare refuses the same text on this profile and network within 48 hours; "
+    "change the text",
     156: "the social network is not linked to this profile: link it in the Ayrshare dashboard",
     161: "Facebook authorization expired: relink Facebook in the Ayrshare dashboard",
     272: "X rejected the authorization: check the X consumer key/secret in the connection",

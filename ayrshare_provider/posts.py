@@ -35,14 +35,20 @@ KNOWN_STATUSES = frozenset({SUCCESS, ERROR, PENDING, PROCESSING, PAUSED, AWAITIN
 #: a retry (or a scheduled send) is under way: wait, never PUT again.
 IN_FLIGHT_STATUSES = frozenset({PENDING, PROCESSING})
 
+#: Ayrshare's own duplicate check: the same (or nearly the same) text on this profile and network
+#: within 48 hours. A repost of unchanged text can meet it; only a new text gets past it.
+DUPLICATE_CONTENT_CODE = 137
+
 # Error codes after which a retry cannot help until a person acts: relink or link a network,
 # re-authorize X, change duplicate text, unlock an account, replace refused media.
-PERMANENT_ERROR_CODES = frozenset({107, 110, 156, 161, 182, 272, 349, 436})
+PERMANENT_ERROR_CODES = frozenset({107, 110, DUPLICATE_CONTENT_CODE, 156, 161, 182, 272, 349, 436})
 
 # What a person does about each of those codes, per network ("{network}": its display name).
 _FIXES = {
     107: "change the text: {network} refuses a duplicate of an earlier post",
     110: "change the text: {network} refuses a duplicate of an earlier post",
+    DUPLICATE_CONTENT_CODE: "change the text: Ayrshare refuses the same text on this profile and {network} "
+    "within 48 hours (duplicate content)",
     156: "link {network} to this profile in Ayrshare",
     161: "relink {network} for this profile",
     182: "replace the media file {network} refused",

@@ -366,6 +366,13 @@ def _repost_outcome(post_id: str, repost: dict[str, Any]) -> tuple[str, dict[str
     if repost.get("action") == Action.ALREADY_PUBLISHED.value:
         return "recovered", {"id": post_id, "action": "already_published", "post_url": repost.get("post_url")}
     new_id = repost.get("repost_id")
+    if repost.get("not_reposted"):  # refused (code 137...), or a lost answer too old to resend: a person's
+        reason = f"its retry is spent, and it was not reposted: {repost['not_reposted']}"
+        return "failed_again", {
+            "id": post_id,
+            "reason": f"{reason}; needs a person: {repost.get('fix')}",
+            "errors": _network_errors(repost),
+        }
     if not new_id:
         reason = "its retry is spent, and it was not reposted (the repost task's log says why)"
         return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(repost)}

@@ -47,6 +47,7 @@ class RepostEntry:
     :param new_id: the repost's id, once made.
     :param conn_id: the connection it was sent with.
     :param refusal: what Ayrshare said when it refused the POST.
+    :param fix: what a person does about it (code 137: change the text).
     """
 
     post_id: str
@@ -56,6 +57,7 @@ class RepostEntry:
     new_id: str | None = None
     conn_id: str | None = None
     refusal: str | None = None
+    fix: str | None = None
 
     def key_still_trusted(self, now: float | None = None) -> bool:
         """A "sending" entry young enough that the same ``idempotencyKey`` makes no second post."""
@@ -69,6 +71,7 @@ class RepostEntry:
             "new_id": self.new_id,
             "conn_id": self.conn_id,
             "refusal": self.refusal,
+            "fix": self.fix,
         }
 
     @classmethod
@@ -85,6 +88,7 @@ class RepostEntry:
             new_id=new_id if isinstance(new_id, str) and new_id else None,
             conn_id=value.get("conn_id"),
             refusal=value.get("refusal"),
+            fix=value.get("fix"),
         )
 
 
@@ -119,10 +123,16 @@ def note_made(entry: RepostEntry, new_id: str) -> RepostEntry:
     return made
 
 
-def note_refused(entry: RepostEntry, refusal: str) -> RepostEntry:
+def note_refused(entry: RepostEntry, refusal: str, fix: str) -> RepostEntry:
     """Write down that Ayrshare refused the POST (a 4xx): nothing was made, and the same POST is never sent again."""
     refused = RepostEntry(
-        entry.post_id, "refused", entry.idempotency_key, time.time(), conn_id=entry.conn_id, refusal=refusal
+        entry.post_id,
+        "refused",
+        entry.idempotency_key,
+        time.time(),
+        conn_id=entry.conn_id,
+        refusal=refusal,
+        fix=fix,
     )
     _set(entry_key(entry.post_id), refused.to_value(), f"Ayrshare refused a repost of {entry.post_id}")
     return refused

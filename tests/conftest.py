@@ -50,6 +50,27 @@ def airflow_db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"])
 
 
+@pytest.fixture(autouse=True)
+def forget_reposts(request: pytest.FixtureRequest):
+    """
+    After a test on the metadata DB, forget the reposts it made (the provider's ledger, Airflow
+    Variables): every emulator starts with the same seeded post ids, and a later test must not find
+    them reposted.
+    """
+    yield
+    if "airflow_db" in request.fixturenames:
+        from airflow.models.variable import Variable
+        from airflow.utils.session import create_session
+
+        from ayrshare_provider.repost_ledger import ENTRY_PREFIX, ORIGIN_PREFIX
+
+        with create_session() as session:
+            for prefix in (ENTRY_PREFIX, ORIGIN_PREFIX):
+                session.query(Variable).filter(Variable.key.startswith(prefix)).delete(
+                    synchronize_session=False
+                )
+
+
 @pytest.fixture
 def fake(httpserver) -> FakeAyrshare:
     """A scripted Ayrshare on 127.0.0.1 (pytest-httpserver) that knows posts and counts calls."""

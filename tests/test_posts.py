@@ -258,3 +258,16 @@ def test_a_post_that_may_still_publish_or_is_a_repost_is_never_reposted(fields, 
     record = {**failed_record(["facebook"], {"facebook": (136, "timeout")}, text="t", post_id="p"), **fields}
     with pytest.raises(AyrshareNotRetryableError, match=message):
         repost_body(record, "p")
+
+
+def test_a_post_refused_as_duplicate_content_needs_a_person_to_change_the_text():
+    """Code 137: Ayrshare's own duplicate check; a retry of the same text meets it again."""
+    from ayrshare_provider.posts import person_request, retry_possible
+
+    record = error_post("p1", platform="linkedin", code=137)
+    assert retry_possible(record)[0] is False
+    [network] = person_request(record, "p1")["networks"]
+    assert network["fix"] == (
+        "change the text: Ayrshare refuses the same text on this profile and LinkedIn within 48 hours "
+        "(duplicate content)"
+    )

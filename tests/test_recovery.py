@@ -368,3 +368,52 @@ def test_on_sqlite_the_recovery_dags_run_few_tasks_at_once(airflow_db, monkeypat
         monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
         for dag_id in ("ayrshare_failed_post_recovery", "ayrshare_recover_on_failure"):
             assert load_dag(dag_id).max_active_tasks == at_once, dag_id
+
+
+@pytest.mark.dag
+def test_a_repost_refused_as_duplicate_content_is_sent_once_and_reported_for_a_person(
+    airflow_db, emulator_conn
+):
+    """Code 137 (Ayrshare's own duplicate check): a 4xx answer to a write, never sent again; a person changes the text."""
+    emulator_conn.state.settings.duplicate_check = (
+        "any"  # the failed original counts: unchanged text meets it
+    )
+    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
+    conf = {"poll_interval": 0.2, "ask_person": False, "repost_spent": True}
+    dag = load_dag("ayrshare_failed_post_recovery")
+    runs = [dag.test(run_conf=conf), dag.test(run_conf=conf)]
+    counters = emulator_conn.state.counters()
+    assert counters["requests"]["POST /api/post"] == 1  # the second run knows it was refused
+    assert sum(counters["posts_created"].values()) == 0
+    for run in runs:
+        report = stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)]
+        [entry] = report["failed_again"]
+        assert (
+            entry["id"] == spent and "code 137" in entry["reason"] and "Duplicate content" in entry["reason"]
+        )
+        assert "needs a person: change the text" in entry["reason"]
+
+
+@pytest.mark.dag
+def test_a_repost_whose_answer_never_came_long_ago_is_not_sent_again_but_left_to_a_person(
+    airflow_db, emulator_conn
+):
+    """An attempt died between its POST and the answer, an hour ago: the key may be forgotten, the post may exist."""
+    import time
+
+    from airflow.models.variable import Variable
+
+    from ayrshare_provider import repost_ledger
+
+    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
+    sending = repost_ledger.RepostEntry(
+        spent, "sending", f"airflow-repost-{spent}-facebook", time.time() - 3600, conn_id="ayrshare_default"
+    )
+    Variable.set(repost_ledger.entry_key(spent), sending.to_value(), serialize_json=True)
+    dag = load_dag("ayrshare_failed_post_recovery")
+    run = dag.test(run_conf={"poll_interval": 0.2, "ask_person": False, "repost_spent": True})
+    assert emulator_conn.state.counters()["requests"].get("POST /api/post") is None
+    report = stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)]
+    [entry] = report["failed_again"]
+    assert "its answer never came, so it may exist" in entry["reason"]
+    assert f"delete the Airflow Variable '{repost_ledger.entry_key(spent)}'" in entry["reason"]

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from ayrshare_provider.emulator import profiles, scenarios
 from ayrshare_provider.emulator.records import iso
 from ayrshare_provider.emulator.state import (
+    DUPLICATE_CONTENT_CODE,
     X_PLATFORMS,
     ApiError,
     State,
@@ -233,6 +234,13 @@ def _sent_fields(body: dict[str, Any], key_in_record: bool) -> dict[str, Any]:
 def _publish(state: State, request: Request, body: dict[str, Any]) -> tuple[StoredPost, int]:
     """A new post as the networks answer it, and its HTTP status: 400 when any network failed."""
     platforms: list[str] = body["platforms"]
+    if repeated := state.duplicate_of(_profile(request), body["post"], platforms):
+        raise ApiError(
+            400,
+            DUPLICATE_CONTENT_CODE,
+            "Duplicate content: the same post was sent to this profile and network within 48 hours.",
+            platform=repeated,
+        )
     fail = set(body.get("_emulator_fail", []))  # which networks fail: the emulator's own extension
     errors = {p: scenarios.TRANSIENT for p in platforms if p in fail}
     if any(p in X_PLATFORMS for p in platforms) and not has_x_credentials(request.headers):
@@ -537,6 +545,7 @@ def create_app(state: State, faults: Faults) -> Any:
             ("webhook_timeout", float),
             ("idempotency_key_retention", float),
             ("idempotency_key_in_records", bool),
+            ("duplicate_check", str),
         ):
             if name in body:
                 setattr(state.settings, name, None if body[name] is None else kind(body[name]))

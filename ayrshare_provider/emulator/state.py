@@ -23,8 +23,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 X_PLATFORMS = frozenset({"twitter", "x"})
+#: Ayrshare's duplicate-content check (code 137): how far back it looks, and the networks it skips.
+DUPLICATE_WINDOW = timedelta(hours=48)
+_NOT_DUPLICATE_CHECKED = frozenset({"pinterest", "reddit", "telegram"})
 X_AUTH_CODE = 272
 ALREADY_RETRIED_CODE = 329
+DUPLICATE_CONTENT_CODE = 137
 X_HEADERS = ("x-twitter-oauth1-api-key", "x-twitter-oauth1-api-secret")
 
 
@@ -77,6 +81,11 @@ class Settings:
         made (not documented by Ayrshare; a day here); then a repeat makes a new post. 0: forever.
     :param idempotency_key_in_records: post records carry the ``idempotencyKey`` they were made with.
         Ayrshare's docs show no such field (the default); the emulator of 0.2 added it.
+    :param duplicate_check: what ``POST /api/post`` answers with code 137 (duplicate content): the
+        same text as a post of the profile on one of the networks within 48 hours, counting posts
+        *published* on that network (the default), *any* post that targeted it (a failed original
+        too, so a repost of unchanged text meets it), or ``off``. Ayrshare documents the check, not
+        which posts it counts.
     """
 
     api_key: str
@@ -87,6 +96,7 @@ class Settings:
     history_cache: float = 60.0
     idempotency_key_retention: float = 86400.0
     idempotency_key_in_records: bool = False
+    duplicate_check: str = "published"
     #: Webhook deliveries: a 2xx within ``webhook_timeout`` seconds, else tried again after each delay.
     webhook_timeout: float = 10.0
     webhook_retry_delays: tuple[float, ...] = (5.0, 30.0)
@@ -212,6 +222,32 @@ class State:
             if key is not None:
                 self._idempotent[(profile, key)] = (post.id, status, self.clock())
             return post, status
+
+    def duplicate_of(self, profile: str, text: str, platforms: list[str]) -> str | None:
+        """
+        The first of ``platforms`` where ``text`` repeats a post of ``profile`` from the last 48 hours
+        (code 137, :attr:`Settings.duplicate_check`); None when none does. Pinterest, Reddit and
+        Telegram are not checked, as on Ayrshare.
+        """
+        reading = self.settings.duplicate_check
+        if reading == "off":
+            return None
+        since = datetime.now(UTC) - DUPLICATE_WINDOW
+        checked = [platform for platform in platforms if platform not in _NOT_DUPLICATE_CHECKED]
+        with self.lock:
+            for post in self.posts.values():
+                record = post.record
+                if post.profile != profile or record.get("post") != text or publish_date_of(record) < since:
+                    continue
+                published = {
+                    item.get("platform")
+                    for item in record.get("postIds") or []
+                    if item.get("status") == "success"
+                }
+                counted = published if reading == "published" else set(record.get("platforms") or [])
+                if hit := next((platform for platform in checked if platform in counted), None):
+                    return hit
+        return None
 
     def forget_idempotency_keys(self) -> None:
         """Forget every ``idempotencyKey``, as Ayrshare does once its (undocumented) retention has passed."""

@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from ayrshare_provider import repost_ledger
 from ayrshare_provider.exceptions import (
+    AyrshareNotFoundError,
     AyrshareNotRetryableError,
     AyrshareRepostUncertainError,
     AyrshareWriteRefusedError,
@@ -17,6 +18,7 @@ from ayrshare_provider.links.ayrshare import AyrsharePostLink
 from ayrshare_provider.posts import (
     Action,
     WaitState,
+    fix_for,
     is_published,
     post_failed_error,
     repost_body,
@@ -127,7 +129,13 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         )  # what earlier runs and attempts did, whatever Ayrshare recalls
         if entry is not None and entry.state == "made" and entry.new_id:
             self.log.info("Post %s was reposted earlier as %s: not posted again", post_id, entry.new_id)
-            record = self.hook.get_post(entry.new_id)
+            try:
+                record = self.hook.get_post(entry.new_id)
+            except AyrshareNotFoundError:
+                why = f"reposted earlier as {entry.new_id}, which Ayrshare no longer finds (deleted?)"
+                fix = f"delete the Airflow Variable {repost_ledger.entry_key(post_id)!r} to allow a repost"
+                self.report(context, _not_reposted({"id": post_id, "status": "error"}, post_id, why, fix))
+                raise AyrshareNotRetryableError(f"not reposted: {why}; {fix}", post_id=post_id) from None
             return self._reported(context, post_id, record, Action.REPOSTED_EARLIER, entry.idempotency_key)
         original = self.hook.get_post(post_id)
         if (origin := repost_ledger.original_of(post_id)) is not None:
@@ -137,10 +145,12 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
                 post_id=post_id,
             )
         if entry is not None and entry.state == "refused":
-            self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
+            refused = f"Ayrshare refused it earlier ({entry.refusal})"
+            self.report(context, _not_reposted(original, post_id, refused, entry.fix or ""))
             raise AyrshareNotRetryableError(
-                f"not reposted: Ayrshare refused its repost earlier ({entry.refusal}); a person fixes that, "
-                f"then deletes the Airflow Variable {repost_ledger.entry_key(post_id)!r} to allow a repost",
+                f"not reposted: Ayrshare refused its repost earlier ({entry.refusal}); needs a person: "
+                f"{entry.fix}, then delete the Airflow Variable {repost_ledger.entry_key(post_id)!r} "
+                "to allow one more repost",
                 post_id=post_id,
             )
         body = repost_body(original, post_id)  # refuses a post that may still publish, or a repost
@@ -158,14 +168,14 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         key = body["idempotencyKey"]
         if entry is not None:  # "sending": an attempt sent it and never wrote down the answer
             if entry.idempotency_key != key or not entry.key_still_trusted():
-                self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
-                raise AyrshareRepostUncertainError(
-                    "not reposted: a repost was sent at "
-                    f"{datetime.fromtimestamp(entry.at, UTC).isoformat()} and its answer never came, so it may "
-                    "exist; look for it in Ayrshare's history, then delete the Airflow Variable "
-                    f"{repost_ledger.entry_key(post_id)!r} to allow a repost",
-                    post_id=post_id,
+                sent = datetime.fromtimestamp(entry.at, UTC).isoformat()
+                why = f"a repost was sent at {sent} and its answer never came, so it may exist"
+                fix = (
+                    "look for it in Ayrshare's history, then delete the Airflow Variable "
+                    f"{repost_ledger.entry_key(post_id)!r} to allow a repost"
                 )
+                self.report(context, _not_reposted(original, post_id, why, fix))
+                raise AyrshareRepostUncertainError(f"not reposted: {why}; {fix}", post_id=post_id)
             self.log.info("Post %s: sending its repost again, with the same idempotencyKey %s", post_id, key)
         else:
             entry = repost_ledger.note_sending(post_id, key, self.ayrshare_conn_id)
@@ -175,10 +185,13 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         try:
             record = self.hook.create_post(body, post_id=post_id)
         except AyrshareWriteRefusedError as refused:  # nothing was made: never sent again
-            repost_ledger.note_refused(
-                entry, refused.message if refused.code is None else f"code {refused.code}: {refused.message}"
+            said = refused.message if refused.code is None else f"code {refused.code}: {refused.message}"
+            fix = "; ".join(
+                fix_for({"platform": network, "code": refused.code, "message": refused.message})
+                for network in body["platforms"]
             )
-            self.report(context, summarize(original, Action.NOT_RETRIED, post_id=post_id))
+            repost_ledger.note_refused(entry, said, fix)
+            self.report(context, _not_reposted(original, post_id, f"Ayrshare refused it ({said})", fix))
             raise
         repost_ledger.note_made(entry, record["id"])
         self.log.info("Post %s reposted as %s: %r", post_id, record["id"], record.get("status"))
@@ -216,3 +229,8 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             known=repost,
         )
         return self.wait_for_final_status(context, trigger, self.timeout)
+
+
+def _not_reposted(original: dict[str, Any], post_id: str, why: str, fix: str) -> dict[str, Any]:
+    """The summary of a post this task did not repost, with why and what a person does about it."""
+    return {**summarize(original, Action.NOT_RETRIED, post_id=post_id), "not_reposted": why, "fix": fix}

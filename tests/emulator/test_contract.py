@@ -566,3 +566,39 @@ def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
 def test_stored_posts_keep_their_profile():
     post = StoredPost({"id": "abc", "platforms": ["x"]}, profile="P")
     assert post.id == "abc" and post.targets_x()
+
+
+@pytest.mark.parametrize(
+    ("reading", "first_fails", "refused"),
+    [
+        ("published", False, True),  # the same text published on the network: refused
+        ("published", True, False),  # the first never reached the network: not a duplicate there
+        ("any", True, True),  # every post that targeted the network counts, a failed one too
+        ("off", False, False),
+    ],
+)
+def test_code_137_refuses_a_repeated_text_on_a_network_within_48_hours(
+    emulator, reading, first_fails, refused
+):
+    requests.post(f"{emulator.url}/_emulator/settings", json={"duplicate_check": reading}, timeout=10)
+    first = {
+        "post": "Same words",
+        "platforms": ["linkedin"],
+        **({"_emulator_fail": ["linkedin"]} if first_fails else {}),
+    }
+    api(emulator, "POST", "/api/post", json=first)
+    again = api(emulator, "POST", "/api/post", json={"post": "Same words", "platforms": ["linkedin"]})
+    if refused:
+        assert again.status_code == 400 and again.json()["code"] == 137 and "id" not in again.json()
+        assert again.json()["platform"] == "linkedin" and len(emulator.state.posts) == 1
+    else:
+        assert again.status_code == 200 and len(emulator.state.posts) == 2
+    # Other text, another network, or Pinterest (not checked) always pass.
+    assert api(emulator, "POST", "/api/post", json={"post": "Other words", "platforms": ["linkedin"]}).ok
+    assert api(emulator, "POST", "/api/post", json={"post": "Same words", "platforms": ["pinterest"]}).ok
+
+
+def test_code_137_looks_back_48_hours_only(emulator):
+    requests.post(f"{emulator.url}/_emulator/settings", json={"duplicate_check": "any"}, timeout=10)
+    seed_posts(emulator, failed_post("linkedin", post="Old words", created="2020-01-01T00:00:00Z"))
+    assert api(emulator, "POST", "/api/post", json={"post": "Old words", "platforms": ["linkedin"]}).ok
