@@ -40,4 +40,19 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": modules("triggers"),
         "connection-types": [declarative_connection_type()],
         "extra-links": ["ayrshare_provider.links.ayrshare.AyrsharePostLink"],
+        "config": {
+            "ayrshare": {
+                "description": "The Ayrshare provider.",
+                "options": {
+                    "webhook_receiver": {
+                        "description": "Mount Ayrshare's webhook receiver (POST /ayrshare/webhook) in the "
+                        "API server (Airflow 3). Off: the provider serves no route.",
+                        "version_added": "0.3.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    }
+                },
+            }
+        },
     }

@@ -1,19 +1,25 @@
-"""What a scheduled-action webhook delivery is: its signature, its freshness, its payload.
+"""What a scheduled-action webhook delivery is: its signatures, its identity, its payload.
 
 Ayrshare signs each delivery with the webhook secret: ``X-Authorization-Content-SHA256`` is the
-HMAC-SHA256 of the raw body keyed with the secret, as a hex digest, and
-``X-Authorization-Timestamp`` is the Unix time of sending. The signed string is the body alone
-(Ayrshare's docs say "an HMAC-SHA256 of the payload"), so the timestamp cannot be trusted to be
-the sender's: a replayed body is refused by its signature, remembered by the receiver.
+HMAC-SHA256 of the raw body keyed with the secret. Its docs do not say how the digest is
+encoded, so a hex digest and a base64 one are both read. For a day after a secret is rotated a
+delivery is signed with both secrets, the second signature in ``X-Authorization-Content-SHA256-V2``:
+a delivery is taken when any signature header it carries matches the connection's secret (each
+compared in constant time). The signed string is the body alone, so ``X-Authorization-Timestamp``
+authenticates nothing, and a redelivery or a dashboard resend may carry the original one: it is
+logged, never a reason to refuse. A delivery is known again by its ``hookId``, its
+``X-Ayrshare-Delivery-Id`` or its signed body, whichever it carries.
 
 Pure Python: the receiver (in Airflow's API server) and the emulator (which signs) both use it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -21,12 +27,17 @@ from typing import Any
 
 TIMESTAMP_HEADER = "X-Authorization-Timestamp"
 SIGNATURE_HEADER = "X-Authorization-Content-SHA256"
-#: Deliveries stamped further than this from the receiver's clock are refused, either way.
-MAX_SKEW = 300.0
+#: The second signature, during the day after a secret rotation.
+SIGNATURE_HEADER_V2 = "X-Authorization-Content-SHA256-V2"
+SIGNATURE_HEADERS = (SIGNATURE_HEADER, SIGNATURE_HEADER_V2)
+#: What a newer reading of Ayrshare's docs says a delivery carries to deduplicate on.
+DELIVERY_ID_HEADER = "X-Ayrshare-Delivery-Id"
 #: Largest body accepted; a scheduled-action payload is a few kilobytes.
 MAX_BODY = 64 * 1024
 SCHEDULED_ACTION = "scheduled"
 _HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+_BASE64_DIGEST = re.compile(r"[A-Za-z0-9+/]{43}=")
+_DELIVERY_ID = re.compile(r"[\w.:\-]{1,200}")
 FINAL_STATUSES = frozenset({"success", "error"})
 
 
@@ -53,13 +64,16 @@ class ScheduledDelivery:
     :param status: ``success`` or ``error``.
     :param record: the payload as a post record (``id``, ``status``, ``errors``, ``postIds``, ...),
         the fields :mod:`ayrshare_provider.posts` reads.
-    :param signature: the delivery's signature, which names it for the replay check.
+    :param signature: the hex HMAC of its body, which names the body for the replay check.
+    :param ids: every name the delivery is known by: its signed body, and its ``hookId`` and
+        ``X-Ayrshare-Delivery-Id`` where it carries them. Taken before if any was taken before.
     """
 
     post_id: str
     status: str
     record: dict[str, Any]
     signature: str
+    ids: tuple[str, ...] = ()
 
     @property
     def platforms(self) -> list[str]:
@@ -72,61 +86,111 @@ class ScheduledDelivery:
         return list(seen)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature Ayrshare sends for ``body``: hex HMAC-SHA256 keyed with ``secret``."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def digest(secret: str, body: bytes) -> bytes:
+    """The HMAC-SHA256 of ``body`` keyed with ``secret``: what every signature header encodes."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).digest()
 
 
-def signed_headers(secret: str, body: bytes, sent_at: float | None = None) -> dict[str, str]:
-    """The two headers of a delivery of ``body`` (the emulator sends them; tests forge them)."""
-    stamp = int(time.time() if sent_at is None else sent_at)
-    return {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(secret, body)}
-
-
-def check_headers(headers: Any, now: float | None = None) -> str:
+def sign(secret: str, body: bytes, encoding: str = "hex") -> str:
     """
-    The delivery's signature header, once both headers are there, well formed, and the timestamp is
-    fresh: cheap checks, made before the secret is looked up.
+    A signature of ``body`` as Ayrshare may send it.
+
+    :param encoding: ``hex`` or ``base64`` (Ayrshare's docs name neither).
+    """
+    raw = digest(secret, body)
+    return base64.b64encode(raw).decode() if encoding == "base64" else raw.hex()
+
+
+def signed_headers(
+    secret: str,
+    body: bytes,
+    sent_at: float | None = None,
+    *,
+    encoding: str = "hex",
+    second_secret: str | None = None,
+) -> dict[str, str]:
+    """
+    The headers of a delivery of ``body`` (the emulator sends them; tests forge them).
+
+    :param sent_at: the timestamp (now by default).
+    :param encoding: how the digests are written, ``hex`` or ``base64``.
+    :param second_secret: during a rotation, the other secret, whose signature goes in the V2 header.
+    """
+    stamp = int(time.time() if sent_at is None else sent_at)
+    headers = {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(secret, body, encoding)}
+    if second_secret is not None:
+        headers[SIGNATURE_HEADER_V2] = sign(second_secret, body, encoding)
+    return headers
+
+
+def check_headers(headers: Any) -> list[bytes]:
+    """
+    The digests the delivery's signature headers carry, once at least one is there and each reads as
+    a SHA-256 digest in hex or base64: cheap checks, made before the secret is looked up.
 
     :param headers: the request's headers (a case-insensitive mapping).
-    :param now: the receiver's clock, ``time.time()`` by default.
-    :raises DeliveryRefused: 401 for a missing, stale or unreadable timestamp or signature.
+    :raises DeliveryRefused: 401 when no signature header is there, or one is not a digest.
     """
-    stamp, signature = headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
-    if not stamp or not signature:
-        raise DeliveryRefused(401, "the delivery is not signed (timestamp or signature header missing)")
+    values = [headers.get(name) for name in SIGNATURE_HEADERS]
+    present = [value.strip() for value in values if value is not None]
+    if not present:
+        raise DeliveryRefused(401, "the delivery is not signed (no signature header)")
+    digests = []
+    for value in present:
+        if _HEX_DIGEST.fullmatch(value):
+            digests.append(bytes.fromhex(value))
+        elif _BASE64_DIGEST.fullmatch(value):
+            digests.append(base64.b64decode(value))
+        else:
+            raise DeliveryRefused(401, "a signature header is not a SHA-256 digest in hex or base64")
+    return digests
+
+
+def sent_at(headers: Any) -> float | None:
+    """The delivery's timestamp, for the log (never a gate: the signature does not cover it); None if unreadable."""
     try:
-        sent_at = float(stamp)
+        stamp = float(headers.get(TIMESTAMP_HEADER) or "")
     except ValueError:
-        raise DeliveryRefused(401, "the delivery's timestamp is not a number") from None
-    skew = abs((time.time() if now is None else now) - sent_at)
-    if not skew <= MAX_SKEW:  # also refuses NaN and infinities
-        raise DeliveryRefused(401, f"the delivery's timestamp is {skew:.0f} s off (at most {MAX_SKEW:.0f})")
-    if not _HEX_DIGEST.fullmatch(signature.strip()):
-        raise DeliveryRefused(401, "the delivery's signature is not a SHA-256 hex digest")
-    return signature.strip().lower()
+        return None
+    return stamp if math.isfinite(stamp) else None
 
 
-def verify(secret: str, body: bytes, headers: Any, now: float | None = None) -> str:
+def verify(secret: str, body: bytes, headers: Any) -> str:
     """
-    Check a delivery's headers (:func:`check_headers`) and its signature; return the signature.
+    Check the delivery's signature headers (:func:`check_headers`) against the secret; return the
+    body's signature (the hex digest) when any of them matches.
 
     :param secret: the webhook secret of the connection the delivery is for.
     :param body: the raw body, as received.
     :param headers: the request's headers (a case-insensitive mapping).
-    :param now: the receiver's clock, ``time.time()`` by default.
-    :raises DeliveryRefused: 401 for bad headers and for a signature made with another secret or body.
+    :raises DeliveryRefused: 401 for bad headers, and when no signature matches this secret and body.
     """
-    signature = check_headers(headers, now)
-    expected = sign(secret, body)
-    if not hmac.compare_digest(expected, signature):
+    expected = digest(secret, body)
+    matches = [hmac.compare_digest(expected, given) for given in check_headers(headers)]  # each one compared
+    if not any(matches):
         raise DeliveryRefused(401, "the delivery's signature does not match the webhook secret")
-    return expected
+    return expected.hex()
 
 
-def parse(body: bytes, signature: str) -> ScheduledDelivery:
+def delivery_ids(payload: dict[str, Any], headers: Any, signature: str) -> tuple[str, ...]:
+    """Every name of a delivery: its signed body, and the ``hookId`` and delivery id it carries."""
+    names = [f"body:{signature}"]
+    hook_id = payload.get("hookId")
+    if isinstance(hook_id, (str, int)) and _DELIVERY_ID.fullmatch(str(hook_id)):
+        names.append(f"hook:{hook_id}")
+    delivery_id = (headers.get(DELIVERY_ID_HEADER) or "").strip() if headers is not None else ""
+    if _DELIVERY_ID.fullmatch(delivery_id):
+        names.append(f"delivery:{delivery_id}")
+    return tuple(names)
+
+
+def parse(body: bytes, signature: str, headers: Any = None) -> ScheduledDelivery:
     """
     The verified body as a :class:`ScheduledDelivery`.
+
+    :param body: the raw body.
+    :param signature: its signature (:func:`verify`).
+    :param headers: the request's headers, for the delivery id it may carry.
 
     :raises DeliveryRefused: 400 for a body that is not JSON; 422 for JSON that is not a
         scheduled-action payload with a post id and a final status.
@@ -149,4 +213,10 @@ def parse(body: bytes, signature: str) -> ScheduledDelivery:
         for key in ("id", "status", "errors", "postIds", "refId", "created", "code", "subAction")
         if key in payload
     }
-    return ScheduledDelivery(post_id=post_id, status=status, record=record, signature=signature)
+    return ScheduledDelivery(
+        post_id=post_id,
+        status=status,
+        record=record,
+        signature=signature,
+        ids=delivery_ids(payload, headers, signature),
+    )

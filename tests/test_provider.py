@@ -100,3 +100,27 @@ def test_airflow_connections_test_reaches_ayrshare_and_says_who_we_are(ayrshare_
     assert not any(
         secret in result.stdout + result.stderr + failed.stdout + failed.stderr for secret in SECRETS
     )
+
+
+@pytest.mark.parametrize(("setting", "apps"), [(None, 0), ("False", 0), ("True", 1)])
+def test_the_webhook_receiver_is_mounted_only_when_the_airflow_setting_asks_for_it(setting, apps):
+    """``[ayrshare] webhook_receiver``, declared in the provider's config (default false)."""
+    declared = airflow_cli("config", "get-value", "ayrshare", "webhook_receiver")
+    assert declared.stdout.strip() == "False", declared.stderr
+    env = {key: value for key, value in os.environ.items() if key != "AIRFLOW__AYRSHARE__WEBHOOK_RECEIVER"}
+    if setting is not None:
+        env["AIRFLOW__AYRSHARE__WEBHOOK_RECEIVER"] = setting
+    mounted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ayrshare_provider.plugins.webhook_plugin import AyrshareWebhookPlugin as P; "
+            "print(len(P.fastapi_apps))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    assert mounted.stdout.strip() == str(apps)

@@ -400,6 +400,20 @@ def create_app(state: State, faults: Faults) -> Any:
             }
         return {"status": "success", "action": action, "url": url}
 
+    @api.post("/api/hook/webhook/secret")
+    async def rotate_webhook_secret(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """A new signing secret; for ``webhook_rotation_overlap`` deliveries are signed with both."""
+        secret = body.get("secret")
+        if not isinstance(secret, str) or not secret:
+            raise ApiError(400, 101, "secret must be a non-empty string.", action="webhook")
+        with state.lock:
+            hooks = [hook for (owner, _), hook in state.webhooks.items() if owner == _profile(request)]
+            if not hooks:
+                raise ApiError(404, 404, "No webhook registered for this profile.", action="webhook")
+            for hook in hooks:
+                hook.update(previous_secret=hook.get("secret"), secret=secret, rotated_at=state.clock())
+        return {"status": "success"}
+
     @api.delete("/api/hook/webhook")
     async def unregister_webhook(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         action = body.get("action")
@@ -546,6 +560,9 @@ def create_app(state: State, faults: Faults) -> Any:
             ("idempotency_key_retention", float),
             ("idempotency_key_in_records", bool),
             ("duplicate_check", str),
+            ("webhook_digest", str),
+            ("webhook_delivery_ids", bool),
+            ("webhook_rotation_overlap", float),
         ):
             if name in body:
                 setattr(state.settings, name, None if body[name] is None else kind(body[name]))

@@ -46,7 +46,7 @@ def scheduled_payload(post_id: str, record: Mapping[str, Any]) -> dict[str, Any]
         "code": 200 if record.get("status") == "success" else 400,
         "errors": copy.deepcopy(record.get("errors") or []),
         "postIds": copy.deepcopy(record.get("postIds") or []),
-        "refId": "emulator-ref",
+        "refId": record.get("refId") or "emulator-ref",  # whose post: a User Profile's own refId
         "created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
 

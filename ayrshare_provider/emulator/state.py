@@ -100,6 +100,15 @@ class Settings:
     #: Webhook deliveries: a 2xx within ``webhook_timeout`` seconds, else tried again after each delay.
     webhook_timeout: float = 10.0
     webhook_retry_delays: tuple[float, ...] = (5.0, 30.0)
+    #: How a delivery's digest is written: Ayrshare does not say (``hex``, or ``base64`` as public
+    #: code that checks the header reads it).
+    webhook_digest: str = "hex"
+    #: The newer reading of the docs: each delivery carries a ``hookId`` in its payload and the
+    #: ``X-Ayrshare-Delivery-Id`` / ``-Attempt`` headers (the same id on every attempt).
+    webhook_delivery_ids: bool = False
+    #: For this long after ``POST /api/hook/webhook/secret`` rotated a secret, deliveries are signed
+    #: with both: the new one in ``X-Authorization-Content-SHA256``, the previous one in ``-V2``.
+    webhook_rotation_overlap: float = 86400.0
 
 
 class ApiError(Exception):
@@ -142,7 +151,7 @@ class State:
         self._windows: dict[str, tuple[float, int]] = {}
         self._history_answers: dict[Any, tuple[float, dict[str, Any]]] = {}
         # Webhooks: (profile, action) -> {"url", "secret"}; final statuses waiting to be pushed.
-        self.webhooks: dict[tuple[str, str], dict[str, str]] = {}
+        self.webhooks: dict[tuple[str, str], dict[str, Any]] = {}
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self.webhook_counts: Counter[str] = Counter()
         # Profile Key -> emulator.profiles.Profile; empty: any Profile Key acts as a profile of its own.
@@ -337,9 +346,17 @@ class State:
 
     # -- webhooks ---------------------------------------------------------------------------
 
+    def webhook_of(self, profile: str, action: str) -> dict[str, Any] | None:
+        """
+        Where a profile's deliveries go: its own webhook, else the Primary Profile's, which a User
+        Profile without one inherits (documented): one URL then receives several profiles' posts.
+        """
+        with self.lock:
+            return self.webhooks.get((profile, action)) or self.webhooks.get(("", action))
+
     def _push(self, post: StoredPost) -> None:
         """Queue the scheduled-action payload of a post that just became final, for its profile's webhook."""
-        if (post.profile, "scheduled") not in self.webhooks:
+        if self.webhook_of(post.profile, "scheduled") is None:
             return
         self.outbox.append((post.profile, scheduled_payload(post.id, post.record)))
 

@@ -75,8 +75,7 @@ class WebhookSender:
                 task.cancel()
 
     async def _deliver(self, client: httpx.AsyncClient, profile: str, payload: dict[str, Any]) -> None:
-        with self.state.lock:
-            hook = self.state.webhooks.get((profile, payload["action"]))
+        hook = self.state.webhook_of(profile, payload["action"])
         if hook is None:
             self._count("unregistered")
             return
@@ -88,22 +87,49 @@ class WebhookSender:
         if kind == "deliver_late":
             self._count("late")
             await asyncio.sleep(fault.seconds if fault else 0)
+        settings = self.state.settings
+        delivery_id = None
+        if settings.webhook_delivery_ids:
+            with self.state.lock:
+                delivery_id = f"dlv-{self.state.new_id()}"
+            payload = {**payload, "hookId": delivery_id}
         body = json.dumps(payload).encode()
         copies = 2 if kind == "deliver_twice" else 1
         if copies == 2:
             self._count("duplicated")
-        await asyncio.gather(*(self._send_with_retries(client, hook, body) for _ in range(copies)))
+        await asyncio.gather(
+            *(self._send_with_retries(client, hook, body, delivery_id) for _ in range(copies))
+        )
 
-    async def _send_with_retries(self, client: httpx.AsyncClient, hook: dict[str, str], body: bytes) -> None:
+    def _signed(self, hook: dict[str, Any], body: bytes) -> dict[str, str]:
+        """The signature headers: the digest as the run's reading writes it, both secrets during a rotation."""
+        settings = self.state.settings
+        rotating = hook.get("previous_secret") and (
+            self.state.clock() - float(hook.get("rotated_at", 0.0)) < settings.webhook_rotation_overlap
+        )
+        return signed_headers(
+            hook["secret"],
+            body,
+            encoding=settings.webhook_digest,
+            second_secret=hook["previous_secret"] if rotating else None,
+        )
+
+    async def _send_with_retries(
+        self, client: httpx.AsyncClient, hook: dict[str, Any], body: bytes, delivery_id: str | None
+    ) -> None:
         import httpx
 
         settings = self.state.settings
-        for delay in (0.0, *settings.webhook_retry_delays):
+        for attempt, delay in enumerate((0.0, *settings.webhook_retry_delays), start=1):
             await asyncio.sleep(delay)
             self._count("attempts")
             headers = {"Content-Type": "application/json"}
+            if delivery_id is not None:
+                headers.update(
+                    {"X-Ayrshare-Delivery-Id": delivery_id, "X-Ayrshare-Delivery-Attempt": str(attempt)}
+                )
             if hook.get("secret"):
-                headers.update(signed_headers(hook["secret"], body))
+                headers.update(self._signed(hook, body))
             try:
                 answer = await client.post(
                     hook["url"], content=body, headers=headers, timeout=settings.webhook_timeout

@@ -2,8 +2,9 @@
 
 The provider registers :class:`AyrshareWebhookPlugin`, whose FastAPI app Airflow mounts under
 ``/ayrshare``. ``POST /ayrshare/webhook?conn_id=<connection>`` (``ayrshare_default`` when left
-out) is the one route. A delivery is checked (size, timestamp, signature with the connection's
-``webhook_secret``, JSON, a replay of a body already taken), then recorded on the connection's
+out) is the one route. A delivery is checked (size, signatures with the connection's
+``webhook_secret``, JSON), answered 2xx without recording anything when it was taken before (by
+its ``hookId``, delivery id or signed body: Ayrshare delivers at least once), else recorded on the connection's
 failed-posts asset (:mod:`ayrshare_provider.assets`): a failed post becomes an asset event, which
 starts the DAGs scheduled on that asset; every final status is kept in the asset's state store
 (Airflow 3.3), where waits for the post read it. Nothing else: no Airflow login is asked
@@ -40,7 +41,7 @@ _CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")  # what Airflow allows in a con
 #: Before Airflow 3.3 (no asset state store), how far back the asset's events are searched for a
 #: post's earlier deliveries; on 3.3 they are kept with the post's pushed status, for good.
 _EVENT_MEMORY = timedelta(days=7)
-_SIGNATURES_KEPT = 20  # per post: far more deliveries than one post gets
+_NAMES_KEPT = 60  # per post, the names of its deliveries taken (three each): far more than one post gets
 
 _BATCH = 200  # deliveries per transaction at most: a 1,000-post burst takes about five
 
@@ -69,13 +70,15 @@ def create_app() -> FastAPI:
             # A 401 does not say why: whether a connection exists or has a secret is not the sender's business.
             reason = "not authenticated" if refused.http_status == 401 else refused.reason
             return JSONResponse({"status": "refused", "reason": reason}, refused.http_status)
+        stamp = webhook_delivery.sent_at(request.headers)  # logged: the signature does not cover it
         _log.info(
-            "Ayrshare webhook for connection %r: post %s is %s; %s (%.0f ms)",
+            "Ayrshare webhook for connection %r: post %s is %s; %s (%.0f ms; stamped %s)",
             conn_id,
             delivery.post_id,
             delivery.status,
             outcome,
             (time.monotonic() - started) * 1000,
+            "without a timestamp" if stamp is None else f"{time.time() - stamp:.0f} s before it arrived",
         )
         return JSONResponse({"status": "accepted", "post": delivery.post_id, "outcome": outcome})
 
@@ -103,7 +106,7 @@ def _verified(conn_id: str, body: bytes, headers: Any) -> ScheduledDelivery:
         raise DeliveryRefused(401, "the conn_id is not a connection id")
     webhook_delivery.check_headers(headers)  # before any secrets backend is asked
     signature = webhook_delivery.verify(_webhook_secret(conn_id), body, headers)
-    return webhook_delivery.parse(body, signature)
+    return webhook_delivery.parse(body, signature, headers)
 
 
 def _webhook_secret(conn_id: str) -> str:
@@ -121,7 +124,7 @@ def _webhook_secret(conn_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Earlier:
-    """What was taken before for a post: its deliveries' signatures, and whether its failure was reported."""
+    """What was taken before for a post: the names of its deliveries, and whether its failure was reported."""
 
     signatures: list[str]
     reported: bool
@@ -233,14 +236,16 @@ def _record(conn_id: str, delivery: ScheduledDelivery, transaction: _Transaction
     asset = _asset(conn_id, session)
     store = _StateStore.of(asset.id)
     earlier = transaction.earlier(conn_id, delivery.post_id, asset.id, store)
-    if delivery.signature in earlier.signatures:
-        raise DeliveryRefused(409, f"this delivery for post {delivery.post_id} was taken before")
+    known = set(earlier.signatures)  # names; 0.2 kept the bare signature
+    if delivery.signature in known or known.intersection(delivery.ids):
+        # Answered 2xx: another answer would only make Ayrshare send it again.
+        return "taken before: nothing recorded"
     failed = delivery.status == "error"
     # A post is reported once, as the watcher reports it: a retry that fails again starts no run.
     reported = earlier.reported or (
         failed and store is not None and delivery.post_id in (store.get(WATCHER_SEEN_KEY, session) or [])
     )
-    signatures = [*earlier.signatures, delivery.signature][-_SIGNATURES_KEPT:]
+    signatures = [*earlier.signatures, *delivery.ids][-_NAMES_KEPT:]
     transaction.taken[conn_id, delivery.post_id] = _Earlier(
         signatures=signatures, reported=reported or failed
     )
@@ -281,7 +286,9 @@ def _deliveries_of_the_week(asset_id: int, session: Session) -> dict[str, list[s
     found: dict[str, list[str]] = {}
     for extra in extras:
         if isinstance(extra, dict) and extra.get("post_id"):
-            found.setdefault(str(extra["post_id"]), []).append(str(extra.get("delivery")))
+            names = extra.get("deliveries")
+            names = [str(name) for name in names] if isinstance(names, list) else []
+            found.setdefault(str(extra["post_id"]), []).extend([str(extra.get("delivery")), *names])
     return found
 
 
@@ -295,6 +302,7 @@ def _add_event(asset: Any, delivery: ScheduledDelivery, session: Session) -> Non
         "status": delivery.status,
         "platforms": platforms,
         "delivery": delivery.signature,
+        "deliveries": list(delivery.ids),
         # The shape of the watcher's events, so that one DAG reads both.
         "payload": {"posts": [{"id": delivery.post_id, "platforms": platforms}]},
     }

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from ayrshare_provider.webhook_delivery import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from ayrshare_provider.webhook_delivery import SIGNATURE_HEADER, SIGNATURE_HEADER_V2, TIMESTAMP_HEADER, verify
 from tests.emulator.test_contract import api
 from tests.helpers import failed_post, seed_posts
 
@@ -164,3 +164,67 @@ def test_without_a_registered_webhook_nothing_is_pushed_and_posts_settle_when_re
     assert emulator.state.posts[post_id].record["status"] == "pending"  # nobody looked yet
     assert api(emulator, "GET", f"/api/post/{post_id}").json()["status"] == "success"
     assert webhook_counts(emulator) == {}
+
+
+@pytest.mark.parametrize("digest", ["hex", "base64"])
+def test_the_digest_is_written_as_the_run_reads_the_docs(emulator, httpserver, digest):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    requests.post(f"{emulator.url}/_emulator/settings", json={"webhook_digest": digest}, timeout=10)
+    register(emulator, httpserver.url_for("/hook"))
+    [post_id] = seed_posts(emulator, failed_post())
+    api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    [request] = deliveries(httpserver, 1)
+    assert len(request.headers[SIGNATURE_HEADER]) == (64 if digest == "hex" else 44)
+    assert verify(SECRET, request.get_data(), request.headers)
+
+
+def test_after_a_rotation_deliveries_carry_both_signatures_for_the_overlap_then_one(emulator, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    register(emulator, httpserver.url_for("/hook"))
+    answer = api(emulator, "POST", "/api/hook/webhook/secret", json={"secret": "the-new-secret"})
+    assert answer.status_code == 200, answer.text
+    first, second = seed_posts(emulator, failed_post(), failed_post())
+    api(emulator, "PUT", "/api/post/retry", json={"id": first})
+    [during] = deliveries(httpserver, 1)
+    assert verify("the-new-secret", during.get_data(), {SIGNATURE_HEADER: during.headers[SIGNATURE_HEADER]})
+    assert verify(SECRET, during.get_data(), {SIGNATURE_HEADER: during.headers[SIGNATURE_HEADER_V2]})
+    requests.post(f"{emulator.url}/_emulator/settings", json={"webhook_rotation_overlap": 0}, timeout=10)
+    api(emulator, "PUT", "/api/post/retry", json={"id": second})
+    after = deliveries(httpserver, 2)[1]
+    assert SIGNATURE_HEADER_V2 not in after.headers
+    assert verify("the-new-secret", after.get_data(), after.headers)
+
+
+def test_the_newer_reading_names_each_delivery_the_same_on_every_attempt(emulator, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_data("busy", status=503)
+    requests.post(
+        f"{emulator.url}/_emulator/settings",
+        json={"webhook_delivery_ids": True, "webhook_retry_delays": [0.1]},
+        timeout=10,
+    )
+    register(emulator, httpserver.url_for("/hook"))
+    [post_id] = seed_posts(emulator, failed_post())
+    api(emulator, "PUT", "/api/post/retry", json={"id": post_id})
+    first, second = deliveries(httpserver, 2)
+    hook_id = json.loads(first.get_data())["hookId"]
+    assert hook_id == json.loads(second.get_data())["hookId"]
+    assert first.headers["X-Ayrshare-Delivery-Id"] == second.headers["X-Ayrshare-Delivery-Id"] == hook_id
+    assert [first.headers["X-Ayrshare-Delivery-Attempt"], second.headers["X-Ayrshare-Delivery-Attempt"]] == [
+        "1",
+        "2",
+    ]
+
+
+def test_a_user_profile_without_its_own_webhook_delivers_to_the_primarys_with_its_own_ref_id(
+    emulator, httpserver
+):
+    from ayrshare_provider.emulator import profiles
+
+    httpserver.expect_request("/primary", method="POST").respond_with_data("ok")
+    client = profiles.add_profile(emulator.state, "Client A")
+    register(emulator, httpserver.url_for("/primary"))  # the Primary Profile's only
+    [post_id] = seed_posts(emulator, failed_post("linkedin", refId=client.ref_id), profile_key=client.key)
+    api(emulator, "PUT", "/api/post/retry", {"Profile-Key": client.key}, json={"id": post_id})
+    [request] = deliveries(httpserver, 1)
+    payload = json.loads(request.get_data())
+    assert payload["id"] == post_id and payload["refId"] == client.ref_id != "emulator-ref"
