@@ -44,14 +44,48 @@ def delivery(post_id: str = "Pwh1", status: str = "error", **fields: Any) -> dic
 @pytest.fixture
 def receiver(airflow_db, monkeypatch: pytest.MonkeyPatch):
     """The receiver app on a free loopback port, the default connection with its secret, the asset in the DB."""
-    import uvicorn
-
-    from ayrshare_provider.plugins.webhook_receiver import create_app
-
     monkeypatch.setenv(
         "AIRFLOW_CONN_AYRSHARE_DEFAULT",
         connection_json("http://127.0.0.1:9", webhook_secret=WEBHOOK_SECRET),
     )
+    yield from _serving_receiver()
+
+
+CLIENT_SECRET = "WEBHOOKSECRET-client-5e1b-secret"
+CLIENT_ASSET = "ayrshare_failed_posts__ayrshare_client"
+
+
+@pytest.fixture
+def agency_receiver(airflow_db, emulator, monkeypatch: pytest.MonkeyPatch):
+    """
+    The receiver, with two connections on the emulator: the Primary Profile's (``ayrshare_default``,
+    whose webhook URL every profile without its own inherits) and a User Profile's
+    (``ayrshare_client``), each with its secret and its failed-posts asset. Yields the URL and the client.
+    """
+    from ayrshare_provider.emulator import profiles
+
+    client = profiles.add_profile(emulator.state, "Client A")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, webhook_secret=WEBHOOK_SECRET)
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AYRSHARE_CLIENT",
+        connection_json(emulator.url, profile_key=client.key, webhook_secret=CLIENT_SECRET),
+    )
+    declare_asset(CLIENT_ASSET)
+    _clear_asset(CLIENT_ASSET)
+    for url in _serving_receiver():
+        yield url, client
+
+
+def _serving_receiver():
+    """The receiver app on a free loopback port, the default asset in the DB; yields the webhook's URL."""
+    import uvicorn
+
+    from ayrshare_provider.plugins import profile_routing
+    from ayrshare_provider.plugins.webhook_receiver import create_app
+
+    profile_routing._ref_ids.clear()  # each test's connections are new
     declare_asset(ASSET)
     _clear_asset(ASSET)
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
@@ -79,13 +113,13 @@ def _clear_asset(name: str) -> None:
             session.query(AssetStateStoreModel).filter(AssetStateStoreModel.asset_id == asset.id).delete()
 
 
-def events() -> list[dict[str, Any]]:
+def events(asset_name: str = ASSET) -> list[dict[str, Any]]:
     """The extras of the asset's events."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        asset = session.query(AssetModel).filter(AssetModel.name == ASSET).one()
+        asset = session.query(AssetModel).filter(AssetModel.name == asset_name).one()
         return [e.extra for e in session.query(AssetEvent).filter(AssetEvent.asset_id == asset.id)]
 
 
@@ -391,3 +425,35 @@ def test_a_failure_the_watcher_reported_already_starts_nothing(receiver):
     assert answer.status_code == 200
     assert answer.json()["outcome"] == "reported before"
     assert events() == []
+
+
+@pytest.mark.parametrize("signed_by", ["the Primary's secret", "the User Profile's own secret"])
+def test_a_user_profiles_post_delivered_to_the_primarys_url_is_filed_under_its_own_connection(
+    agency_receiver, signed_by
+):
+    """A User Profile without its own webhook inherits the Primary's URL; its refId says whose post it is."""
+    url, client = agency_receiver
+    body = as_body(delivery("Pclient", refId=client.ref_id))
+    secret = WEBHOOK_SECRET if signed_by == "the Primary's secret" else CLIENT_SECRET
+    answer = send(url, body, secret=secret)
+    assert answer.status_code == 200, answer.text
+    assert "for connection 'ayrshare_client'" in answer.json()["outcome"]
+    assert [extra["post_id"] for extra in events(CLIENT_ASSET)] == ["Pclient"]
+    assert events() == []  # never filed under the Primary's connection
+
+
+def test_a_post_of_a_profile_no_connection_acts_as_is_answered_2xx_and_filed_nowhere(agency_receiver, caplog):
+    caplog.set_level(logging.INFO)
+    url, client = agency_receiver
+    answer = send(url, as_body(delivery("Pstranger", refId="a-profile-airflow-does-not-know")))
+    assert answer.status_code == 200 and answer.json()["outcome"] == "not filed"
+    assert events() == [] and events(CLIENT_ASSET) == [] and pushed() == {}
+    assert "a-profile-airflow-does-not-know" in caplog.text  # logged with its refId, never a key
+    assert client.key not in caplog.text and WEBHOOK_SECRET not in caplog.text
+
+
+def test_a_delivery_signed_with_no_secret_of_its_claimed_profile_is_refused(agency_receiver):
+    url, client = agency_receiver
+    answer = send(url, as_body(delivery("Pforged", refId=client.ref_id)), secret="a-forger's-secret")
+    assert answer.status_code == 401
+    assert events() == [] and events(CLIENT_ASSET) == []

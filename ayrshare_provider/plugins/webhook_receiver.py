@@ -7,7 +7,9 @@ out) is the one route. A delivery is checked (size, signatures with the connecti
 its ``hookId``, delivery id or signed body: Ayrshare delivers at least once), else recorded on the connection's
 failed-posts asset (:mod:`ayrshare_provider.assets`): a failed post becomes an asset event, which
 starts the DAGs scheduled on that asset; every final status is kept in the asset's state store
-(Airflow 3.3), where waits for the post read it. Nothing else: no Airflow login is asked
+(Airflow 3.3), where waits for the post read it. A delivery of another User Profile's post
+(its ``refId``) is filed under that profile's connection, or nowhere
+(:mod:`~ayrshare_provider.plugins.profile_routing`). Nothing else: no Airflow login is asked
 (Ayrshare cannot send one), and none is given.
 
 Imported by the API server only, on the first delivery (see
@@ -32,6 +34,7 @@ from fastapi.responses import JSONResponse
 from ayrshare_provider import assets, webhook_delivery
 from ayrshare_provider.assets import DEFAULT_CONN_ID, WATCHER_SEEN_KEY
 from ayrshare_provider.connection_form import webhook_secret_of
+from ayrshare_provider.plugins import profile_routing
 from ayrshare_provider.webhook_delivery import DeliveryRefused, ScheduledDelivery
 
 if TYPE_CHECKING:
@@ -59,7 +62,19 @@ def create_app() -> FastAPI:
         try:
             body = await _capped_body(request)
             delivery = await run_in_threadpool(_verified, conn_id, body, request.headers)
-            outcome = await recorder.record(conn_id, delivery)
+            owner = await run_in_threadpool(profile_routing.owner_of, conn_id, delivery.record.get("refId"))
+            if owner is None:  # another profile's post, whose connection Airflow does not have
+                _log.warning(
+                    "Ayrshare webhook for connection %r: post %s is profile refId %r's, which no Ayrshare "
+                    "connection here acts as; not filed",
+                    conn_id,
+                    delivery.post_id,
+                    delivery.record.get("refId"),
+                )
+                return JSONResponse({"status": "accepted", "post": delivery.post_id, "outcome": "not filed"})
+            outcome = await recorder.record(owner, delivery)
+            if owner != conn_id:
+                outcome = f"{outcome}, for connection {owner!r} (profile {delivery.record.get('refId')})"
         except DeliveryRefused as refused:
             _log.warning(
                 "Ayrshare webhook for connection %r refused (%s): %s",
@@ -101,25 +116,55 @@ async def _capped_body(request: Request) -> bytes:
 
 
 def _verified(conn_id: str, body: bytes, headers: Any) -> ScheduledDelivery:
-    """The delivery, once its headers and its signature check out with the connection's webhook secret."""
+    """
+    The delivery, once its headers and a signature check out: with the webhook secret of the
+    connection the URL names or, failing that, of a connection of the profile the body says it is
+    for (a User Profile that inherits the Primary's webhook may sign with its own secret).
+    """
     if not _CONN_ID.fullmatch(conn_id):  # nothing else reaches the secrets backends
         raise DeliveryRefused(401, "the conn_id is not a connection id")
     webhook_delivery.check_headers(headers)  # before any secrets backend is asked
-    signature = webhook_delivery.verify(_webhook_secret(conn_id), body, headers)
+    secret = _webhook_secret(conn_id)
+    try:
+        if secret is None:
+            raise DeliveryRefused(
+                401, f"no webhook secret to check the delivery with (connection {conn_id!r})"
+            )
+        signature = webhook_delivery.verify(secret, body, headers)
+    except DeliveryRefused:
+        signature = _verified_for_its_profile(conn_id, body, headers)
     return webhook_delivery.parse(body, signature, headers)
 
 
-def _webhook_secret(conn_id: str) -> str:
+def _verified_for_its_profile(conn_id: str, body: bytes, headers: Any) -> str:
+    """The signature, checked with the secret of a connection of the profile the (unverified) body names."""
+    claimed = _claimed_ref_id(body)  # only picks which secrets to try: nothing is believed unsigned
+    for other in profile_routing.connections_of_profile(claimed, besides=conn_id) if claimed else []:
+        if (secret := _webhook_secret(other)) is not None:
+            try:
+                return webhook_delivery.verify(secret, body, headers)
+            except DeliveryRefused:
+                continue
+    raise DeliveryRefused(401, "the delivery's signature matches no webhook secret of its profile")
+
+
+def _claimed_ref_id(body: bytes) -> str | None:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    ref_id = payload.get("refId") if isinstance(payload, dict) else None
+    return ref_id if isinstance(ref_id, str) and ref_id else None
+
+
+def _webhook_secret(conn_id: str) -> str | None:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
     try:
-        secret = webhook_secret_of(Connection.get_connection_from_secrets(conn_id).extra_dejson)
+        return webhook_secret_of(Connection.get_connection_from_secrets(conn_id).extra_dejson)
     except AirflowNotFoundException:
-        secret = None
-    if secret is None:
-        raise DeliveryRefused(401, f"no webhook secret to check the delivery with (connection {conn_id!r})")
-    return secret
+        return None
 
 
 @dataclass(frozen=True)
