@@ -76,7 +76,9 @@ def measure(push: bool) -> tuple[list[dict[str, float]], dict[str, Any]]:
     with emulator("--history-cache", "60", "--retry-delay", "4") as url:
         extra = {"webhook_secret": WEBHOOK_SECRET} if push else {}
         conn = {"conn_type": "ayrshare", "host": url, "password": API_KEY, "extra": extra}
-        stack = Standalone({"AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps(conn)})
+        stack = Standalone(
+            {"AIRFLOW_CONN_AYRSHARE_DEFAULT": json.dumps(conn), "AIRFLOW__AYRSHARE__WEBHOOK_RECEIVER": "True"}
+        )
         try:
             stack.start()
             if push:  # what register_webhook() sends

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from ayrshare_provider import connection_form
 from ayrshare_provider.emulator.server import Emulator
@@ -629,3 +630,9 @@ def test_an_agency_recovers_two_profiles_in_one_run_each_with_its_own_connection
     ]
     everything = "\n".join([str(report), *logs, str(labels)])
     assert "Acme Bakery" in everything and not [key for key in keys.values() if key in everything]
+
+
+def test_without_the_setting_the_api_server_has_no_webhook_route(stack):
+    """The receiver is opt-in ([ayrshare] webhook_receiver): this stack did not ask for it."""
+    answer = requests.post(f"{stack.url}/ayrshare/webhook", data=b"{}", timeout=10)
+    assert answer.status_code == 404
