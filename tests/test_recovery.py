@@ -315,11 +315,16 @@ def test_a_repost_whose_answer_is_lost_and_a_second_run_make_one_post(airflow_db
 
 
 @pytest.mark.dag
+@pytest.mark.parametrize(
+    "key_in_records", [False, True], ids=["records as documented", "records with their key"]
+)
 def test_a_post_reposted_by_an_earlier_run_is_never_reposted_once_ayrshare_forgot_its_key(
-    airflow_db, emulator_conn
+    airflow_db, emulator_conn, key_in_records
 ):
     """Ayrshare keeps an idempotencyKey for a time it does not document: the ledger, not the key, says "once"."""
     from ayrshare_provider import repost_ledger
+
+    emulator_conn.state.settings.idempotency_key_in_records = key_in_records
 
     [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
     conf = {"poll_interval": 0.2, "ask_person": False, "repost_spent": True}
@@ -334,7 +339,7 @@ def test_a_post_reposted_by_an_earlier_run_is_never_reposted_once_ayrshare_forgo
     assert entry["id"] == spent and entry["note"] == f"reposted earlier as {entry['repost_id']}"
     assert f"reposted earlier as {entry['repost_id']}" in "\n".join(second_report["table"])
     # The new post is known as a repost without any field of its record (Ayrshare's carry no key).
-    assert "idempotencyKey" not in emulator_conn.state.posts[entry["repost_id"]].record
+    assert ("idempotencyKey" in emulator_conn.state.posts[entry["repost_id"]].record) is key_in_records
     # The ledger, in the metadata database as a person sees it (Admin > Variables).
     from airflow.models.variable import Variable
 
