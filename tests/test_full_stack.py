@@ -635,4 +635,6 @@ def test_an_agency_recovers_two_profiles_in_one_run_each_with_its_own_connection
 def test_without_the_setting_the_api_server_has_no_webhook_route(stack):
     """The receiver is opt-in ([ayrshare] webhook_receiver): this stack did not ask for it."""
     answer = requests.post(f"{stack.url}/ayrshare/webhook", data=b"{}", timeout=10)
-    assert answer.status_code == 404
+    # Airflow's own answer for a path nobody serves a POST on (its UI takes GETs of any path).
+    assert answer.status_code in (404, 405), answer.text
+    assert "refused" not in answer.text and "accepted" not in answer.text  # never the receiver's
