@@ -42,7 +42,8 @@ def pushed_value(
 
     :param record: the post's last final record as pushed.
     :param received_at: when it arrived (``time.time()``).
-    :param deliveries: the signatures of the post's deliveries taken so far (a replay is refused).
+    :param deliveries: the names of the post's deliveries taken so far (signed body, ``hookId``,
+        delivery id): one taken again is answered 2xx and recorded no more.
     :param reported: the post's failure was reported on the asset (by the receiver or the watcher).
     """
     return {"record": record, "received_at": received_at, "deliveries": deliveries, "reported": reported}

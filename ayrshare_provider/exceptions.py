@@ -121,11 +121,19 @@ class AyrshareWriteRefusedError(AyrshareError, AirflowFailException):
     """
 
 
-class AyrshareRepostUncertainError(AyrshareError, AirflowFailException):
+class AyrshareWriteUncertainError(AyrshareError, AirflowFailException):
+    """
+    A write was sent again after its answer was lost, and the resend was refused: whether the first
+    send made something is unknown (a refusal of a repeated ``idempotencyKey``, or code 137 because
+    the first one landed, look alike). Final: nothing is sent again; a person looks.
+    """
+
+
+class AyrshareRepostUncertainError(AyrshareWriteUncertainError):
     """
     A repost of the post was sent earlier and its answer never came, too long ago to send it again
-    safely: it may exist. Final: a person looks in Ayrshare's history, then deletes the ledger's
-    Variable to allow one more repost (:mod:`~ayrshare_provider.repost_ledger`).
+    safely, or its resend was refused: it may exist. Final: a person looks in Ayrshare's history,
+    then deletes the ledger's Variable to allow one more repost (:mod:`~ayrshare_provider.repost_ledger`).
     """
 
 
@@ -203,11 +211,12 @@ def network_error_text(error: dict[str, Any]) -> str:
 
 def refused_write(error: AyrshareError) -> AyrshareError:
     """
-    ``error`` as the final :class:`AyrshareWriteRefusedError` when it is a plain 4xx answer to a
-    write; already final errors (401, 403, 404, 329) and a 429 stay as they are.
+    ``error`` as the final :class:`AyrshareWriteRefusedError` when it is Ayrshare refusing a write:
+    a plain 4xx answer, or an error envelope with a 2xx status. Already final errors (401, 403,
+    404, 329), a 429 and a 5xx stay as they are.
     """
     status = error.http_status
-    if type(error) is not AyrshareError or status is None or not 400 <= status < 500:
+    if type(error) is not AyrshareError or status is None or status >= 500:
         return error
     return AyrshareWriteRefusedError(
         error.message,

@@ -12,6 +12,7 @@ from bench import (
     parse_cost,
     push_vs_poll,
     recovery_at_scale,
+    sqlite_burst,
     waiting_at_scale,
     webhook_burst,
     worker_runs,
@@ -30,6 +31,7 @@ def main() -> None:
         push_vs_poll,
         many_profiles,
         webhook_burst,
+        sqlite_burst,
     )
     for module in modules:
         print(f"running {module.__name__.removeprefix('bench.')} ...", file=sys.stderr, flush=True)

@@ -338,7 +338,7 @@ def test_a_post_reposted_by_an_earlier_run_is_never_reposted_once_ayrshare_forgo
     [entry] = second_report["reposted"]
     assert entry["id"] == spent and entry["note"] == f"reposted earlier as {entry['repost_id']}"
     assert f"reposted earlier as {entry['repost_id']}" in "\n".join(second_report["table"])
-    # The new post is known as a repost without any field of its record (Ayrshare's carry no key).
+    # Whether the record carries its key or not (as documented), the ledger knows the repost.
     assert ("idempotencyKey" in emulator_conn.state.posts[entry["repost_id"]].record) is key_in_records
     # The ledger, in the metadata database as a person sees it (Admin > Variables).
     from airflow.models.variable import Variable
@@ -422,3 +422,30 @@ def test_a_repost_whose_answer_never_came_long_ago_is_not_sent_again_but_left_to
     [entry] = report["failed_again"]
     assert "its answer never came, so it may exist" in entry["reason"]
     assert f"delete the Airflow Variable '{repost_ledger.entry_key(spent)}'" in entry["reason"]
+
+
+@pytest.mark.dag
+def test_a_refused_resend_of_a_repost_is_left_to_a_person_not_written_down_as_refused(
+    airflow_db, emulator_conn
+):
+    """An earlier attempt sent the repost and died; the resend (same key) is refused: the first may exist."""
+    import time
+
+    from airflow.models.variable import Variable
+
+    from ayrshare_provider import repost_ledger
+
+    emulator_conn.state.settings.duplicate_check = "any"  # the failed original counts: the resend meets 137
+    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
+    sending = repost_ledger.RepostEntry(
+        spent, "sending", f"airflow-repost-{spent}-facebook", time.time() - 30, conn_id="ayrshare_default"
+    )
+    Variable.set(repost_ledger.entry_key(spent), sending.to_value(), serialize_json=True)
+    dag = load_dag("ayrshare_failed_post_recovery")
+    run = dag.test(run_conf={"poll_interval": 0.2, "ask_person": False, "repost_spent": True})
+    assert emulator_conn.state.counters()["requests"]["POST /api/post"] == 1  # the resend, refused, once
+    report = stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)]
+    [entry] = report["failed_again"]
+    assert "sent again and refused" in entry["reason"] and "so the first may exist" in entry["reason"]
+    kept = Variable.get(repost_ledger.entry_key(spent), deserialize_json=True)
+    assert kept["state"] == "sending"  # never "refused": a later run asks a person again, sends nothing

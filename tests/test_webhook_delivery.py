@@ -129,3 +129,9 @@ def test_parse_refuses_what_is_not_a_final_status_of_a_post(body, status):
     with pytest.raises(DeliveryRefused) as refused:
         parse(body, "sig")
     assert refused.value.http_status == status
+
+
+def test_an_empty_or_unreadable_second_header_does_not_spoil_a_good_signature():
+    for v2 in ("", "   ", "not a digest"):
+        headers = {SIGNATURE_HEADER: sign(SECRET, BODY), SIGNATURE_HEADER_V2: v2}
+        assert verify(SECRET, BODY, headers) == sign(SECRET, BODY)

@@ -457,3 +457,11 @@ def test_a_delivery_signed_with_no_secret_of_its_claimed_profile_is_refused(agen
     answer = send(url, as_body(delivery("Pforged", refId=client.ref_id)), secret="a-forger's-secret")
     assert answer.status_code == 401
     assert events() == [] and events(CLIENT_ASSET) == []
+
+
+def test_a_hostile_unsigned_body_is_refused_401_never_a_500(agency_receiver):
+    """The claimed refId is read before any signature matched: deep nesting must not crash it."""
+    url, _ = agency_receiver
+    answer = send(url, b"[" * 60_000, secret="a-forger's-secret")
+    assert answer.status_code == 401, answer.text
+    assert events() == [] and events(CLIENT_ASSET) == []

@@ -19,6 +19,7 @@ from ayrshare_provider.exceptions import (
     AyrshareRateLimitError,
     AyrshareRetryUnconfirmedError,
     AyrshareServerError,
+    AyrshareWriteUncertainError,
     connection_error,
     is_transient,
     parse_response,
@@ -496,15 +497,27 @@ class AyrshareHook(HttpHook):
             except AyrshareServerError as err:
                 return self._landed_or_raise(post_id, err)
 
-        return self._write(send_once)
+        return self._write(send_once, resends_surely_unapplied=True)  # _landed_or_raise reads first
 
-    def _write(self, send_once: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _write(
+        self, send_once: Callable[[], dict[str, Any]], *, resends_surely_unapplied: bool
+    ) -> dict[str, Any]:
         """
         Send a write as Ayrshare allows: after a 429 once more at most, after backing off; after a
         5xx or a lost answer only when ``send_once`` raises it (it knows whether the write surely did
-        not land); never after another 4xx.
+        not land); never after another 4xx, which is final (:class:`AyrshareWriteRefusedError`).
+
+        :param resends_surely_unapplied: a resend goes only once the first surely did not land (the
+            retry PUT reads the post first), so a refused resend is a refusal like any other. Else
+            (a new post, resent on its ``idempotencyKey``) a refused resend leaves the first unknown:
+            :class:`AyrshareWriteUncertainError`.
         """
-        rate_limited = 0
+        rate_limited = sends = 0
+
+        def counted() -> dict[str, Any]:
+            nonlocal sends
+            sends += 1
+            return send_once()
 
         def send_again(retry_state: tenacity.RetryCallState) -> bool:
             nonlocal rate_limited
@@ -518,12 +531,21 @@ class AyrshareHook(HttpHook):
 
         policy = {**self._read_policy(self._connect().settings), "retry": send_again}
         try:
-            return tenacity.Retrying(**policy)(send_once)
+            return tenacity.Retrying(**policy)(counted)
         except AyrshareError as err:
             # No attempt of the task may send a refused write again: it fails at once.
             final = refused_write(err)
             if final is err:
                 raise
+            if sends > 1 and not resends_surely_unapplied:
+                raise AyrshareWriteUncertainError(
+                    f"sent again after its answer was lost, then refused ({final}): whether the first "
+                    "send made something is unknown; nothing more is sent",
+                    call=err.call,
+                    post_id=err.post_id,
+                    http_status=err.http_status,
+                    code=err.code,
+                ) from None
             raise final from None
 
     def _landed_or_raise(self, post_id: str, error: AyrshareServerError) -> dict[str, Any]:
@@ -565,7 +587,8 @@ class AyrshareHook(HttpHook):
                 post_id=post_id,
             )
         record = self._write(
-            lambda: self._send("POST", "/api/post", CREATE_CALL, post_id, json=body, created_post_ok=True)
+            lambda: self._send("POST", "/api/post", CREATE_CALL, post_id, json=body, created_post_ok=True),
+            resends_surely_unapplied=False,
         )
         if not isinstance(record.get("id"), str) or not record["id"]:
             raise AyrshareServerError("the answer names no post id", call=CREATE_CALL, post_id=post_id)

@@ -13,6 +13,7 @@ from ayrshare_provider.exceptions import (
     AyrshareNotRetryableError,
     AyrshareRepostUncertainError,
     AyrshareWriteRefusedError,
+    AyrshareWriteUncertainError,
 )
 from ayrshare_provider.links.ayrshare import AyrsharePostLink
 from ayrshare_provider.posts import (
@@ -166,16 +167,17 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
             self.report(context, summary)
             return summary
         key = body["idempotencyKey"]
-        if entry is not None:  # "sending": an attempt sent it and never wrote down the answer
+        look = (
+            "look for it in Ayrshare's history, then delete the Airflow Variable "
+            f"{repost_ledger.entry_key(post_id)!r} to allow a repost"
+        )
+        resending = entry is not None  # "sending": an attempt sent it and never wrote down the answer
+        if entry is not None:
             if entry.idempotency_key != key or not entry.key_still_trusted():
                 sent = datetime.fromtimestamp(entry.at, UTC).isoformat()
                 why = f"a repost was sent at {sent} and its answer never came, so it may exist"
-                fix = (
-                    "look for it in Ayrshare's history, then delete the Airflow Variable "
-                    f"{repost_ledger.entry_key(post_id)!r} to allow a repost"
-                )
-                self.report(context, _not_reposted(original, post_id, why, fix))
-                raise AyrshareRepostUncertainError(f"not reposted: {why}; {fix}", post_id=post_id)
+                self.report(context, _not_reposted(original, post_id, why, look))
+                raise AyrshareRepostUncertainError(f"not reposted: {why}; {look}", post_id=post_id)
             self.log.info("Post %s: sending its repost again, with the same idempotencyKey %s", post_id, key)
         else:
             entry = repost_ledger.note_sending(post_id, key, self.ayrshare_conn_id)
@@ -184,14 +186,26 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         )
         try:
             record = self.hook.create_post(body, post_id=post_id)
-        except AyrshareWriteRefusedError as refused:  # nothing was made: never sent again
+        except AyrshareWriteUncertainError as uncertain:  # the ledger keeps "sending": a person looks
+            self.report(context, _not_reposted(original, post_id, f"{uncertain.message}; it may exist", look))
+            raise
+        except AyrshareWriteRefusedError as refused:
             said = refused.message if refused.code is None else f"code {refused.code}: {refused.message}"
+            if resending:  # a refused resend: the first send may have made it (137 for its own copy...)
+                why = f"its repost was sent again and refused ({said}), so the first may exist"
+                self.report(context, _not_reposted(original, post_id, why, look))
+                raise AyrshareRepostUncertainError(f"not reposted: {why}; {look}", post_id=post_id) from None
             fix = "; ".join(
                 fix_for({"platform": network, "code": refused.code, "message": refused.message})
                 for network in body["platforms"]
             )
-            repost_ledger.note_refused(entry, said, fix)
             self.report(context, _not_reposted(original, post_id, f"Ayrshare refused it ({said})", fix))
+            try:  # nothing was made: written down so that no run sends it again
+                repost_ledger.note_refused(entry, said, fix)
+            except Exception as err:  # noqa: BLE001 - the refusal stays final either way
+                self.log.warning(
+                    "Post %s: the refusal is not written down (%s); its entry says 'sending'", post_id, err
+                )
             raise
         repost_ledger.note_made(entry, record["id"])
         self.log.info("Post %s reposted as %s: %r", post_id, record["id"], record.get("status"))

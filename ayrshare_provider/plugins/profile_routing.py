@@ -27,30 +27,46 @@ REF_ID_KEPT_FOR = 3600.0
 UNKNOWN_KEPT_FOR = 60.0
 _CONN_ENV_PREFIX = "AIRFLOW_CONN_"
 
+#: How long the one ask may take (seconds): a delivery waits for it, and Ayrshare waits 10 s for the answer.
+_ASK_TIMEOUT = 5.0
+
 _ref_ids: dict[str, tuple[str | None, float]] = {}
+_asking: dict[str, threading.Lock] = {}  # per connection: a burst of deliveries asks once
 _lock = threading.Lock()
 
 
 def ref_id_of(conn_id: str) -> str | None:
     """The refId of the profile ``conn_id`` acts as; None when it cannot be told now (logged)."""
+    if (known := _known(conn_id)) is not None:
+        return known[0]
+    with _lock:
+        asking = _asking.setdefault(conn_id, threading.Lock())
+    with asking:
+        if (known := _known(conn_id)) is not None:  # another delivery asked meanwhile
+            return known[0]
+        from ayrshare_provider.hooks.ayrshare import AyrshareHook
+
+        try:
+            # One try: the next delivery asks again after a minute.
+            ref_id = AyrshareHook(conn_id, max_attempts=1, timeout=_ASK_TIMEOUT).get_user().get("refId")
+        except Exception as err:  # noqa: BLE001 - a connection that cannot say is no owner, not a failed delivery
+            _log.warning(
+                "Ayrshare webhook: the profile of connection %r is unknown for now: %s", conn_id, err
+            )
+            ref_id = None
+        ref_id = ref_id if isinstance(ref_id, str) and ref_id else None
+        with _lock:
+            _ref_ids[conn_id] = (ref_id, time.monotonic())
+        return ref_id
+
+
+def _known(conn_id: str) -> tuple[str | None, float] | None:
+    """What was learned of ``conn_id`` and is still fresh, or None."""
     with _lock:
         known = _ref_ids.get(conn_id)
-    if known is not None and time.monotonic() - known[1] < (
-        REF_ID_KEPT_FOR if known[0] else UNKNOWN_KEPT_FOR
-    ):
-        return known[0]
-    from ayrshare_provider.hooks.ayrshare import AyrshareHook
-
-    try:
-        # One try: a sender waits for the answer, and the next delivery asks again after a minute.
-        ref_id = AyrshareHook(conn_id, max_attempts=1).get_user().get("refId")
-    except Exception as err:  # noqa: BLE001 - a connection that cannot say is no owner, not a failed delivery
-        _log.warning("Ayrshare webhook: the profile of connection %r is unknown for now: %s", conn_id, err)
-        ref_id = None
-    ref_id = ref_id if isinstance(ref_id, str) and ref_id else None
-    with _lock:
-        _ref_ids[conn_id] = (ref_id, time.monotonic())
-    return ref_id
+    if known is None or time.monotonic() - known[1] >= (REF_ID_KEPT_FOR if known[0] else UNKNOWN_KEPT_FOR):
+        return None
+    return known
 
 
 def ayrshare_connections() -> list[str]:

@@ -537,10 +537,15 @@ class FailedPostsTrigger(BaseEventTrigger):
         store = getattr(self, "asset_state_store", None)  # Airflow 3.3+, set by the triggerer
         if store is None:
             return None
-        # Until the ids it reported are read, the watcher cannot tell new failures from old: it waits.
-        stored = await patiently(
-            partial(store.aget, SEEN_KEY), what="Reading the reported post ids", log=self.log, attempts=0
-        )
+        # Until the ids it reported are read, the watcher cannot tell new failures from old: it waits,
+        # then starts as at its first look (what failed meanwhile is the scheduled recovery's).
+        try:
+            stored = await patiently(
+                partial(store.aget, SEEN_KEY), what="Reading the reported post ids", log=self.log
+            )
+        except Exception as err:  # noqa: BLE001 - the watcher goes on; the triggerer never ends on it
+            self.log.warning("The reported post ids cannot be read (%s): this look counts as the first", err)
+            return None
         return [str(post_id) for post_id in stored] if isinstance(stored, list) else None
 
     async def _store_seen(self, seen: list[str]) -> None:

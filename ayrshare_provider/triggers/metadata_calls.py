@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-#: Tries of one call; the first pause (seconds), doubled after each try up to the longest: about
-#: half a minute in all, several times SQLite's busy timeout (5 s).
+#: Tries of one call; the first pause (seconds), doubled after each try up to the longest: 15 to
+#: 19 s of pauses in all (1, 2, 4, 8 s and jitter), three times SQLite's busy timeout (5 s).
 ATTEMPTS = 5
 FIRST_PAUSE = 1.0
 LONGEST_PAUSE = 10.0
@@ -36,7 +36,7 @@ async def patiently(
         state store writes set a value, which a second try sets again).
     :param what: what the call does, for the log line of each failed try.
     :param log: the trigger's logger.
-    :param attempts: tries in all; 0 tries until it succeeds.
+    :param attempts: tries in all.
     :raises Exception: the last try's error, once ``attempts`` tries failed.
     """
 
@@ -48,7 +48,7 @@ async def patiently(
         )
 
     retrying = tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(attempts) if attempts else tenacity.stop_never,
+        stop=tenacity.stop_after_attempt(attempts),
         wait=tenacity.wait_exponential(multiplier=FIRST_PAUSE, max=LONGEST_PAUSE)
         + tenacity.wait_random(0, FIRST_PAUSE),
         before_sleep=log_retry,

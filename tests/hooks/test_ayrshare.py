@@ -318,3 +318,31 @@ def test_a_profiles_answer_that_pages_forever_or_has_no_list_is_a_clear_error(ht
     httpserver.expect_request("/api/profiles").respond_with_json({"status": "ok"})
     with pytest.raises(AyrshareServerError, match="no 'profiles' list"):
         fast_hook().get_profiles()
+
+
+def test_a_new_post_ayrshare_refuses_is_final_and_sent_once(emulator_conn):
+    """Code 137, Ayrshare's duplicate-content check: a 4xx answer to a write, never sent again."""
+    emulator_conn.state.settings.duplicate_check = "any"
+    body = {"post": "Same words", "platforms": ["linkedin"], "idempotencyKey": "k-first"}
+    fast_hook().create_post(body)
+    with pytest.raises(AyrshareWriteRefusedError, match="code 137") as refused:
+        fast_hook().create_post({**body, "idempotencyKey": "k-second"})
+    assert isinstance(refused.value, AirflowFailException)
+    assert emulator_conn.state.counters()["requests"]["POST /api/post"] == 2  # one each
+
+
+def test_a_resend_refused_after_a_lost_answer_leaves_the_first_send_unknown(emulator_conn):
+    """
+    The first POST made the post and its answer was lost; Ayrshare already forgot the key, and
+    refuses the resend as a duplicate of that very post: not a refusal of the post, an unknown.
+    """
+    from ayrshare_provider.exceptions import AyrshareWriteUncertainError
+
+    emulator_conn.state.settings.duplicate_check = "any"
+    emulator_conn.state.settings.idempotency_key_retention = 0.001  # seconds
+    emulator_conn.faults.add({"endpoint": "POST /api/post", "sequence": ["apply_then_drop"]})
+    body = {"post": "Sent twice", "platforms": ["linkedin"], "idempotencyKey": "k-lost"}
+    with pytest.raises(AyrshareWriteUncertainError, match="whether the first send made something is unknown"):
+        fast_hook().create_post(body)
+    assert len(emulator_conn.state.posts) == 1
+    assert emulator_conn.state.counters()["requests"]["POST /api/post"] == 2  # nothing after the refusal
