@@ -34,10 +34,10 @@ except ImportError:  # Airflow 2.11 and 3.0: no human-in-the-loop; those posts a
 ASKS_PEOPLE = ReviewPostsOperator is not None
 
 #: Task runs of one recovery run at a time on a SQLite metadata database. SQLite has one writer
-#: and a 5 s busy timeout; on 2 cores, 16 task runs at once (Airflow's default) made writes wait up
-#: to 5.5 s, and Airflow's scheduler, triggerer and DAG processor end on a write that waits longer.
-#: 4 at once made the slowest write 0.7 s, with every retry sent as fast (README, "What SQLite carries").
-#: Deferred waits do not count: every post still waits at once.
+#: and a 5 s busy timeout, and Airflow's scheduler, triggerer and DAG processor end on a write that
+#: waits longer. On 2 cores, 16 task runs at once (Airflow's default) made writes wait up to 4.7 s;
+#: 4 at once, 0.72 s, with every retry sent about as fast (bench 9). Deferred waits do not count:
+#: every post still waits at once.
 SQLITE_TASKS_AT_ONCE = 4
 
 

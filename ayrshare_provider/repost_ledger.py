@@ -19,6 +19,7 @@ fixed things deletes the original's Variable to allow one more repost.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -75,11 +76,18 @@ class RepostEntry:
         }
 
     @classmethod
-    def from_value(cls, post_id: str, value: Any) -> RepostEntry | None:
-        """The entry a Variable holds; None for anything else (a value a person edited away)."""
+    def from_value(cls, post_id: str, value: Any) -> RepostEntry:
+        """
+        The entry a Variable holds.
+
+        :raises AyrshareConfigError: for a value that is no entry (a person edited it): something was
+            written down for this post, so it is never read as "not reposted".
+        """
         if not isinstance(value, dict) or value.get("state") not in ("sending", "made", "refused"):
-            return None
+            raise _unreadable(post_id)
         new_id = value.get("new_id")
+        if value["state"] == "made" and not (isinstance(new_id, str) and new_id):
+            raise _unreadable(post_id)
         return cls(
             post_id=post_id,
             state=value["state"],
@@ -99,12 +107,13 @@ def entry_key(post_id: str) -> str:
 
 def entry_of(post_id: str) -> RepostEntry | None:
     """The ledger's entry for the original ``post_id``, or None: never reposted by this provider."""
-    return RepostEntry.from_value(post_id, _get(entry_key(post_id)))
+    value = _get(entry_key(post_id), post_id)
+    return None if value is None else RepostEntry.from_value(post_id, value)
 
 
 def original_of(post_id: str) -> str | None:
     """The original post ``post_id`` is a repost of, or None: not a repost this provider made."""
-    original = _get(f"{ORIGIN_PREFIX}{post_id}")
+    original = _get(f"{ORIGIN_PREFIX}{post_id}", post_id)
     return original if isinstance(original, str) and original else None
 
 
@@ -138,11 +147,28 @@ def note_refused(entry: RepostEntry, refusal: str, fix: str) -> RepostEntry:
     return refused
 
 
-def _get(key: str) -> Any:
+def _get(key: str, post_id: str) -> Any:
     from airflow.providers.common.compat.sdk import Variable
 
+    # Read as text, decoded here: the Task SDK reads a value that is not JSON as no Variable at all.
     # The default positionally: Airflow 2.11 names it default_var, the Task SDK default.
-    return Variable.get(key, None, deserialize_json=True)
+    raw = Variable.get(key, None)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:  # a person edited it
+        raise _unreadable(post_id) from None
+
+
+def _unreadable(post_id: str) -> Exception:
+    from ayrshare_provider.exceptions import AyrshareConfigError
+
+    return AyrshareConfigError(
+        f"the repost ledger's Airflow Variable {entry_key(post_id)!r} (or its new post's) is not what this "
+        "provider writes: delete it to allow a repost, or restore it",
+        post_id=post_id,
+    )
 
 
 def _set(key: str, value: Any, description: str) -> None:

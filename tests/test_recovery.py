@@ -449,3 +449,17 @@ def test_a_refused_resend_of_a_repost_is_left_to_a_person_not_written_down_as_re
     assert "sent again and refused" in entry["reason"] and "so the first may exist" in entry["reason"]
     kept = Variable.get(repost_ledger.entry_key(spent), deserialize_json=True)
     assert kept["state"] == "sending"  # never "refused": a later run asks a person again, sends nothing
+
+
+@pytest.mark.dag
+def test_a_ledger_entry_a_person_garbled_is_a_clear_error_never_a_second_repost(airflow_db, emulator_conn):
+    from airflow.models.variable import Variable
+
+    from ayrshare_provider import repost_ledger
+
+    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
+    Variable.set(repost_ledger.entry_key(spent), "made it, I think")  # not JSON
+    dag = load_dag("ayrshare_failed_post_recovery")
+    run = dag.test(run_conf={"poll_interval": 0.2, "ask_person": False, "repost_spent": True})
+    assert emulator_conn.state.counters()["requests"].get("POST /api/post") is None
+    assert run.state == "failed"  # the report names the post whose repost task failed

@@ -128,7 +128,7 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
         entry = repost_ledger.entry_of(
             post_id
         )  # what earlier runs and attempts did, whatever Ayrshare recalls
-        if entry is not None and entry.state == "made" and entry.new_id:
+        if entry is not None and entry.state == "made" and entry.new_id:  # made always has its new id
             self.log.info("Post %s was reposted earlier as %s: not posted again", post_id, entry.new_id)
             try:
                 record = self.hook.get_post(entry.new_id)
