@@ -45,8 +45,12 @@ def recovery_dag_args() -> dict[str, Any]:
     """The DAG arguments both recovery DAGs take: on SQLite, :data:`SQLITE_TASKS_AT_ONCE` task runs at once."""
     from airflow.providers.common.compat.sdk import conf
 
-    on_sqlite = conf.get("database", "sql_alchemy_conn", fallback="").startswith("sqlite")
-    return {"max_active_tasks": SQLITE_TASKS_AT_ONCE} if on_sqlite else {}
+    return dag_args_for(conf.get("database", "sql_alchemy_conn", fallback=""))
+
+
+def dag_args_for(sql_alchemy_conn: str) -> dict[str, Any]:
+    """:func:`recovery_dag_args` for a metadata database URL."""
+    return {"max_active_tasks": SQLITE_TASKS_AT_ONCE} if sql_alchemy_conn.startswith("sqlite") else {}
 
 
 def recovery_params() -> dict[str, Param]:

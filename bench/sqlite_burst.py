@@ -184,9 +184,9 @@ def main() -> str:
             ],
             rows,
         )
-        + f"\n4 at once / 16 at once: median write **{statistics.median(capped) / statistics.median(slow):.2f}x**, "
-        f"99th percentile **{_quantile(capped, 0.99) / _quantile(slow, 0.99):.2f}x**, slowest "
-        f"**{max(capped) / max(slow):.2f}x**; run time {results[4]['seconds'] / results[16]['seconds']:.2f}x.\n"
+        + f"\n4 at once / 16 at once: median write **{statistics.median(capped) / statistics.median(slow):.2f}**, "
+        f"99th percentile **{_quantile(capped, 0.99) / _quantile(slow, 0.99):.2f}**, slowest "
+        f"**{max(capped) / max(slow):.2f}**; run time {results[4]['seconds'] / results[16]['seconds']:.2f}.\n"
     )
 
 

@@ -66,15 +66,10 @@ first_event = run_here  # the trigger, run in this process until its one event
 
 @pytest.mark.dag
 @pytest.mark.soak
-@pytest.mark.parametrize(
-    "forgetful", [False, True], ids=["one run", "a second run after Ayrshare forgot its keys"]
-)
-def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(
-    airflow_db, emulator, monkeypatch, forgetful
-):
+def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_db, emulator, monkeypatch):
     """
-    ``forgetful``: a second run under the same faults once Ayrshare forgot every idempotencyKey
-    (how long it keeps one is not documented): still one new post per spent post, none lost.
+    Then a second run under the same faults once Ayrshare forgot every idempotencyKey (how long it
+    keeps one is not documented): still one new post per spent post, none lost.
     """
     from ayrshare_provider.emulator import scenarios
 
@@ -131,15 +126,15 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(
     conf = {"last_days": 0, "limit": 1000, "poll_interval": 0.2, "ask_person": False, "repost_spent": True}
     dag_run = dag.test(run_conf=conf)
     assert dag_run.state == "success"
-    if forgetful:
-        emulator.state.forget_idempotency_keys()
-        again = dag.test(run_conf=conf)
-        assert again.state == "success"
-        second = stored_xcoms("ayrshare_failed_post_recovery", again.run_id)[("report", "return_value", -1)]
-        assert second["unknown"] == [] and second["failed_again"] == []
-        # Every spent post is known as reposted earlier, from the provider's ledger: never posted again.
-        assert {entry["id"] for entry in second["reposted"]} == fails_again
-        assert all(entry["note"].startswith("reposted earlier as ") for entry in second["reposted"])
+    # The second run, once Ayrshare forgot its keys.
+    emulator.state.forget_idempotency_keys()
+    again = dag.test(run_conf=conf)
+    assert again.state == "success"
+    second = stored_xcoms("ayrshare_failed_post_recovery", again.run_id)[("report", "return_value", -1)]
+    assert second["unknown"] == [] and second["failed_again"] == []
+    # Every spent post is known as reposted earlier, from the provider's ledger: never posted again.
+    assert {entry["id"] for entry in second["reposted"]} == fails_again
+    assert all(entry["note"].startswith("reposted earlier as ") for entry in second["reposted"])
     elapsed = time.monotonic() - started
 
     report = stored_xcoms("ayrshare_failed_post_recovery", dag_run.run_id)[("report", "return_value", -1)]
@@ -171,7 +166,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(
     assert {p: counters["retry_puts"][p] for p in retried} == {p: 1 + refused.get(p, 0) for p in retried}
     injected = sum(count for key, count in emulator.faults.injected.items())
     figures(
-        "soak (and a second run after Ayrshare forgot its keys)" if forgetful else "soak",
+        "soak (and a second run after Ayrshare forgot its keys)",
         posts=len(originals),
         retryable=len(retried),
         requests=sum(counters["requests"].values()),
