@@ -25,7 +25,7 @@ from typing import Any
 from bench.common import table
 
 DAG_ID = "ayrshare_failed_post_recovery"
-POSTS, SEED = 200, 11
+POSTS = 200  # BURST_ON_AYRSHARES_CLOCKS (tests/helpers.py): 200 bulk posts, seed 11
 REPO = Path(__file__).resolve().parent.parent
 # An access log line: "... request finished ... duration_us=439618 ... method=POST path=/execution/..."
 _WRITE = re.compile(r"duration_us=(\d+)\b.*\bmethod=(?:POST|PUT|PATCH) path=/execution/")
@@ -55,21 +55,11 @@ def write_seconds(log: str) -> list[float]:
 
 def burst(tasks_at_once: int) -> dict[str, Any]:
     from ayrshare_provider.emulator.server import Emulator
-    from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
+    from tests.helpers import API_KEY, BURST_ON_AYRSHARES_CLOCKS, X_KEY, X_SECRET, connection_json
     from tests.run_story import task_instances
     from tests.stack import Standalone
 
-    with Emulator(
-        API_KEY,
-        scenario="bulk",
-        count=POSTS,
-        seed=SEED,
-        retry_delay=60.0,
-        retry_delay_max=300.0,
-        history_cache=60.0,
-        rate_limit=300,
-        rate_window=300.0,
-    ) as ayrshare:
+    with Emulator(API_KEY, **BURST_ON_AYRSHARES_CLOCKS) as ayrshare:
         conn = connection_json(ayrshare.url, x_twitter_api_key=X_KEY, x_twitter_api_secret=X_SECRET)
         stack = Standalone({"AIRFLOW_CONN_AYRSHARE_DEFAULT": conn})
         folder = dags_folder(tasks_at_once)

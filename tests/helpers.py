@@ -20,6 +20,20 @@ X_SECRET = "XCONSUMERSECRET-9e4f2a6c-secret"
 SECRETS = (API_KEY, PROFILE_KEY, X_KEY, X_SECRET)
 
 
+#: Issue 32's burst: 200 bulk failed posts (seed 11) on an emulator with Ayrshare's own clocks,
+#: unscaled: 300 requests per 5 minutes, history cached 60 s, retries final 1 to 5 minutes after the PUT.
+BURST_ON_AYRSHARES_CLOCKS: dict[str, Any] = {
+    "scenario": "bulk",
+    "count": 200,
+    "seed": 11,
+    "retry_delay": 60.0,
+    "retry_delay_max": 300.0,
+    "history_cache": 60.0,
+    "rate_limit": 300,
+    "rate_window": 300.0,
+}
+
+
 def connection_json(host: str, **extra: str) -> str:
     """An Ayrshare connection in the ``AIRFLOW_CONN_*`` JSON form."""
     from airflow.models.connection import Connection

@@ -13,30 +13,22 @@ import time
 import pytest
 
 from ayrshare_provider.emulator.server import Emulator
-from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
+from tests.helpers import API_KEY, BURST_ON_AYRSHARES_CLOCKS, X_KEY, X_SECRET, connection_json
 from tests.run_story import failed_tasks, stuck_run_story, task_instances
 from tests.stack import Standalone
 
 pytestmark = pytest.mark.stack
 DAG_ID = "ayrshare_failed_post_recovery"
-POSTS, SEED = 200, 11
-LIMIT, WINDOW = 300, 300.0  # Ayrshare's rate limit: requests per window (seconds) per profile
-SLOWEST_SETTLE = 300.0  # seconds from a retry's PUT to its final status, at the most
+POSTS = BURST_ON_AYRSHARES_CLOCKS["count"]
+LIMIT, WINDOW = BURST_ON_AYRSHARES_CLOCKS["rate_limit"], BURST_ON_AYRSHARES_CLOCKS["rate_window"]
+SLOWEST_SETTLE = BURST_ON_AYRSHARES_CLOCKS[
+    "retry_delay_max"
+]  # seconds from a retry's PUT to its final status
 
 
 @pytest.fixture(scope="module")
 def ayrshare_with_its_clocks():
-    with Emulator(
-        API_KEY,
-        scenario="bulk",
-        count=POSTS,
-        seed=SEED,
-        retry_delay=60.0,
-        retry_delay_max=SLOWEST_SETTLE,
-        history_cache=60.0,
-        rate_limit=LIMIT,
-        rate_window=WINDOW,
-    ) as running:
+    with Emulator(API_KEY, **BURST_ON_AYRSHARES_CLOCKS) as running:
         yield running
 
 
