@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -349,6 +350,26 @@ def test_a_post_reposted_by_an_earlier_run_is_never_reposted_once_ayrshare_forgo
     assert made["state"] == "made" and made["new_id"] == entry["repost_id"]
 
 
+def _spent_post_whose_repost_was_sent(emulator: Any, seconds_ago: float) -> str:
+    """A Facebook post whose retry is spent, and the ledger's "sending" entry of an attempt that died after its POST."""
+    import time
+
+    from airflow.models.variable import Variable
+
+    from ayrshare_provider import repost_ledger
+
+    [spent] = seed_posts(emulator, failed_post("facebook", errors=[_already_retried("facebook")]))
+    sending = repost_ledger.RepostEntry(
+        spent,
+        "sending",
+        f"airflow-repost-{spent}-facebook",
+        time.time() - seconds_ago,
+        conn_id="ayrshare_default",
+    )
+    Variable.set(repost_ledger.entry_key(spent), sending.to_value(), serialize_json=True)
+    return spent
+
+
 def _already_retried(platform: str) -> dict:
     return {
         "action": "post",
@@ -411,17 +432,9 @@ def test_a_repost_whose_answer_never_came_long_ago_is_not_sent_again_but_left_to
     airflow_db, emulator_conn
 ):
     """An attempt died between its POST and the answer, an hour ago: the key may be forgotten, the post may exist."""
-    import time
-
-    from airflow.models.variable import Variable
-
     from ayrshare_provider import repost_ledger
 
-    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
-    sending = repost_ledger.RepostEntry(
-        spent, "sending", f"airflow-repost-{spent}-facebook", time.time() - 3600, conn_id="ayrshare_default"
-    )
-    Variable.set(repost_ledger.entry_key(spent), sending.to_value(), serialize_json=True)
+    spent = _spent_post_whose_repost_was_sent(emulator_conn, seconds_ago=3600)
     dag = load_dag("ayrshare_failed_post_recovery")
     run = dag.test(run_conf={"poll_interval": 0.2, "ask_person": False, "repost_spent": True})
     assert emulator_conn.state.counters()["requests"].get("POST /api/post") is None
@@ -437,18 +450,12 @@ def test_a_refused_resend_of_a_repost_is_left_to_a_person_not_written_down_as_re
     airflow_db, emulator_conn
 ):
     """An earlier attempt sent the repost and died; the resend (same key) is refused: the first may exist."""
-    import time
-
     from airflow.models.variable import Variable
 
     from ayrshare_provider import repost_ledger
 
     emulator_conn.state.settings.duplicate_check = "any"  # the failed original counts: the resend meets 137
-    [spent] = seed_posts(emulator_conn, failed_post("facebook", errors=[_already_retried("facebook")]))
-    sending = repost_ledger.RepostEntry(
-        spent, "sending", f"airflow-repost-{spent}-facebook", time.time() - 30, conn_id="ayrshare_default"
-    )
-    Variable.set(repost_ledger.entry_key(spent), sending.to_value(), serialize_json=True)
+    spent = _spent_post_whose_repost_was_sent(emulator_conn, seconds_ago=30)
     dag = load_dag("ayrshare_failed_post_recovery")
     run = dag.test(run_conf={"poll_interval": 0.2, "ask_person": False, "repost_spent": True})
     assert emulator_conn.state.counters()["requests"]["POST /api/post"] == 1  # the resend, refused, once
