@@ -186,6 +186,7 @@ def test_one_profiles_429_burst_holds_only_that_profiles_calls(emulator, monkeyp
 # -- the recovery DAG over many profiles ---------------------------------------------------------
 
 
+@pytest.mark.long_run
 @pytest.mark.dag
 def test_two_profiles_recover_side_by_side_a_wrong_key_fails_only_its_profile_and_a_suspended_one_is_skipped(
     airflow_db, emulator, monkeypatch, capfd

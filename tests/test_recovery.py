@@ -195,6 +195,7 @@ def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment
     assert "retry later  ig" in format_report(report)
 
 
+@pytest.mark.long_run
 @pytest.mark.dag
 def test_the_recovery_dag_waits_out_short_hints_and_reposts_spent_posts_once(
     airflow_db, emulator_conn, capfd
@@ -267,6 +268,7 @@ def test_the_recovery_dag_waits_out_short_hints_and_reposts_spent_posts_once(
     assert not any(secret in str(report) for secret in SECRETS)
 
 
+@pytest.mark.long_run
 @pytest.mark.dag
 def test_a_short_wait_hint_is_waited_out_and_the_post_retried_once_in_the_run(airflow_db, emulator_conn):
     story = scenarios.add_failed(

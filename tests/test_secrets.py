@@ -47,6 +47,7 @@ def mark_started(dag_id: str, run_id: str) -> None:
         run.start_date = run.start_date or timezone.utcnow()
 
 
+@pytest.mark.long_run
 @pytest.mark.dag
 def test_example_dags_on_the_task_runner_path_never_show_a_secret(airflow_db, emulator):
     # Still in flight when the sensor first looks, even on a loaded machine (each CLI run takes
