@@ -9,23 +9,26 @@ STAMP := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 # Older Airflow releases break with newer releases of their web stack: .ci pins those for them.
 CONSTRAINTS := $(wildcard .ci/constraints-airflow-$(AIRFLOW_VERSION).txt)
 PYTEST_ARGS ?=
+EMULATOR := ayrshare-emulator
 
 .PHONY: install demo test production lint package-check bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml ayrshare_provider/__init__.py $(CONSTRAINTS)
+# The two distributions of this repository, editable: the provider, and the emulator its extra names.
+$(STAMP): pyproject.toml ayrshare_provider/__init__.py $(EMULATOR)/pyproject.toml $(EMULATOR)/ayrshare_emulator/__init__.py $(CONSTRAINTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip  # pip >= 25.1 installs dependency groups
-	$(VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ".[emulator]" --group dev \
-	  $(addprefix -c ,$(CONSTRAINTS))
+	$(VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -e ./$(EMULATOR) -e ".[emulator]" \
+	  --group dev $(addprefix -c ,$(CONSTRAINTS))
 	rm -f $(VENV)/.installed-airflow-*
 	touch $@
 
-# The demo's default DAGs folder is the installed ayrshare_provider.example_dags, which the editable
-# install maps to example_dags/: this also checks that mapping.
+# The demo (.ci/demo.py, dev tooling: in neither wheel) runs on the installed packages; its default
+# DAGs folder is the installed ayrshare_provider.example_dags, which the editable install maps to
+# example_dags/: this also checks that mapping.
 demo: install
-	$(VENV)/bin/python -m ayrshare_provider.emulator.demo
+	$(VENV)/bin/python .ci/demo.py
 
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -41,28 +44,33 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# The release artifacts: build the sdist and wheel (from the sdist), check their metadata and the
-# wheel's files, install the wheel alone into a fresh venv with Airflow, check that Airflow finds
-# the provider and its connection type, and run the README's demo command from outside the clone.
+# The release artifacts of both distributions: build each sdist and wheel (the wheel from the sdist),
+# check their metadata and the provider wheel's files; install the two wheels alone into a fresh
+# venv with Airflow, check that Airflow finds the provider and its connection type, and run the
+# README's demo from outside the clone; install the emulator's wheel into a venv without Airflow
+# and drive it there with Ayrshare's official SDK.
 # (grep without -q reads all of Airflow's output, which otherwise dies on a broken pipe.)
 package-check: install
-	rm -rf dist .venv-wheel
+	rm -rf dist .venv-wheel .venv-emulator
 	$(VENV)/bin/python -m build --outdir dist .
+	$(VENV)/bin/python -m build --outdir dist $(EMULATOR)
 	$(VENV)/bin/twine check --strict dist/*
-	$(VENV)/bin/python .ci/check_wheel.py dist/*.whl
+	$(VENV)/bin/python .ci/check_wheel.py dist/airflow_provider_ayrshare-*.whl
 	$(PYTHON) -m venv .venv-wheel
 	.venv-wheel/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" dist/*.whl $(addprefix -c ,$(CONSTRAINTS))
 	home=$$(mktemp -d) && cd /tmp && \
 	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers list -o plain | grep "airflow-provider-ayrshare" >/dev/null && \
 	  AIRFLOW_HOME=$$home $(CURDIR)/.venv-wheel/bin/airflow providers hooks -o plain | grep "ayrshare" >/dev/null && \
-	  echo "the wheel installs alone; Airflow lists the provider and the ayrshare connection type"
-	cd /tmp && $(CURDIR)/.venv-wheel/bin/python -m ayrshare_provider.emulator.demo
-	@echo "the installed provider's demo ran from /tmp on the wheel's example DAGs"
+	  echo "the two wheels install alone; Airflow lists the provider and the ayrshare connection type"
+	cd /tmp && $(CURDIR)/.venv-wheel/bin/python $(CURDIR)/.ci/demo.py
+	@echo "the demo ran from /tmp on the installed wheels and their example DAGs"
+	$(PYTHON) -m venv .venv-emulator
+	.venv-emulator/bin/python -m pip install -q dist/ayrshare_emulator-*.whl "social-post-api>=1.3"
+	cd /tmp && $(CURDIR)/.venv-emulator/bin/python $(CURDIR)/.ci/check_emulator_alone.py
 
 # Side-by-side measurements against the http provider and the official SDK: bench/RESULTS.md.
 bench: install
-	$(VENV)/bin/python -m pip install -q social-post-api
 	$(VENV)/bin/python -m bench.run_all
 
 clean:
-	rm -rf .venv .venv-airflow-* .venv-wheel dist .pytest_cache *.egg-info
+	rm -rf .venv .venv-airflow-* .venv-wheel .venv-emulator dist .pytest_cache *.egg-info $(EMULATOR)/*.egg-info

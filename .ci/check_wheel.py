@@ -1,4 +1,5 @@
-"""`make package-check`: the wheel ships the package and the example DAGs, and no development tool in its metadata.
+"""`make package-check`: the provider's wheel ships the package and the example DAGs, no emulator, no demo,
+and no development tool in its metadata.
 
 Usage: python .ci/check_wheel.py dist/airflow_provider_ayrshare-*.whl
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Never a dependency of the installed provider, under any extra: the `dev` dependency group's tools.
 DEV_ONLY = {"celery", "apache-airflow-providers-celery", "psycopg2-binary", "asyncpg", "playwright"}
-DEV_ONLY |= {"ruff", "mypy", "pytest", "pytest-httpserver", "build", "twine"}
+DEV_ONLY |= {"ruff", "mypy", "pytest", "pytest-httpserver", "build", "twine", "social-post-api"}
 PACKAGED = "ayrshare_provider/example_dags/"  # where pyproject.toml maps the top-level example_dags/
 
 
@@ -30,6 +31,8 @@ def main(wheel: str) -> int:
     # pyproject.toml lists the packages: one left out of the list is missing here.
     sources = {path.relative_to(REPO).as_posix() for path in (REPO / "ayrshare_provider").rglob("*.py")}
     problems += [f"the wheel lacks {name}" for name in sorted(sources - names)]
+    # The emulator is its own distribution, the demo dev tooling: neither ships with the provider.
+    problems += [f"the wheel has {name}" for name in sorted(names) if "emulator" in name or "demo" in name]
     extras = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Provides-Extra:")]
     if extras != ["emulator"]:
         problems.append(f"extras are {extras}, not just emulator")

@@ -10,7 +10,7 @@ authenticates nothing, and a redelivery or a dashboard resend may carry the orig
 logged, never a reason to refuse. A delivery is known again by its ``hookId``, its
 ``X-Ayrshare-Delivery-Id`` or its signed body, whichever it carries.
 
-Pure Python: the receiver (in Airflow's API server) and the emulator (which signs) both use it.
+Pure Python, for the receiver in Airflow's API server.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import hmac
 import json
 import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,38 +88,6 @@ class ScheduledDelivery:
 def digest(secret: str, body: bytes) -> bytes:
     """The HMAC-SHA256 of ``body`` keyed with ``secret``: what every signature header encodes."""
     return hmac.new(secret.encode(), body, hashlib.sha256).digest()
-
-
-def sign(secret: str, body: bytes, encoding: str = "hex") -> str:
-    """
-    A signature of ``body`` as Ayrshare may send it.
-
-    :param encoding: ``hex`` or ``base64`` (Ayrshare's docs name neither).
-    """
-    raw = digest(secret, body)
-    return base64.b64encode(raw).decode() if encoding == "base64" else raw.hex()
-
-
-def signed_headers(
-    secret: str,
-    body: bytes,
-    sent_at: float | None = None,
-    *,
-    encoding: str = "hex",
-    second_secret: str | None = None,
-) -> dict[str, str]:
-    """
-    The headers of a delivery of ``body`` (the emulator sends them; tests forge them).
-
-    :param sent_at: the timestamp (now by default).
-    :param encoding: how the digests are written, ``hex`` or ``base64``.
-    :param second_secret: during a rotation, the other secret, whose signature goes in the V2 header.
-    """
-    stamp = int(time.time() if sent_at is None else sent_at)
-    headers = {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(secret, body, encoding)}
-    if second_secret is not None:
-        headers[SIGNATURE_HEADER_V2] = sign(second_secret, body, encoding)
-    return headers
 
 
 def check_headers(headers: Any) -> list[bytes]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from ayrshare_provider.emulator.records import failed_record
+from ayrshare_emulator.records import failed_record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +34,7 @@ def emulator(*args: str) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "ayrshare_provider.emulator",
+            "ayrshare_emulator",
             "--port",
             "0",
             "--api-key",

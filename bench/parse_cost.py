@@ -18,7 +18,7 @@ CANDIDATES = {
     "http": "from airflow.providers.http.operators.http import HttpOperator\n"
     "from airflow.providers.http.sensors.http import HttpSensor",
 }
-HEAVY = ("aiohttp", "fastapi", "uvicorn", "ayrshare_provider.emulator", "ayrshare_provider.hooks.ayrshare")
+HEAVY = ("aiohttp", "fastapi", "uvicorn", "ayrshare_emulator", "ayrshare_provider.hooks.ayrshare")
 PROBE = """
 import json, sys, time
 import airflow.sdk  # what every DAG file has already paid

@@ -54,7 +54,7 @@ def write_seconds(log: str) -> list[float]:
 
 
 def burst(tasks_at_once: int) -> dict[str, Any]:
-    from ayrshare_provider.emulator.server import Emulator
+    from ayrshare_emulator.server import Emulator
     from tests.helpers import API_KEY, BURST_ON_AYRSHARES_CLOCKS, X_KEY, X_SECRET, connection_json
     from tests.run_story import task_instances
     from tests.stack import Standalone

@@ -39,7 +39,7 @@ async def _send_burst(url: str, name: str) -> list[tuple[int, float]]:
     """Every delivery of the burst at once: each one's HTTP status (0: no answer in 10 s) and seconds."""
     import aiohttp
 
-    from ayrshare_provider.emulator.records import network_post, scheduled_payload
+    from ayrshare_emulator.records import network_post, scheduled_payload
     from ayrshare_provider.webhook_delivery import signed_headers
 
     published = {"status": "success", "postIds": [network_post("linkedin", "77")]}

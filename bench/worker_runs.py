@@ -16,12 +16,12 @@ import os
 import time
 from typing import Any
 
+from bench import sqlite_wait
 from bench.common import API_KEY, control, emulator, seed_failed_posts, table
 
 POSTS = int(os.environ.get("BENCH_STACK_POSTS", "200"))
 DAG_ID = "ayrshare_failed_post_recovery"
 WORKER_START = "Worker startup parse complete"
-SQLITE_WAIT = "ayrshare_provider.emulator.demo_person.SQLITE_CONNECT_ARGS"
 # Task slots: 32 overload the API server of a 2-core machine (it serves every task's calls), and
 # tasks then fail on timeouts that have nothing to do with Ayrshare.
 SLOTS = 8
@@ -90,9 +90,7 @@ def measure(trust: bool) -> tuple[dict[str, Any], dict[str, Any]]:
                 f'{{"conn_type": "ayrshare", "host": "{url}", "password": "{API_KEY}", '
                 '"extra": {"history_max_age": "4"}}'
             ),
-            # Two hundred task processes write to one SQLite file: wait for its lock up to a minute.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_WAIT,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": SQLITE_WAIT,
+            **sqlite_wait.env(),  # two hundred task processes on one SQLite file
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",  # the worker-start line is an INFO line (bench/common sets ERROR)
             "AIRFLOW__CORE__PARALLELISM": str(SLOTS),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(SLOTS),

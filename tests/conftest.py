@@ -92,7 +92,7 @@ def ayrshare_conn(fake: FakeAyrshare, monkeypatch: pytest.MonkeyPatch) -> FakeAy
 @pytest.fixture
 def emulator():
     """The built-in Ayrshare emulator on 127.0.0.1 (a free port), fresh for each test; retries settle in 0.2 s."""
-    from ayrshare_provider.emulator.server import Emulator
+    from ayrshare_emulator.server import Emulator
 
     with Emulator(API_KEY, retry_delay=0.2) as running:
         yield running

@@ -27,7 +27,7 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from ayrshare_provider.emulator.state import ApiError, Settings, State, StoredPost, has_x_credentials
+from ayrshare_emulator.state import ApiError, Settings, State, StoredPost, has_x_credentials
 
 #: The error a scripted ``outcome="error"`` meets again on every network the retry did not publish.
 FAILS_AGAIN = (272, "X authorization failed.")

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ayrshare_provider.emulator.records import failed_record
+from ayrshare_emulator.records import failed_record
 
 # Distinctive credentials, so that a test can search any output for them.
 API_KEY = "APIKEY-7f3e9c1d-secret"
@@ -94,7 +94,7 @@ def seed_posts(emulator: Any, *records: dict[str, Any], profile_key: str = "") -
 
 def seed_profile(state: Any, title: str, key: str, posts: int, status: str = "active") -> list[str]:
     """A client's User Profile in an in-process emulator, with ``posts`` retryable failed posts; their ids."""
-    from ayrshare_provider.emulator import profiles, scenarios
+    from ayrshare_emulator import profiles, scenarios
 
     profile = profiles.add_profile(state, title, key=key, status=status)
     return [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ayrshare_emulator import profiles
 from ayrshare_provider.agency import join_plans, profiles_to_cover
-from ayrshare_provider.emulator import profiles
 from ayrshare_provider.exceptions import AyrshareConfigError
 from ayrshare_provider.recovery import build_report, format_report
 from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ayrshare_provider.emulator.server import Emulator
+from ayrshare_emulator.server import Emulator
 from tests.helpers import API_KEY, BURST_ON_AYRSHARES_CLOCKS, X_KEY, X_SECRET, connection_json
 from tests.run_story import failed_tasks, stuck_run_story, task_instances
 from tests.stack import Standalone

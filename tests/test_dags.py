@@ -58,7 +58,7 @@ def test_the_single_post_example_dag_retries_then_waits_deferred(
     # Still in flight when the sensor first looks, so that it defers: each task run of dag.test()
     # takes about 2 s to start on Airflow 3.0 to 3.2.
     emulator_conn.state.settings.retry_delay = 8.0
-    from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
+    from ayrshare_emulator.scenarios import TRANSIENT, add_failed
 
     post_id = add_failed(
         emulator_conn.state, "", ["linkedin"], {"linkedin": TRANSIENT}, text="one post", age_days=1
@@ -89,7 +89,7 @@ def test_example_dags_parse_cleanly_without_heavy_imports():
         "    task(noop)()\n"
         "baseline = set(sys.modules)\n"
         f"for path in sorted(glob.glob({str(dags_folder())!r} + '/*.py')): runpy.run_path(path)\n"
-        "heavy = ('aiohttp', 'fastapi', 'uvicorn', 'ayrshare_provider.emulator', 'ayrshare_provider.hooks.ayrshare',\n"
+        "heavy = ('aiohttp', 'fastapi', 'uvicorn', 'ayrshare_emulator', 'ayrshare_provider.hooks.ayrshare',\n"
         "         'airflow.providers.http.hooks.http')\n"
         "print(sorted(m for m in heavy if m in sys.modules and m not in baseline))\n"
     )

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from ayrshare_emulator.server import Emulator
 from ayrshare_provider import connection_form
-from ayrshare_provider.emulator.server import Emulator
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
 from tests.run_story import failed_tasks, stuck_run_story, task_instances
 from tests.stack import ADMIN, Standalone
@@ -265,7 +265,7 @@ WATCH_INTERVAL = 2  # seconds: the connection's history_max_age above, Ayrshare'
 def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(
     stack, emulator_for_stack, recovery_run
 ):
-    from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
+    from ayrshare_emulator.scenarios import TRANSIENT, add_failed
 
     emulator = emulator_for_stack
     stack.wait_for_dag(WATCHER_DAG_ID)

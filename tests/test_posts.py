@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ayrshare_provider.emulator.records import failed_record
+from ayrshare_emulator.records import failed_record
 from ayrshare_provider.exceptions import AyrshareInvalidPostIdError
 from ayrshare_provider.posts import (
     Action,

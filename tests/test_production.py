@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ayrshare_provider.emulator.server import Emulator
+from ayrshare_emulator.server import Emulator
 from ayrshare_provider.recovery import plan_recovery
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
 from tests.production_stack import ProductionStack, missing_parts

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ayrshare_provider.emulator.server import Emulator
+from ayrshare_emulator.server import Emulator
 from ayrshare_provider.rate_budget import ProfileBudget, budget_for
 from tests.helpers import API_KEY, connection_json
 

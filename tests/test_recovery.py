@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ayrshare_provider.emulator import scenarios
+from ayrshare_emulator import scenarios
 from ayrshare_provider.recovery import build_report, format_report, plan_recovery, posts_to_repost
 from tests.airflow_compat import stored_xcoms
 from tests.helpers import SECRETS, error_post, failed_post, load_dag, seed_posts

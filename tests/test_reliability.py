@@ -19,7 +19,7 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
-from ayrshare_provider.emulator.scenarios import TRANSIENT, add_failed
+from ayrshare_emulator.scenarios import TRANSIENT, add_failed
 from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareServerError, AyrshareWaitTimeoutError
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
@@ -71,7 +71,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
     Then a second run under the same faults once Ayrshare forgot every idempotencyKey (how long it
     keeps one is not documented): still one new post per spent post, none lost.
     """
-    from ayrshare_provider.emulator import scenarios
+    from ayrshare_emulator import scenarios
 
     scenarios.bulk(emulator.state, count=60)
     emulator.state.settings.retry_delay = (
@@ -328,7 +328,7 @@ def test_auth_failures_fail_fast_and_are_never_retried(fake, monkeypatch, status
 
 
 def test_the_hook_slows_down_before_the_rate_limit_where_a_bare_client_hits_it():
-    from ayrshare_provider.emulator.server import Emulator
+    from ayrshare_emulator.server import Emulator
 
     calls, window = 60, 1.0
     with Emulator(API_KEY, rate_limit=20, rate_window=window) as emulator:

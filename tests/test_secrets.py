@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ayrshare_provider.emulator.scenarios import REJECTED, TRANSIENT, add_failed
+from ayrshare_emulator.scenarios import REJECTED, TRANSIENT, add_failed
 from tests.airflow_compat import TRIGGER_RAN_INLINE, airflow_version, rendered_fields, stored_xcoms
 from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
 

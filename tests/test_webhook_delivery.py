@@ -1,4 +1,8 @@
-"""The signature check and the payload reading of a scheduled-action delivery, as pure functions."""
+"""The signature check and the payload reading of a scheduled-action delivery, as pure functions.
+
+Deliveries are signed by the emulator's signing (its own reading of Ayrshare's docs), checked by the
+provider's: two implementations that must agree.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 
 import pytest
 
+from ayrshare_emulator.signing import sign, signed_headers
 from ayrshare_provider.webhook_delivery import (
     DELIVERY_ID_HEADER,
     SIGNATURE_HEADER,
@@ -13,8 +18,6 @@ from ayrshare_provider.webhook_delivery import (
     TIMESTAMP_HEADER,
     DeliveryRefused,
     parse,
-    sign,
-    signed_headers,
     verify,
 )
 

@@ -62,7 +62,7 @@ def agency_receiver(airflow_db, emulator, monkeypatch: pytest.MonkeyPatch):
     whose webhook URL every profile without its own inherits) and a User Profile's
     (``ayrshare_client``), each with its secret and its failed-posts asset. Yields the URL and the client.
     """
-    from ayrshare_provider.emulator import profiles
+    from ayrshare_emulator import profiles
 
     client = profiles.add_profile(emulator.state, "Client A")
     monkeypatch.setenv(
@@ -145,7 +145,7 @@ def send(
     signing: dict[str, Any] | None = None,
     **headers: str,
 ):
-    from ayrshare_provider.webhook_delivery import signed_headers
+    from ayrshare_emulator.signing import signed_headers
 
     signed = signed_headers(secret, body, sent_at, **(signing or {}))
     return requests.post(
@@ -187,7 +187,7 @@ def test_a_success_starts_nothing_and_is_kept_for_the_waits(receiver):
 
 
 def _one_byte_changed(body: bytes) -> tuple[bytes, dict[str, str]]:
-    from ayrshare_provider.webhook_delivery import signed_headers
+    from ayrshare_emulator.signing import signed_headers
 
     headers = signed_headers(WEBHOOK_SECRET, body)
     return body.replace(b"Pbad", b"Pbae"), headers
@@ -389,7 +389,7 @@ def test_a_body_streamed_past_the_cap_is_refused_while_it_arrives(receiver):
 
 
 def _signed_for(body: bytes) -> dict[str, str]:
-    from ayrshare_provider.webhook_delivery import signed_headers
+    from ayrshare_emulator.signing import signed_headers
 
     return signed_headers(WEBHOOK_SECRET, body)
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from ayrshare_provider.emulator.records import failed_record
-from ayrshare_provider.emulator.server import Emulator
-from ayrshare_provider.webhook_delivery import signed_headers
+from ayrshare_emulator.records import failed_record
+from ayrshare_emulator.server import Emulator
+from ayrshare_emulator.signing import signed_headers
 from tests.airflow_compat import airflow_version
 from tests.helpers import API_KEY, connection_json, seed_posts
 from tests.run_story import stuck_run_story

@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from ayrshare_provider.emulator.server import Emulator
-from ayrshare_provider.emulator.state import StoredPost
+from ayrshare_emulator.server import Emulator
+from ayrshare_emulator.state import StoredPost
 from tests.helpers import API_KEY, X_KEY, X_SECRET, failed_post, seed_posts
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -542,7 +542,7 @@ def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
         [
             sys.executable,
             "-m",
-            "ayrshare_provider.emulator",
+            "ayrshare_emulator",
             "--port",
             "0",
             "--api-key",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from ayrshare_provider.emulator import profiles
+from ayrshare_emulator import profiles
 from tests.emulator.test_contract import api
 
 

@@ -218,7 +218,7 @@ def test_the_newer_reading_names_each_delivery_the_same_on_every_attempt(emulato
 def test_a_user_profile_without_its_own_webhook_delivers_to_the_primarys_with_its_own_ref_id(
     emulator, httpserver
 ):
-    from ayrshare_provider.emulator import profiles
+    from ayrshare_emulator import profiles
 
     httpserver.expect_request("/primary", method="POST").respond_with_data("ok")
     client = profiles.add_profile(emulator.state, "Client A")

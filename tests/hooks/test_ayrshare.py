@@ -284,7 +284,7 @@ def test_webhooks_that_cannot_be_listed_do_not_fail_the_test_button(ayrshare_con
 
 
 def test_get_profiles_reads_every_page_as_the_primary_profile(emulator, monkeypatch):
-    from ayrshare_provider.emulator import profiles
+    from ayrshare_emulator import profiles
     from ayrshare_provider.hooks import ayrshare
 
     made = profiles.agency(emulator.state, 5, 0, suspended=1)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ayrshare_provider.emulator.scenarios import REJECTED, TRANSIENT, add_failed
+from ayrshare_emulator.scenarios import REJECTED, TRANSIENT, add_failed
 from ayrshare_provider.exceptions import AyrshareAuthError
 from ayrshare_provider.triggers.ayrshare import SEEN_KEY, FailedPostsTrigger
 from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ayrshare_provider.emulator.server import Emulator
+from ayrshare_emulator.server import Emulator
 from ayrshare_provider.exceptions import AyrshareConfigError
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.triggers.ayrshare import PostStatusTrigger

@@ -1,4 +1,4 @@
-"""Run the emulator: in the foreground (``python -m ayrshare_provider.emulator``) or in a thread (tests, demo)."""
+"""Run the emulator: in the foreground (``python -m ayrshare_emulator``) or in a thread (tests, demo)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 
 import uvicorn
 
-from ayrshare_provider.emulator import scenarios
-from ayrshare_provider.emulator.app import create_app
-from ayrshare_provider.emulator.faults import Faults
-from ayrshare_provider.emulator.state import Settings, State
-from ayrshare_provider.emulator.webhooks import WebhookSender
+from ayrshare_emulator import scenarios
+from ayrshare_emulator.app import create_app
+from ayrshare_emulator.faults import Faults
+from ayrshare_emulator.state import Settings, State
+from ayrshare_emulator.webhooks import WebhookSender
 
 
 class Emulator:

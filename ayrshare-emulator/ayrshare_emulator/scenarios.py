@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.emulator.records import failed_record, iso
-from ayrshare_provider.emulator.state import State, StoredPost, days_ago
+from ayrshare_emulator.records import failed_record, iso
+from ayrshare_emulator.state import State, StoredPost, days_ago
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

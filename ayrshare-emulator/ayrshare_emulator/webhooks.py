@@ -2,7 +2,7 @@
 
 A background thread settles posts whose time has come (unread, as on the service), takes the
 scheduled-action payloads they queued and POSTs each to its profile's registered URL, signed
-with the registered secret (:mod:`ayrshare_provider.webhook_delivery`). A delivery that gets no
+with the registered secret (:mod:`ayrshare_emulator.signing`). A delivery that gets no
 2xx within ``webhook_timeout`` is tried again after each of ``webhook_retry_delays`` (5 s, then
 30 s more), then given up. Faults on the endpoint ``"WEBHOOK scheduled"``: ``drop_delivery``
 (never sent), ``deliver_twice`` (the same body twice, at once), ``deliver_late`` (sent
@@ -21,13 +21,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.webhook_delivery import signed_headers
+from ayrshare_emulator.signing import DELIVERY_ID_HEADER, signed_headers
 
 if TYPE_CHECKING:
     import httpx
 
-    from ayrshare_provider.emulator.faults import Faults
-    from ayrshare_provider.emulator.state import State
+    from ayrshare_emulator.faults import Faults
+    from ayrshare_emulator.state import State
 
 WEBHOOK_ENDPOINT = "WEBHOOK scheduled"
 _TICK = 0.1  # seconds between two looks for posts that became final
@@ -125,9 +125,7 @@ class WebhookSender:
             self._count("attempts")
             headers = {"Content-Type": "application/json"}
             if delivery_id is not None:
-                headers.update(
-                    {"X-Ayrshare-Delivery-Id": delivery_id, "X-Ayrshare-Delivery-Attempt": str(attempt)}
-                )
+                headers.update({DELIVERY_ID_HEADER: delivery_id, "X-Ayrshare-Delivery-Attempt": str(attempt)})
             if hook.get("secret"):
                 headers.update(self._signed(hook, body))
             try:

@@ -1,4 +1,4 @@
-"""``python -m ayrshare_provider.emulator --port 8765 --api-key KEY [--scenario demo] [--profiles N] [--seed N]``."""
+"""``python -m ayrshare_emulator --port 8765 --api-key KEY [--scenario demo] [--profiles N] [--seed N]``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import argparse
 import json
 import sys
 
-from ayrshare_provider.emulator import profiles
-from ayrshare_provider.emulator.scenarios import SCENARIOS
+from ayrshare_emulator import profiles
+from ayrshare_emulator.scenarios import SCENARIOS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m ayrshare_provider.emulator", description="An offline Ayrshare API."
+        prog="python -m ayrshare_emulator", description="An offline Ayrshare API."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from ayrshare_provider.emulator.server import Emulator
+    from ayrshare_emulator.server import Emulator
 
     emulator = Emulator(
         args.api_key,

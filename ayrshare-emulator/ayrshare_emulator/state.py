@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.emulator.records import network_error, network_post, scheduled_payload
+from ayrshare_emulator.records import network_error, network_post, scheduled_payload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

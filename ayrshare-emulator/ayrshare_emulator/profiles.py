@@ -12,13 +12,13 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ayrshare_provider.emulator.records import iso
-from ayrshare_provider.emulator.state import ApiError, days_ago
+from ayrshare_emulator.records import iso
+from ayrshare_emulator.state import ApiError, days_ago
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ayrshare_provider.emulator.state import State
+    from ayrshare_emulator.state import State
 
 ACTIVE, SUSPENDED = "active", "suspended"
 # The emulator's answers to a refused Profile Key. Ayrshare documents the 403, not its code: these are ours.
@@ -97,7 +97,7 @@ def agency(state: State, profiles: int, failed_posts: int, *, suspended: int = 0
     ``profiles`` client profiles (``Client 01``...), each with ``failed_posts`` retryable failed posts;
     the last ``suspended`` of them suspended.
     """
-    from ayrshare_provider.emulator import scenarios
+    from ayrshare_emulator import scenarios
 
     width = len(str(profiles))
     made = []

@@ -11,7 +11,7 @@ Kinds:
 - ``apply_then_drop``: do the work (a retry is applied), then close the connection: the lost response.
 - ``ok``: no fault (a placeholder in a sequence).
 
-Webhook deliveries (endpoint ``"WEBHOOK scheduled"``, see :mod:`ayrshare_provider.emulator.webhooks`):
+Webhook deliveries (endpoint ``"WEBHOOK scheduled"``, see :mod:`ayrshare_emulator.webhooks`):
 ``drop_delivery``, ``deliver_twice``, ``deliver_late`` (``seconds`` late).
 """
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ayrshare_provider.emulator import profiles, scenarios
-from ayrshare_provider.emulator.records import iso
-from ayrshare_provider.emulator.state import (
+from ayrshare_emulator import profiles, scenarios
+from ayrshare_emulator.records import iso
+from ayrshare_emulator.state import (
     DUPLICATE_CONTENT_CODE,
     X_PLATFORMS,
     ApiError,
@@ -31,7 +31,7 @@ from ayrshare_provider.emulator.state import (
 )
 
 if TYPE_CHECKING:
-    from ayrshare_provider.emulator.faults import Fault, Faults
+    from ayrshare_emulator.faults import Fault, Faults
 
 WEBHOOK_ACTIONS = {"scheduled", "social", "messages", "comments", "feed"}
 STATUSES = {"success", "error", "pending", "processing", "paused", "awaiting approval", "deleted"}

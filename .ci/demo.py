@@ -1,6 +1,6 @@
 """The failed-post recovery demo: the example DAG against the emulator, on a throwaway Airflow.
 
-``make demo`` runs ``python -m ayrshare_provider.emulator.demo``, from a clone or an install:
+``make demo`` runs ``python .ci/demo.py``, from a clone or with the two wheels installed:
 start the emulator with the ``demo`` scenario, migrate a temporary ``AIRFLOW_HOME``, point
 ``ayrshare_default`` at the emulator, run ``airflow dags test ayrshare_failed_post_recovery``,
 print the report and the emulator's retry counts, and stop the emulator whatever happens.
@@ -79,7 +79,7 @@ def _run_dag(env: dict[str, str], home: Path, log: Path, emulator: Any) -> int:
         )
         conf = {**DEMO_CONF, "ask_person": False}
         return _airflow(env, log, "dags", "test", DAG_ID, "--conf", json.dumps(conf))
-    from ayrshare_provider.emulator.demo_person import PERSON, DemoPerson, relinkable
+    from demo_person import PERSON, DemoPerson, relinkable
 
     relinked = relinkable(emulator.state.posts.values())
     env = {**env, **DemoPerson.sqlite_env()}
@@ -98,7 +98,7 @@ def installed_example_dags() -> Path:
 
 
 def run(dags_folder: Path, keep_home: bool = False) -> int:
-    from ayrshare_provider.emulator.server import Emulator
+    from ayrshare_emulator.server import Emulator
 
     started = time.monotonic()
     home = Path(tempfile.mkdtemp(prefix="ayrshare-demo-airflow-"))
@@ -160,9 +160,7 @@ def run(dags_folder: Path, keep_home: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m ayrshare_provider.emulator.demo", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python .ci/demo.py", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--dags-folder",
         type=Path,

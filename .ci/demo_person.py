@@ -11,17 +11,16 @@ needed that relink; the others stay, theirs to fix another day.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import requests
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 PERSON = "demo-person"
 RELINK_CODE = 161  # Facebook authorization expired: the one fix this person makes
@@ -68,11 +67,16 @@ class DemoPerson:
 
     @staticmethod
     def sqlite_env() -> dict[str, str]:
-        """The settings that give both processes the longer SQLite wait (:data:`SQLITE_CONNECT_ARGS`)."""
+        """
+        The settings that give both processes the longer SQLite wait (:data:`SQLITE_CONNECT_ARGS`),
+        which Airflow imports by name: so this folder goes on their ``PYTHONPATH``.
+        """
         path = f"{__name__}.SQLITE_CONNECT_ARGS"
+        here = str(Path(__file__).resolve().parent)
         return {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": path,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": path,
+            "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
         }
 
     def __enter__(self) -> DemoPerson:
