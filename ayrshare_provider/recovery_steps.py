@@ -24,14 +24,11 @@ from ayrshare_provider.operators.repost import RepostOperator
 from ayrshare_provider.recovery import post_tasks, posts_to_repost, report_run
 from ayrshare_provider.retry_policy import retry_policy_args
 from ayrshare_provider.utils.xcom import NEEDS_PERSON_XCOM_KEY, PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
+from ayrshare_provider.version_compat import hitl_operator
 
-try:
-    from ayrshare_provider.operators.review import ReviewPostsOperator
-except ImportError:  # Airflow 2.11 and 3.0: no human-in-the-loop; those posts are skipped with their reason
-    ReviewPostsOperator = None  # type: ignore[assignment,misc]
-
-#: Whether this Airflow can ask a person in the run (human-in-the-loop, 3.1+).
-ASKS_PEOPLE = ReviewPostsOperator is not None
+#: Whether this Airflow can ask a person in the run (human-in-the-loop, 3.1+); before, those posts
+#: are skipped with their reason.
+ASKS_PEOPLE = hitl_operator() is not None
 
 #: Task runs of one recovery run at a time on a SQLite metadata database. SQLite has one writer
 #: and a 5 s busy timeout, and Airflow's scheduler, triggerer and DAG processor end on a write that
@@ -143,7 +140,9 @@ def recover(plan: Any, plan_task_id: str) -> None:
     steps: list[Any] = [retries]
 
     person_task_id = chosen_task_id = None
-    if ReviewPostsOperator is not None:
+    if ASKS_PEOPLE:
+        from ayrshare_provider.operators.review import ReviewPostsOperator
+
         ask = ReviewPostsOperator(
             task_id="ask_person",
             posts=plan[NEEDS_PERSON_XCOM_KEY],

@@ -28,10 +28,12 @@ def ayrshare_retry_policy(rate_limit_delay: timedelta = RATE_LIMIT_WINDOW) -> An
 
     :param rate_limit_delay: how long after a 429 the task is tried again (default: one rate-limit window).
     """
-    try:
-        from airflow.providers.common.compat.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
-    except (ImportError, AttributeError):
+    from ayrshare_provider.version_compat import retry_policy_classes
+
+    classes = retry_policy_classes()
+    if classes is None:
         return None
+    ExceptionRetryPolicy, RetryAction, RetryRule = classes
     return ExceptionRetryPolicy(
         rules=[
             RetryRule(

@@ -28,18 +28,16 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from ayrshare_provider.recovery import plan_recovery, push_plan
 from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_dag_args, recovery_params
+from ayrshare_provider.version_compat import asset_watcher_classes
 
-try:
-    from airflow.sdk import Asset, AssetWatcher
-except ImportError:  # Airflow 2.11: no asset watchers
-    AssetWatcher = None
-
-if AssetWatcher is None:
+watchers = asset_watcher_classes()  # None on Airflow 2.11: no asset watchers
+if watchers is None:
     logging.getLogger(__name__).warning(
         "ayrshare_recover_on_failure needs Airflow 3.0+ (asset watchers); not defined on this Airflow. "
         "Schedule ayrshare_failed_post_recovery instead."
     )
 else:
+    Asset, AssetWatcher = watchers
     from ayrshare_provider.assets import failed_posts_asset_name
     from ayrshare_provider.triggers.ayrshare import FailedPostsTrigger
 

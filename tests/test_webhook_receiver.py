@@ -415,11 +415,11 @@ def test_a_failure_the_watcher_reported_already_starts_nothing(receiver):
     from airflow.models.asset import AssetModel
     from airflow.utils.session import create_session
 
-    from ayrshare_provider.plugins.webhook_receiver import _StateStore
+    from ayrshare_provider.version_compat import AssetStateStore
 
     with create_session() as session:
         asset = session.query(AssetModel).filter(AssetModel.name == ASSET).one()
-        _StateStore(asset.id).set("failed_post_ids_seen", ["Pseen1"], session)
+        AssetStateStore(asset.id).set("failed_post_ids_seen", ["Pseen1"], session)
     answer = send(receiver, as_body(delivery("Pseen1")))
 
     assert answer.status_code == 200

@@ -7,23 +7,20 @@ posts with theirs.
 
 from __future__ import annotations
 
-import inspect
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowException
+from ayrshare_provider.version_compat import hitl_operator
 
-try:
+if TYPE_CHECKING:
     from airflow.providers.standard.operators.hitl import HITLOperator
-except (ImportError, AirflowException) as err:  # AirflowException: the provider's "needs Airflow 3.1+"
-    raise ImportError(
-        "ReviewPostsOperator needs Airflow 3.1+ and its standard provider (human-in-the-loop operators)"
-    ) from err
-if "response_timeout" not in inspect.signature(HITLOperator.__init__).parameters:
-    # Older standard providers time a request out by execution_timeout only: person_timeout would be lost.
-    raise ImportError(
-        "ReviewPostsOperator needs a standard provider whose HITLOperator takes response_timeout"
-    )
+else:
+    HITLOperator = hitl_operator()
+    if HITLOperator is None:
+        raise ImportError(
+            "ReviewPostsOperator needs Airflow 3.1+ and a standard provider whose HITLOperator takes "
+            "response_timeout (human-in-the-loop operators)"
+        )
 
 from ayrshare_provider.exceptions import AyrshareConfigError
 from ayrshare_provider.posts import network_name, validate_post_id

@@ -31,10 +31,11 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from ayrshare_provider import assets, webhook_delivery
+from ayrshare_provider import assets, version_compat, webhook_delivery
 from ayrshare_provider.assets import DEFAULT_CONN_ID, WATCHER_SEEN_KEY
 from ayrshare_provider.connection_form import webhook_secret_of
 from ayrshare_provider.plugins import profile_routing
+from ayrshare_provider.version_compat import AssetStateStore
 from ayrshare_provider.webhook_delivery import DeliveryRefused, ScheduledDelivery
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class _Transaction:
         self.taken: dict[tuple[str, str], _Earlier] = {}  # recorded earlier in this transaction
         self._weeks: dict[int, dict[str, list[str]]] = {}  # before 3.3: per asset, each post's deliveries
 
-    def earlier(self, conn_id: str, post_id: str, asset_id: int, store: _StateStore | None) -> _Earlier:
+    def earlier(self, conn_id: str, post_id: str, asset_id: int, store: AssetStateStore | None) -> _Earlier:
         """On 3.3 the post's pushed entry; before, the asset's events of the last week (read once a batch)."""
         if (conn_id, post_id) in self.taken:
             return self.taken[conn_id, post_id]
@@ -295,7 +296,7 @@ def _record(conn_id: str, delivery: ScheduledDelivery, transaction: _Transaction
     """Keep the post's final status and, for a failure not reported before, create the asset event."""
     session = transaction.session
     asset = _asset(conn_id, session)
-    store = _StateStore.of(asset.id)
+    store = AssetStateStore.of(asset.id)
     earlier = transaction.earlier(conn_id, delivery.post_id, asset.id, store)
     known = set(earlier.signatures)  # names; 0.2 kept the bare signature
     if delivery.signature in known or known.intersection(delivery.ids):
@@ -323,13 +324,9 @@ def _record(conn_id: str, delivery: ScheduledDelivery, transaction: _Transaction
 
 def _asset(conn_id: str, session: Session) -> Any:
     """The connection's failed-posts asset, locked for this delivery where the database can lock a row."""
-    from airflow.models.asset import AssetModel
-    from sqlalchemy import select
-
     name = assets.failed_posts_asset_name(conn_id)
     # Locked: two API server processes taking copies of one body do not both pass the replay check.
-    query = select(AssetModel).where(AssetModel.name == name, AssetModel.active.has()).with_for_update()
-    asset = session.scalar(query.limit(1))
+    asset = version_compat.locked_active_asset(name, session)
     if asset is None:
         raise DeliveryRefused(404, f"no DAG declares the asset {name!r}: deploy ayrshare_recover_on_failure")
     return asset
@@ -337,13 +334,7 @@ def _asset(conn_id: str, session: Session) -> Any:
 
 def _deliveries_of_the_week(asset_id: int, session: Session) -> dict[str, list[str]]:
     """Before 3.3 (no state store): the names of the deliveries each post's events of the last week hold."""
-    from airflow.models.asset import AssetEvent
-    from sqlalchemy import select
-
-    since = datetime.now(UTC) - _EVENT_MEMORY
-    extras = session.scalars(
-        select(AssetEvent.extra).where(AssetEvent.asset_id == asset_id, AssetEvent.timestamp >= since)
-    )
+    extras = version_compat.asset_event_extras_since(asset_id, datetime.now(UTC) - _EVENT_MEMORY, session)
     found: dict[str, list[str]] = {}
     for extra in extras:
         if isinstance(extra, dict) and extra.get("post_id"):
@@ -354,8 +345,6 @@ def _deliveries_of_the_week(asset_id: int, session: Session) -> dict[str, list[s
 
 
 def _add_event(asset: Any, delivery: ScheduledDelivery, session: Session) -> None:
-    from airflow.assets.manager import asset_manager
-
     platforms = delivery.platforms
     extra = {
         "source": "webhook",
@@ -367,40 +356,4 @@ def _add_event(asset: Any, delivery: ScheduledDelivery, session: Session) -> Non
         # The shape of the watcher's events, so that one DAG reads both.
         "payload": {"posts": [{"id": delivery.post_id, "platforms": platforms}]},
     }
-    asset_manager.register_asset_change(asset=asset, extra=extra, session=session)
-
-
-class _StateStore:
-    """The asset's state store on Airflow 3.3+, through the configured backend, in the caller's session."""
-
-    def __init__(self, asset_id: int) -> None:
-        from airflow._shared.state import AssetScope
-
-        self.scope = AssetScope(asset_id=asset_id)
-
-    @classmethod
-    def of(cls, asset_id: int) -> _StateStore | None:
-        """The store, or None before Airflow 3.3 (no asset state store)."""
-        try:
-            return cls(asset_id)
-        except ImportError:
-            return None
-
-    def get(self, key: str, session: Session) -> Any:
-        from airflow.state import get_state_backend
-
-        value = get_state_backend().get(self.scope, key, session=session)
-        return None if value is None else json.loads(value)
-
-    def set(self, key: str, value: Any, session: Session) -> None:
-        from airflow._shared.state import AssetStateStoreWriterKind
-        from airflow.state import get_state_backend
-        from airflow.state.metastore import MetastoreBackend
-
-        backend, stored = get_state_backend(), json.dumps(value)
-        if isinstance(backend, MetastoreBackend):  # records who wrote it, as Airflow's own API does
-            backend.set_asset_state_store(
-                self.scope, key, stored, kind=AssetStateStoreWriterKind.API, session=session
-            )
-        else:
-            backend.set(self.scope, key, stored, session=session)
+    version_compat.add_asset_event(asset, extra, session)

@@ -195,8 +195,9 @@ class PostStatusTrigger(BaseEventTrigger):
         End the task here, published, with the XComs its resumed ``execute_complete`` would push;
         None (resume it, as without ``end_from_trigger``) when they cannot be pushed from here.
         """
-        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
         from airflow.triggers.base import TaskSuccessEvent
+
+        from ayrshare_provider.version_compat import AIRFLOW_V_3_0_PLUS
 
         xcoms = report_xcoms(summary)
         if self.push_return_value:

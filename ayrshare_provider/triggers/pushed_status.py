@@ -20,11 +20,9 @@ _CLOCK_SKEW = 1.0
 
 def pushes_readable() -> bool:
     """This Airflow gives triggers the asset state store (3.3+)."""
-    try:
-        from airflow.sdk.execution_time.context import AssetStateStoreAccessor  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from ayrshare_provider.version_compat import triggers_read_asset_state
+
+    return triggers_read_asset_state()
 
 
 async def pushed_record(conn_id: str, post_id: str, since: float) -> dict[str, Any] | None:
@@ -38,9 +36,9 @@ async def pushed_record(conn_id: str, post_id: str, since: float) -> dict[str, A
     :raises Exception: what the triggerer answers when the store cannot be read now (a busy
         database). An asset that no DAG declares reads as nothing pushed, as a missing key does.
     """
-    from airflow.sdk.execution_time.context import AssetStateStoreAccessor
+    from ayrshare_provider.version_compat import read_asset_state
 
-    stored = await AssetStateStoreAccessor(name=failed_posts_asset_name(conn_id)).aget(pushed_key(post_id))
+    stored = await read_asset_state(failed_posts_asset_name(conn_id), pushed_key(post_id))
     if not isinstance(stored, dict):
         return None
     record, received_at = stored.get("record"), stored.get("received_at")
