@@ -181,7 +181,7 @@ def main() -> str:
     import ayrshare_provider.agency
     import ayrshare_provider.hooks.ayrshare
     import ayrshare_provider.operators.ayrshare
-    import ayrshare_provider.triggers.ayrshare  # noqa: F401
+    import ayrshare_provider.triggers.post_status  # noqa: F401
 
     variants = [
         (f"1 profile x {POSTS} posts", 1, False),

@@ -86,7 +86,7 @@ def run_task(job: tuple[dict[str, Any], bool]) -> tuple[str, str, Any, float]:
 
 def triggerer(inbox: Any, outbox: Any) -> None:
     """The triggerer process: every deferred wait in one event loop, until told to stop and all have fired."""
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+    from ayrshare_provider.triggers.post_status import PostStatusTrigger
     from tests.triggerer import InProcessTriggerer
 
     async def main() -> None:

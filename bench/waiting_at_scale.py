@@ -71,7 +71,7 @@ async def stall_monitor(stop: asyncio.Event, worst: dict[str, float], collector:
 
 
 async def wait_ayrshare(post_ids: list[str], batch_wait: bool) -> None:
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+    from ayrshare_provider.triggers.post_status import PostStatusTrigger
     from tests.triggerer import InProcessTriggerer
 
     triggerer = InProcessTriggerer()
@@ -133,7 +133,7 @@ def child(variant: str, post_ids: list[str]) -> dict[str, float]:
     from airflow.triggers.base import TriggerEvent
 
     import ayrshare_provider.hooks.ayrshare  # noqa: F401 - a trigger imports it on its first poll
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger  # noqa: F401
+    from ayrshare_provider.triggers.post_status import PostStatusTrigger  # noqa: F401
     from tests.triggerer import InProcessTriggerer  # noqa: F401
 
     TriggerEvent({})  # the event model is built on first use, in any variant

@@ -39,7 +39,7 @@ if watchers is None:
 else:
     Asset, AssetWatcher = watchers
     from ayrshare_provider.assets import failed_posts_asset_name
-    from ayrshare_provider.triggers.ayrshare import FailedPostsTrigger
+    from ayrshare_provider.triggers.failed_posts import FailedPostsTrigger
 
     # Also where Airflow's webhook receiver reports the failures Ayrshare pushes (README: Webhooks).
     failed_posts = Asset(

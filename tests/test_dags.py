@@ -101,7 +101,7 @@ def test_example_dags_parse_cleanly_without_heavy_imports():
 def test_the_watcher_dag_is_scheduled_on_failed_posts_or_says_why_not(airflow_db, caplog, capfd):
     import runpy
 
-    from ayrshare_provider.triggers.ayrshare import FailedPostsTrigger
+    from ayrshare_provider.triggers.failed_posts import FailedPostsTrigger
     from tests.airflow_compat import airflow_version
     from tests.helpers import dags_folder
 

@@ -246,7 +246,7 @@ def test_per_post_waits_whose_answers_come_late_stay_under_the_limit(monkeypatch
     Ayrshare's own clocks that let 9 answers 429 through; here, 7 to 13 of them.
     """
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+    from ayrshare_provider.triggers.post_status import PostStatusTrigger
     from tests.helpers import failed_post, seed_posts
     from tests.triggerer import first_events
 

@@ -25,7 +25,7 @@ from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.recovery import plan_recovery
 from ayrshare_provider.retry_policy import ayrshare_retry_policy
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.triggers.post_status import PostStatusTrigger
 from ayrshare_provider.utils.mixins import run_here
 from tests.airflow_compat import stored_xcoms
 from tests.context import make_context

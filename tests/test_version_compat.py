@@ -18,7 +18,7 @@ def _running() -> tuple[int, int]:
 
 def test_the_version_flags_are_this_airflows():
     running = _running()
-    assert version_compat.AIRFLOW_VERSION == running
+    assert running == version_compat.AIRFLOW_VERSION
     assert version_compat.AIRFLOW_V_3_0_PLUS is (running >= (3, 0))
     assert version_compat.AIRFLOW_V_3_1_PLUS is (running >= (3, 1))
     assert version_compat.AIRFLOW_V_3_3_PLUS is (running >= (3, 3))

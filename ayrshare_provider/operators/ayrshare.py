@@ -93,7 +93,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
     :param poll_interval: seconds between two reads of the post while waiting.
     :param batch_wait: while deferred on Airflow 3.3+, share one ``GET /api/history`` listing per
         interval with every other batched wait of the same connection and Profile Key, instead of
-        reading this post on its own (see :class:`~ayrshare_provider.triggers.ayrshare.PostStatusTrigger`).
+        reading this post on its own (see :class:`~ayrshare_provider.triggers.post_status.PostStatusTrigger`).
         Worth it from a few dozen posts waited on at once; older Airflow polls each post.
     :param timeout: seconds to wait for a final status before failing.
     :param max_wait_hint: the longest wait, in seconds, for a network's wait hint before the retry

@@ -1,6 +1,6 @@
 """The shared listing behind batched waits: one ``GET /api/history`` per profile and interval, fanned out.
 
-:class:`~ayrshare_provider.triggers.ayrshare.PostStatusTrigger` with ``batch_wait`` opens this
+:class:`~ayrshare_provider.triggers.post_status.PostStatusTrigger` with ``batch_wait`` opens this
 stream once per group (Airflow 3.3's shared trigger streams) and each wait in the group picks its
 post from what it yields. It only fetches and passes on; what a record means stays in
 :mod:`ayrshare_provider.posts`.

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
-    from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+    from ayrshare_provider.triggers.post_status import PostStatusTrigger
 
 # How much longer Airflow's own deferral timeout is than the trigger's deadline, so that the
 # trigger's clear "not final by the deadline" event wins the race (a batched wait checks its
@@ -122,7 +122,7 @@ class AyrshareTaskMixin:
             that moment settles the wait (with a webhook secret in the connection). None: no push is
             waited for.
         """
-        from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+        from ayrshare_provider.triggers.post_status import PostStatusTrigger
 
         # A task with outlets or a success callback resumes to end: the task runner emits asset
         # events, and Airflow 3 runs no success callback of a task that the triggerer ended.

@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareRetryLaterError
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.triggers.post_status import PostStatusTrigger
 from ayrshare_provider.utils.mixins import run_here
 from ayrshare_provider.utils.xcom import SUMMARY_XCOM_KEY
 from tests.context import make_context

@@ -7,7 +7,7 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareAuthError, AyrsharePostFailedError
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.triggers.post_status import PostStatusTrigger
 from tests.context import make_context
 from tests.fake_ayrshare import Fault
 from tests.helpers import API_KEY, connection_json, error_post

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from ayrshare_provider.triggers.events import PostStatusEvent
+from ayrshare_provider.triggers.post_status import PostStatusTrigger
 from ayrshare_provider.utils.mixins import run_here
 from tests.fake_ayrshare import Fault
 from tests.helpers import SECRETS, error_post
@@ -92,3 +92,16 @@ def test_timeout_event_becomes_a_timeout_error(ayrshare_conn):
 def test_malformed_events_are_clear_errors(event):
     with pytest.raises(AyrshareError):
         PostStatusEvent.from_payload(event, post_id="p1").result()
+
+
+def test_triggers_serialized_by_0_2_resume_under_their_old_class_path():
+    """Airflow stores a deferred task's trigger by class path: 0.2 wrote ayrshare_provider.triggers.ayrshare."""
+    import importlib
+
+    from ayrshare_provider.triggers.failed_posts import FailedPostsTrigger
+
+    old_module = importlib.import_module("ayrshare_provider.triggers.ayrshare")
+    assert old_module.PostStatusTrigger is PostStatusTrigger
+    assert old_module.FailedPostsTrigger is FailedPostsTrigger
+    classpath, _ = PostStatusTrigger("p1", "ayrshare_default", end_time=0.0).serialize()
+    assert classpath == "ayrshare_provider.triggers.post_status.PostStatusTrigger"

@@ -14,7 +14,7 @@ from ayrshare_provider.exceptions import AyrsharePostFailedError
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
 from ayrshare_provider.operators.repost import RepostOperator
 from ayrshare_provider.sensors.ayrshare import PostStatusSensor
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
+from ayrshare_provider.triggers.post_status import PostStatusTrigger
 from tests.context import make_context
 from tests.helpers import error_post
 

@@ -11,7 +11,7 @@ import pytest
 
 from ayrshare_emulator.scenarios import REJECTED, TRANSIENT, add_failed
 from ayrshare_provider.exceptions import AyrshareAuthError
-from ayrshare_provider.triggers.ayrshare import SEEN_KEY, FailedPostsTrigger
+from ayrshare_provider.triggers.failed_posts import SEEN_KEY, FailedPostsTrigger
 from tests.helpers import API_KEY, PROFILE_KEY, SECRETS, X_KEY, X_SECRET, connection_json
 
 INTERVAL = 0.2  # seconds; Ayrshare's 60 s, time-scaled
@@ -270,7 +270,7 @@ def test_a_failure_the_webhook_reported_first_is_not_reported_again_but_one_it_l
 
 def test_with_a_webhook_secret_the_watcher_polls_as_a_safety_net(watched, monkeypatch):
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
-    from ayrshare_provider.triggers.ayrshare import SAFETY_NET_POLL
+    from ayrshare_provider.triggers.failed_posts import SAFETY_NET_POLL
 
     emulator, _ = watched
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(emulator.url, webhook_secret="s"))

@@ -10,8 +10,8 @@ import pytest
 from ayrshare_emulator.server import Emulator
 from ayrshare_provider.exceptions import AyrshareConfigError
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
-from ayrshare_provider.triggers.ayrshare import PostStatusTrigger
 from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
+from ayrshare_provider.triggers.post_status import PostStatusTrigger
 from tests.helpers import API_KEY, connection_json, failed_post, seed_posts
 from tests.triggerer import first_events, shared_streams_available
 
