@@ -13,8 +13,8 @@ from ayrshare_provider.exceptions import (
     AyrshareNotFoundError,
     AyrshareRateLimitError,
     AyrshareServerError,
-    parse_response,
 )
+from ayrshare_provider.hooks.answers import parse_response
 
 CALL = "PUT /api/post/retry"
 

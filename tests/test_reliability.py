@@ -23,10 +23,10 @@ from ayrshare_emulator.scenarios import TRANSIENT, add_failed
 from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareServerError, AyrshareWaitTimeoutError
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.recovery import plan_recovery
 from ayrshare_provider.retry_policy import ayrshare_retry_policy
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
-from ayrshare_provider.utils.mixins import run_here
 from tests.airflow_compat import stored_xcoms
 from tests.context import make_context
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json, load_dag

@@ -20,11 +20,9 @@ from ayrshare_provider.exceptions import (
     AyrshareRetryUnconfirmedError,
     AyrshareServerError,
     AyrshareWriteUncertainError,
-    connection_error,
     is_transient,
-    parse_response,
-    refused_write,
 )
+from ayrshare_provider.hooks.answers import connection_error, parse_response, refused_write
 from ayrshare_provider.hooks.connection import ConnectionTarget, resolve_target
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
 from ayrshare_provider.rate_budget import reset_seconds
@@ -390,7 +388,7 @@ class AyrshareHook(HttpHook):
         One request, once: claim a call of the profile's budget, send, learn the budget, parse.
 
         :param options: ``timeout`` (seconds), ``verify``, ``proxies``, ``cert``, ``allow_redirects``.
-        :param created_post_ok: see :func:`~ayrshare_provider.exceptions.parse_response`.
+        :param created_post_ok: see :func:`~ayrshare_provider.hooks.answers.parse_response`.
         :param as_primary: send without the Profile Key, as the Primary Profile, within its budget.
         """
         target, session, options = self._connect(), self.get_conn(), options or {}

@@ -16,6 +16,7 @@ from ayrshare_provider.exceptions import (
     AyrshareRetryLaterError,
 )
 from ayrshare_provider.links.ayrshare import AyrsharePostLink
+from ayrshare_provider.operators.task_mixin import AyrshareTaskMixin, default_deferrable
 from ayrshare_provider.posts import (
     Action,
     Plan,
@@ -28,7 +29,6 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
-from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
 from ayrshare_provider.utils.rendered import flag, seconds
 from ayrshare_provider.utils.xcom import WAIT_HINT_XCOM_KEY
 

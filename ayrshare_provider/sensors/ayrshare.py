@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnVa
 
 from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.links.ayrshare import AyrsharePostLink
+from ayrshare_provider.operators.task_mixin import AyrshareTaskMixin, default_deferrable
 from ayrshare_provider.posts import (
     Action,
     StatusWatch,
@@ -17,7 +18,6 @@ from ayrshare_provider.posts import (
     summarize,
     validate_post_id,
 )
-from ayrshare_provider.utils.mixins import AyrshareTaskMixin, default_deferrable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -9,7 +9,8 @@ import time
 import pytest
 import requests
 
-from ayrshare_provider.exceptions import AyrshareConfigError, AyrshareConnectionError, connection_error
+from ayrshare_provider.exceptions import AyrshareConfigError, AyrshareConnectionError
+from ayrshare_provider.hooks.answers import connection_error
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
 from tests.helpers import SECRETS, connection_json
 

@@ -16,8 +16,8 @@ from ayrshare_provider.exceptions import (
     AyrshareWaitTimeoutError,
 )
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
-from ayrshare_provider.utils.mixins import run_here
 from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, SUMMARY_XCOM_KEY
 from tests.context import make_context
 from tests.fake_ayrshare import PASS, Fault

@@ -10,8 +10,8 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from ayrshare_provider.exceptions import AyrshareRetryLaterError
 from ayrshare_provider.operators.ayrshare import RetryPostOperator
+from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
-from ayrshare_provider.utils.mixins import run_here
 from ayrshare_provider.utils.xcom import SUMMARY_XCOM_KEY
 from tests.context import make_context
 from tests.helpers import failed_post, seed_posts

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
+from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.triggers.events import PostStatusEvent
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
-from ayrshare_provider.utils.mixins import run_here
 from tests.fake_ayrshare import Fault
 from tests.helpers import SECRETS, error_post
 

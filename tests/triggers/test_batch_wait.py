@@ -13,8 +13,8 @@ import pytest
 
 from ayrshare_emulator.server import Emulator
 from ayrshare_provider.hooks.ayrshare import AyrshareHook
+from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
-from ayrshare_provider.utils.mixins import run_here
 from tests.helpers import API_KEY, SECRETS, connection_json, failed_post, seed_posts
 from tests.triggerer import first_events, shared_streams_available
 

@@ -60,7 +60,7 @@ def test_where_waits_are_not_batched_the_same_connection_ends_each_wait_with_an_
     monkeypatch, fake
 ):
     """Airflow before 3.3 (and dag.test()) runs run(): each wait reads its post and ends with the error."""
-    from ayrshare_provider.utils.mixins import run_here
+    from ayrshare_provider.operators.task_mixin import run_here
 
     monkeypatch.setenv("AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(fake.url, history_max_age="a minute"))
     event = run_here(waits(1)[0])
