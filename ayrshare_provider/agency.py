@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ayrshare_provider.exceptions import AyrshareAuthError, AyrshareConfigError, AyrshareError
 from ayrshare_provider.recovery import plan_recovery, retry_tasks
+from ayrshare_provider.recovery_plan import RecoveryPlan
 
 if TYPE_CHECKING:
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 PROFILE_LABEL = "ayrshare_profile"
 #: What became of a profile's part of the run.
 PLANNED, SKIPPED, FAILED = "planned", "skipped", "failed"
-# The plan's lists of posts; ``to_retry`` and ``spent`` hold ids, the others entries with an "id".
-_POST_LISTS = ("to_retry", "waits", "retry_later", "needs_person", "spent", "skipped")
 # Airflow's own rule for connection ids (letters, digits, and . _ -), so that an id cannot smuggle anything.
 _CONN_ID = re.compile(r"^[\w.-]{1,200}$")  # a label "<conn id>: <post id>" fits in 250
 
@@ -81,9 +80,9 @@ def plan_profile(
     """
     One profile's part of a recovery: who it is, then one history listing and its plan.
 
-    Returns ``conn_id``, ``label``, ``state`` (``planned`` or ``skipped``, with a ``reason``), the
-    ``plan`` (:func:`~ayrshare_provider.recovery.plan_recovery`, without the records) and ``tasks``,
-    its retry tasks' arguments, each with ``ayrshare_conn_id``.
+    Returns, as JSON for the planning task's XCom: ``conn_id``, ``label``, ``state`` (``planned``
+    or ``skipped``, with a ``reason``), the ``plan`` (:meth:`RecoveryPlan.to_xcom`, without the
+    records) and ``tasks``, its retry tasks' arguments, each with ``ayrshare_conn_id``.
 
     :param hook: the profile's hook.
     :param conn_id: its connection id.
@@ -126,7 +125,7 @@ def plan_profile(
         "label": profile_label(conn_id, user),
         "state": PLANNED,
         "listed": len(records),
-        "plan": {key: value for key, value in plan.items() if key != "retry_with"},
+        "plan": plan.to_xcom(),
         "tasks": retry_tasks(plan, conn_id),
     }
 
@@ -139,12 +138,12 @@ def join_plans(
     dry_run: bool,
     repost_spent: bool,
     max_tasks: int | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[RecoveryPlan, list[dict[str, Any]]]:
     """
     One plan for the whole run from each profile's part, and every retry task's arguments.
 
-    The plan has the usual lists (every profile's posts) and ``profiles``: per connection, in the
-    run's order, its ``label``, ``state`` (``planned``, ``skipped``, ``failed``), ``reason`` and ``posts``.
+    The plan has every profile's posts and ``profiles``: per connection, in the run's order, its
+    ``label``, ``state`` (``planned``, ``skipped``, ``failed``), ``reason`` and ``posts``.
 
     :param conn_ids: the run's connection ids (None when choose_profiles failed: a clear error).
     :param parts: what each profile's planning task returned (None or missing for one that failed).
@@ -157,27 +156,28 @@ def join_plans(
         raise AyrshareConfigError("no profiles to join: choose_profiles failed (see its log)")
     by_conn = {part["conn_id"]: part for part in parts if isinstance(part, dict) and "conn_id" in part}
     why_failed = {error["conn_id"]: error["error"] for error in errors if isinstance(error, dict)}
-    joined: dict[str, Any] = {key: [] for key in _POST_LISTS}
-    joined.update(dry_run=dry_run, repost_spent=repost_spent and not dry_run, profiles=[])
+    joined = RecoveryPlan(dry_run=dry_run, repost_spent=repost_spent and not dry_run, profiles=[])
+    profiles: list[dict[str, Any]] = []
     tasks: list[dict[str, Any]] = []
     owner: dict[str, str] = {}  # post id -> the label of the profile that takes it
     for conn_id in conn_ids:
         part = by_conn.get(conn_id)
         if part is None:
             reason = why_failed.get(conn_id) or "its planning task failed: see its log"
-            joined["profiles"].append(
+            profiles.append(
                 {"conn_id": conn_id, "label": conn_id, "state": FAILED, "reason": reason, "posts": []}
             )
             continue
-        label, plan = part["label"], part.get("plan") or {}
+        label = part["label"]
+        plan = RecoveryPlan.from_xcom(part.get("plan") or {}, source=f"the plan of {conn_id!r}")
         # Two connections with one Profile Key list the same posts: each post is retried once, by the first.
-        taken = {_post_id(entry) for key in _POST_LISTS for entry in plan.get(key, [])} & set(owner)
+        taken = {post_id for key in RecoveryPlan.POST_LISTS for post_id in plan.post_ids(key)} & set(owner)
         posts: list[str] = []
-        for key in _POST_LISTS:
-            entries = [entry for entry in plan.get(key, []) if _post_id(entry) not in taken]
+        for key in RecoveryPlan.POST_LISTS:
+            entries = [entry for entry in getattr(plan, key) if _post_id(entry) not in taken]
             if key == "needs_person" and len(conn_ids) > 1:  # the person sees whose post it is
                 entries = [{**entry, "profile": label} for entry in entries]
-            joined[key] += entries
+            getattr(joined, key).extend(entries)
             if key != "waits":  # a wait's post is in to_retry too
                 posts += [_post_id(entry) for entry in entries]
         owner.update({post_id: str(label) for post_id in posts})
@@ -186,8 +186,9 @@ def join_plans(
             others = sorted({owner[post_id] for post_id in taken})
             reason = f"{len(taken)} of its posts also listed by {', '.join(others)} (the same Profile Key?): left to it"
         summary = {key: part[key] for key in ("conn_id", "label", "state") if key in part}
-        joined["profiles"].append({**summary, "reason": reason, "posts": posts})
+        profiles.append({**summary, "reason": reason, "posts": posts})
         tasks += [task for task in part.get("tasks", []) if task["post_id"] not in taken]
+    joined.profiles = profiles
     if max_tasks is not None and len(tasks) > max_tasks:
         tasks = _leave_for_next_run(joined, tasks, max_tasks)
     return joined, tasks
@@ -199,7 +200,7 @@ def _post_id(entry: Any) -> str:
 
 
 def _leave_for_next_run(
-    plan: dict[str, Any], tasks: list[dict[str, Any]], max_tasks: int
+    plan: RecoveryPlan, tasks: list[dict[str, Any]], max_tasks: int
 ) -> list[dict[str, Any]]:
     """Keep ``max_tasks`` retry tasks, a post from each profile in turn; the rest become ``retry_later``."""
     queues: dict[str, list[dict[str, Any]]] = {}
@@ -212,7 +213,7 @@ def _leave_for_next_run(
                 kept.append(queue.pop(0))
     left = {task["post_id"] for queue in queues.values() for task in queue}
     reason = f"not retried in this run: more posts than one run maps ([core] max_map_length {max_tasks}); the next run retries it"
-    plan["to_retry"] = [post_id for post_id in plan["to_retry"] if post_id not in left]
-    plan["waits"] = [entry for entry in plan["waits"] if entry["id"] not in left]
-    plan["retry_later"] += [{"id": post_id, "reason": reason} for post_id in sorted(left)]
+    plan.to_retry = [post_id for post_id in plan.to_retry if post_id not in left]
+    plan.waits = [entry for entry in plan.waits if entry["id"] not in left]
+    plan.retry_later += [{"id": post_id, "reason": reason} for post_id in sorted(left)]
     return kept

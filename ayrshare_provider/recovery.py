@@ -1,7 +1,8 @@
-"""A recovery run over many posts: which to retry, which to skip and why, and the final report.
+"""A recovery run over many posts, as pure functions: the plan (which to retry, which to skip and why) and the report.
 
-The example DAG ``ayrshare_failed_post_recovery`` is a thin shell around these three functions;
-the per-post decisions themselves belong to :mod:`ayrshare_provider.posts`.
+The per-post decisions belong to :mod:`ayrshare_provider.posts`; the plan is a
+:class:`~ayrshare_provider.recovery_plan.RecoveryPlan`. What reads and writes XCom is the DAG's
+steps' (:mod:`ayrshare_provider.recovery_steps`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ayrshare_provider.exceptions import (
-    AyrshareError,
     AyrshareInvalidPostIdError,
-    AyrshareProfilesFailedError,
     network_error_text,
 )
 from ayrshare_provider.posts import (
@@ -29,12 +28,7 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
-from ayrshare_provider.utils.xcom import (
-    NEEDS_PERSON_XCOM_KEY,
-    PERSON_ANSWER_XCOM_KEY,
-    PLAN_XCOM_KEY,
-    SUMMARY_XCOM_KEY,
-)
+from ayrshare_provider.recovery_plan import RecoveryPlan
 
 # Plans that a RetryPostOperator can carry out (it waits for an in-flight retry instead of sending one).
 _RETRY_PLANS = (Plan.RETRY, Plan.IN_FLIGHT)
@@ -48,9 +42,9 @@ def plan_recovery(
     ask_person: bool = False,
     repost_spent: bool = False,
     records_as_of: float | None = None,
-) -> dict[str, Any]:
+) -> RecoveryPlan:
     """
-    Sort failed-post records into the recovery's paths, each with its reason.
+    Sort failed-post records into the recovery's paths (a :class:`RecoveryPlan`), each with its reason.
 
     - ``to_retry``: ids to retry, now or, for a network's wait hint within ``max_wait_hint``,
       once that wait is over (``waits`` lists those, with their moment);
@@ -68,28 +62,19 @@ def plan_recovery(
     :param records_as_of: the wall-clock moment (``time.time()``) the records show every post at
         least as of (a cached listing: its read less the cache's age). Given, the plan keeps what
         each retry decides on (:func:`~ayrshare_provider.posts.retry_facts`) under ``retry_with``,
-        and :func:`push_plan` hands it to the retry tasks, which then retry without a read of their
+        and :func:`retry_tasks` hands it to the retry tasks, which then retry without a read of their
         own while it is fresh (``RetryPostOperator(record=...)``).
     """
-    plan: dict[str, Any] = {
-        "to_retry": [],
-        "waits": [],
-        "retry_later": [],
-        "needs_person": [],
-        "spent": [],
-        "skipped": [],
-        "dry_run": dry_run,
-        "repost_spent": repost_spent and not dry_run,
-        "retry_with": {},
-        "records_as_of": records_as_of,
-    }
+    plan = RecoveryPlan(
+        dry_run=dry_run, repost_spent=repost_spent and not dry_run, records_as_of=records_as_of
+    )
     decided: set[str] = set()
     now = datetime.now(UTC)  # one moment for the whole plan; a record without dates counts its wait from it
     for record in records:
         try:
             post_id = validate_post_id(record.get("id"))
         except AyrshareInvalidPostIdError as err:
-            plan["skipped"].append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
+            plan.skipped.append({"id": str(record.get("id")), "reason": f"unusable id: {err.message}"})
             continue
         if post_id in decided:
             continue  # history pages can overlap; one post, one decision
@@ -101,14 +86,14 @@ def plan_recovery(
                 {"id": post_id, "reason": f"dry run, would {_DRY_RUN_VERBS[path]}: {reason}"},
             )
         if path == "to_retry" and entry:
-            plan["waits"].append(entry)
+            plan.waits.append(entry)
         if path == "to_retry" and records_as_of is not None:
-            plan["retry_with"][post_id] = retry_facts(record)
-        plan[path].append(post_id if path in ("to_retry", "spent") else entry)
+            plan.retry_with[post_id] = retry_facts(record)
+        getattr(plan, path).append(post_id if path in ("to_retry", "spent") else entry)
     return plan
 
 
-def retry_tasks(plan: dict[str, Any], conn_id: str | None = None) -> list[dict[str, Any]]:
+def retry_tasks(plan: RecoveryPlan, conn_id: str | None = None) -> list[dict[str, Any]]:
     """
     One retry task's arguments per post the plan retries: what ``RetryPostOperator.partial(...)
     .expand_kwargs()`` maps over. ``post_id``, and when the plan kept it, the post's ``record``
@@ -117,51 +102,29 @@ def retry_tasks(plan: dict[str, Any], conn_id: str | None = None) -> list[dict[s
     :param plan: what :func:`plan_recovery` returned.
     :param conn_id: the connection of the profile whose posts these are.
     """
-    retry_with = plan.get("retry_with") or {}
     profile = {"ayrshare_conn_id": conn_id} if conn_id else {}
     return [
         {
             "post_id": post_id,
-            "record": retry_with[post_id],
-            "record_as_of": plan.get("records_as_of"),
+            "record": plan.retry_with[post_id],
+            "record_as_of": plan.records_as_of,
             **profile,
         }
-        if post_id in retry_with
+        if post_id in plan.retry_with
         else {"post_id": post_id, **profile}
-        for post_id in plan["to_retry"]
+        for post_id in plan.to_retry
     ]
 
 
-def push_plan(
-    ti: Any, plan: dict[str, Any], tasks: list[dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
-    """
-    A plan task's last step: push the plan for the later steps, and return one retry task's arguments per post.
-
-    The plan goes under :data:`PLAN_XCOM_KEY` (the report reads it), its ``needs_person`` under
-    :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it). The return value is :func:`retry_tasks`
-    (Airflow maps tasks over return values only).
-
-    :param ti: the plan task's task instance.
-    :param plan: what :func:`plan_recovery` returned, or a run's joined plan
-        (:func:`~ayrshare_provider.agency.join_plans`).
-    :param tasks: the retry tasks' arguments, when already made (a joined plan); else :func:`retry_tasks`.
-    """
-    # Each record travels once, in the return value; the plan in XCom keeps the decisions.
-    ti.xcom_push(key=PLAN_XCOM_KEY, value={key: value for key, value in plan.items() if key != "retry_with"})
-    ti.xcom_push(key=NEEDS_PERSON_XCOM_KEY, value=plan["needs_person"])
-    return retry_tasks(plan) if tasks is None else tasks
-
-
-def post_tasks(plan: dict[str, Any], post_ids: list[str]) -> list[dict[str, Any]]:
+def post_tasks(plan: RecoveryPlan, post_ids: list[str]) -> list[dict[str, Any]]:
     """
     Task arguments for later steps over some of the plan's posts (a person's choice, the reposts):
     ``post_id``, with ``ayrshare_conn_id`` when the plan covers many profiles.
 
-    :param plan: the run's plan, as pushed.
+    :param plan: the run's plan.
     :param post_ids: the posts.
     """
-    owners = profile_of(plan.get("profiles", []))
+    owners = profile_of(plan.profiles or [])
     return [
         {
             "post_id": post_id,
@@ -221,7 +184,7 @@ def _network_errors(summary: dict[str, Any]) -> str:
     )
 
 
-def posts_to_repost(plan: dict[str, Any], summaries: list[Any]) -> list[str]:
+def posts_to_repost(plan: RecoveryPlan, summaries: list[Any]) -> list[str]:
     """
     The posts a recovery reposts: those whose retry was spent before the run, and those whose
     retry in this run failed again (or met "already retried"). Call it only when reposting is on.
@@ -236,7 +199,7 @@ def posts_to_repost(plan: dict[str, Any], summaries: list[Any]) -> list[str]:
         and not summary.get("published")
         and wait_state({"status": summary.get("status")}) is WaitState.FAILED
     ]
-    return list(dict.fromkeys([*plan.get("spent", []), *failed]))
+    return list(dict.fromkeys([*plan.spent, *failed]))
 
 
 _RETRY_ACTIONS = (Action.RETRIED.value, Action.ALREADY_RETRIED.value, Action.IN_FLIGHT.value)
@@ -262,7 +225,7 @@ def _by_id(summaries: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def build_report(
-    plan: dict[str, Any],
+    plan: RecoveryPlan,
     summaries: list[Any],
     *,
     person: dict[str, Any] | None = None,
@@ -281,12 +244,10 @@ def build_report(
     report: dict[str, list[dict[str, Any]]] = {outcome: [] for outcome in OUTCOMES}
     reposts = _by_id(repost_summaries or [])
     retried = _by_id(summaries)
-    for post_id in plan["to_retry"]:
-        outcome, entry = _retry_outcome(
-            post_id, retried.get(post_id), reposts, bool(plan.get("repost_spent"))
-        )
+    for post_id in plan.to_retry:
+        outcome, entry = _retry_outcome(post_id, retried.get(post_id), reposts, plan.repost_spent)
         report[outcome].append(entry)
-    for post_id in plan.get("spent", []):
+    for post_id in plan.spent:
         repost = reposts.get(post_id)
         if repost is None:
             report["unknown"].append({"id": post_id, "reason": "the repost task ended without a summary"})
@@ -294,15 +255,15 @@ def build_report(
             outcome, entry = _repost_outcome(post_id, repost)
             report[outcome].append(entry)
     chosen = _by_id(chosen_summaries or [])
-    for request in plan.get("needs_person", []):
+    for request in plan.needs_person:
         outcome, entry = _person_outcome(request, person, chosen)
         report[outcome].append(entry)
-    report["retry_later"] = list(plan.get("retry_later", []))
-    report["skipped"] += plan["skipped"]
+    report["retry_later"] = list(plan.retry_later)
+    report["skipped"] += plan.skipped
     counts = {outcome: len(report[outcome]) for outcome in OUTCOMES}
-    if "profiles" not in plan:
+    if plan.profiles is None:
         return {**report, "counts": counts}
-    return {**report, "counts": counts, "profiles": _by_profile(plan["profiles"], report)}
+    return {**report, "counts": counts, "profiles": _by_profile(plan.profiles, report)}
 
 
 def _by_profile(
@@ -480,56 +441,3 @@ def format_report(report: dict[str, Any]) -> str:
     lines.insert(1, "-" * min(120, max(len(text) for text in lines)))
     lines.append(_counted(report["counts"]))
     return "\n".join(lines)
-
-
-def report_run(
-    ti: Any,
-    plan_task_id: str,
-    retry_task_id: str = "retry_post",
-    person_task_id: str | None = None,
-    chosen_task_id: str | None = None,
-    repost_task_id: str | None = None,
-) -> dict[str, Any]:
-    """
-    A recovery run's report task: the plan and every step's outcome from XCom, logged as a table.
-
-    Returns the report with its ``table`` (one string per line), so that the task's XCom in the
-    Airflow UI shows it without opening a log.
-
-    :param ti: the report task's task instance.
-    :param plan_task_id: the task that pushed the plan under :data:`PLAN_XCOM_KEY`.
-    :param retry_task_id: the (mapped) ``RetryPostOperator`` task.
-    :param person_task_id: the ``ReviewPostsOperator`` task, if the run asks a person.
-    :param chosen_task_id: the (mapped) retries of the posts the person chose.
-    :param repost_task_id: the (mapped) ``RepostOperator`` task, if the run reposts.
-    :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
-    :raises AyrshareProfilesFailedError: in a run over many profiles, when some could not be planned
-        (after pushing the report of the others).
-    """
-    plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
-    if not isinstance(plan, dict):
-        raise AyrshareError(f"no recovery plan: {plan_task_id!r} ended before pushing one (see its log)")
-
-    def summaries(task_id: str | None) -> list[Any]:
-        return (ti.xcom_pull(task_ids=[task_id], key=SUMMARY_XCOM_KEY) or []) if task_id else []
-
-    result = build_report(
-        plan,
-        summaries(retry_task_id),
-        person=ti.xcom_pull(task_ids=person_task_id, key=PERSON_ANSWER_XCOM_KEY) if person_task_id else None,
-        chosen_summaries=summaries(chosen_task_id),
-        repost_summaries=summaries(repost_task_id),
-    )
-    table = format_report(result)
-    print(table)
-    if result["unknown"]:
-        raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
-    failed = [profile for profile in result.get("profiles", []) if profile["state"] == "failed"]
-    if failed:
-        # The others' outcomes stay in XCom; the run fails, so that someone fixes these profiles.
-        ti.xcom_push(key="return_value", value={**result, "table": table.splitlines()})
-        raise AyrshareProfilesFailedError(
-            f"{len(failed)} of {len(result['profiles'])} profiles not recovered: "
-            + "; ".join(f"{profile['label']}: {profile['reason']}" for profile in failed)
-        )
-    return {**result, "table": table.splitlines()}

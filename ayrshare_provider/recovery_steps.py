@@ -1,7 +1,7 @@
 """The steps of a recovery run after its plan, as Airflow tasks; both recovery DAGs are built from them.
 
-A plan task (returning :func:`~ayrshare_provider.recovery.push_plan`: each retry task's arguments,
-with the whole plan in XCom) feeds, each on its own:
+A plan task (returning :func:`push_plan`: each retry task's arguments, with the whole plan in
+XCom) feeds, each on its own:
 
 - ``retry_post``: one ``RetryPostOperator`` per post to retry, acting on the plan's record
   (``trust_plan``), waiting out wait hints (deferred), ended in the triggerer (``end_from_trigger``);
@@ -10,6 +10,10 @@ with the whole plan in XCom) feeds, each on its own:
 - ``choose_reposts`` then ``repost_post``: when ``repost_spent``, one ``RepostOperator`` per post
   whose retry is spent (before the run, or in it);
 - ``report``: every post with its outcome, in the task's XCom and log.
+
+The steps own the plan's XCom: :func:`push_plan` writes it, :func:`pull_plan` reads it back as a
+:class:`~ayrshare_provider.recovery_plan.RecoveryPlan`; planning and the report stay pure
+(:mod:`ayrshare_provider.recovery`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Param, task
 
+from ayrshare_provider.exceptions import AyrshareError, AyrshareProfilesFailedError
 from ayrshare_provider.operators.ayrshare import MAX_RECORD_AGE, RetryPostOperator
 from ayrshare_provider.operators.repost import RepostOperator
-from ayrshare_provider.recovery import post_tasks, posts_to_repost, report_run
+from ayrshare_provider.recovery import build_report, format_report, post_tasks, posts_to_repost, retry_tasks
+from ayrshare_provider.recovery_plan import RecoveryPlan
 from ayrshare_provider.retry_policy import retry_policy_args
-from ayrshare_provider.utils.xcom import NEEDS_PERSON_XCOM_KEY, PLAN_XCOM_KEY, SUMMARY_XCOM_KEY
+from ayrshare_provider.utils.xcom import (
+    NEEDS_PERSON_XCOM_KEY,
+    PERSON_ANSWER_XCOM_KEY,
+    PLAN_XCOM_KEY,
+    SUMMARY_XCOM_KEY,
+)
 from ayrshare_provider.version_compat import hitl_operator
 
 #: Whether this Airflow can ask a person in the run (human-in-the-loop, 3.1+); before, those posts
@@ -155,7 +166,7 @@ def recover(plan: Any, plan_task_id: str) -> None:
         @task
         def route_chosen(chosen: Any, ti: Any = None) -> list[dict[str, Any]]:
             """Each post the person chose, with its profile's connection (a run can cover many)."""
-            return post_tasks(ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY) or {}, chosen)
+            return post_tasks(pull_plan(ti, plan_task_id), chosen)
 
         chosen = RetryPostOperator.partial(
             task_id="retry_chosen_post",
@@ -170,9 +181,10 @@ def recover(plan: Any, plan_task_id: str) -> None:
     @task(trigger_rule="all_done")
     def choose_reposts(params: Any = None, ti: Any = None) -> list[dict[str, Any]]:
         """When ``repost_spent``: the posts whose retry was spent before the run or failed in it."""
-        whole_plan = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
-        if not params["repost_spent"] or not whole_plan:
+        pushed = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
+        if not params["repost_spent"] or pushed is None:  # no plan: the report says why
             return []
+        whole_plan = RecoveryPlan.from_xcom(pushed)
         summaries = ti.xcom_pull(task_ids=["retry_post"], key=SUMMARY_XCOM_KEY) or []
         return post_tasks(whole_plan, posts_to_repost(whole_plan, summaries))
 
@@ -196,3 +208,85 @@ def recover(plan: Any, plan_task_id: str) -> None:
         )
 
     steps >> report()
+
+
+def push_plan(ti: Any, plan: RecoveryPlan, tasks: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """
+    A plan task's last step: push the plan for the later steps, and return one retry task's arguments per post.
+
+    The plan goes under :data:`PLAN_XCOM_KEY` (the report reads it), its ``needs_person`` under
+    :data:`NEEDS_PERSON_XCOM_KEY` (the person step reads it). The return value is
+    :func:`~ayrshare_provider.recovery.retry_tasks` (Airflow maps tasks over return values only).
+
+    :param ti: the plan task's task instance.
+    :param plan: what :func:`~ayrshare_provider.recovery.plan_recovery` returned, or a run's joined
+        plan (:func:`~ayrshare_provider.agency.join_plans`).
+    :param tasks: the retry tasks' arguments, when already made (a joined plan); else from the plan.
+    """
+    # Each record travels once, in the return value; the plan in XCom keeps the decisions.
+    ti.xcom_push(key=PLAN_XCOM_KEY, value=plan.to_xcom())
+    ti.xcom_push(key=NEEDS_PERSON_XCOM_KEY, value=plan.needs_person)
+    return retry_tasks(plan) if tasks is None else tasks
+
+
+def pull_plan(ti: Any, plan_task_id: str) -> RecoveryPlan:
+    """
+    The run's plan, as its plan task pushed it.
+
+    :raises AyrshareError: when there is none: the plan task ended before pushing it.
+    """
+    value = ti.xcom_pull(task_ids=plan_task_id, key=PLAN_XCOM_KEY)
+    if value is None:
+        raise AyrshareError(f"no recovery plan: {plan_task_id!r} ended before pushing one (see its log)")
+    return RecoveryPlan.from_xcom(value, source=f"the plan XCom of {plan_task_id!r}")
+
+
+def report_run(
+    ti: Any,
+    plan_task_id: str,
+    retry_task_id: str = "retry_post",
+    person_task_id: str | None = None,
+    chosen_task_id: str | None = None,
+    repost_task_id: str | None = None,
+) -> dict[str, Any]:
+    """
+    A recovery run's report task: the plan and every step's outcome from XCom, logged as a table.
+
+    Returns the report with its ``table`` (one string per line), so that the task's XCom in the
+    Airflow UI shows it without opening a log.
+
+    :param ti: the report task's task instance.
+    :param plan_task_id: the task that pushed the plan under :data:`PLAN_XCOM_KEY`.
+    :param retry_task_id: the (mapped) ``RetryPostOperator`` task.
+    :param person_task_id: the ``ReviewPostsOperator`` task, if the run asks a person.
+    :param chosen_task_id: the (mapped) retries of the posts the person chose.
+    :param repost_task_id: the (mapped) ``RepostOperator`` task, if the run reposts.
+    :raises RuntimeError: when a planned post has no known outcome, so that nothing is lost silently.
+    :raises AyrshareProfilesFailedError: in a run over many profiles, when some could not be planned
+        (after pushing the report of the others).
+    """
+    plan = pull_plan(ti, plan_task_id)
+
+    def summaries(task_id: str | None) -> list[Any]:
+        return (ti.xcom_pull(task_ids=[task_id], key=SUMMARY_XCOM_KEY) or []) if task_id else []
+
+    result = build_report(
+        plan,
+        summaries(retry_task_id),
+        person=ti.xcom_pull(task_ids=person_task_id, key=PERSON_ANSWER_XCOM_KEY) if person_task_id else None,
+        chosen_summaries=summaries(chosen_task_id),
+        repost_summaries=summaries(repost_task_id),
+    )
+    table = format_report(result)
+    print(table)
+    if result["unknown"]:
+        raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
+    failed = [profile for profile in result.get("profiles", []) if profile["state"] == "failed"]
+    if failed:
+        # The others' outcomes stay in XCom; the run fails, so that someone fixes these profiles.
+        ti.xcom_push(key="return_value", value={**result, "table": table.splitlines()})
+        raise AyrshareProfilesFailedError(
+            f"{len(failed)} of {len(result['profiles'])} profiles not recovered: "
+            + "; ".join(f"{profile['label']}: {profile['reason']}" for profile in failed)
+        )
+    return {**result, "table": table.splitlines()}

@@ -37,8 +37,13 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, Param, get_current_context, task
 
-from ayrshare_provider.recovery import push_plan
-from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_dag_args, recovery_params
+from ayrshare_provider.recovery_steps import (
+    ASKS_PEOPLE,
+    push_plan,
+    recover,
+    recovery_dag_args,
+    recovery_params,
+)
 
 with DAG(
     dag_id="ayrshare_failed_post_recovery",
@@ -83,6 +88,7 @@ with DAG(
         """One profile: who it is, its failed posts (one history listing), sorted into the recovery's paths."""
         from ayrshare_provider.agency import PROFILE_LABEL, plan_profile, why
         from ayrshare_provider.hooks.ayrshare import AyrshareHook
+        from ayrshare_provider.recovery_plan import RecoveryPlan
         from ayrshare_provider.utils.xcom import PROFILE_ERROR_XCOM_KEY
 
         context = get_current_context()
@@ -94,17 +100,12 @@ with DAG(
             ti.xcom_push(key=PROFILE_ERROR_XCOM_KEY, value={"conn_id": ayrshare_conn_id, "error": why(err)})
             raise
         context[PROFILE_LABEL] = part["label"]  # type: ignore[literal-required]
-        plan = part["plan"]
-        if plan is None:
+        if part["plan"] is None:
             print(f"{part['label']}: {part['reason']}")
             return part
-        print(
-            f"{part['label']}: {part['listed']} failed posts: {len(plan['to_retry'])} to retry "
-            f"({len(plan['waits'])} after a wait), {len(plan['needs_person'])} for a person, "
-            f"{len(plan['spent'])} to repost, {len(plan['retry_later'])} to retry later, "
-            f"{len(plan['skipped'])} skipped"
-        )
-        for entry in plan["waits"] + plan["retry_later"] + plan["skipped"]:
+        plan = RecoveryPlan.from_xcom(part["plan"])
+        print(f"{part['label']}: {part['listed']} failed posts: {plan.describe()}")
+        for entry in plan.waits + plan.retry_later + plan.skipped:
             print(f"{entry['id']}: {entry['reason']}")
         return part
 

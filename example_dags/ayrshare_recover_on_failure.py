@@ -26,8 +26,14 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from ayrshare_provider.recovery import plan_recovery, push_plan
-from ayrshare_provider.recovery_steps import ASKS_PEOPLE, recover, recovery_dag_args, recovery_params
+from ayrshare_provider.recovery import plan_recovery
+from ayrshare_provider.recovery_steps import (
+    ASKS_PEOPLE,
+    push_plan,
+    recover,
+    recovery_dag_args,
+    recovery_params,
+)
 from ayrshare_provider.version_compat import asset_watcher_classes
 
 watchers = asset_watcher_classes()  # None on Airflow 2.11: no asset watchers
@@ -83,11 +89,7 @@ else:
                 ask_person=params["ask_person"] and ASKS_PEOPLE,
                 repost_spent=params["repost_spent"],
             )
-            print(
-                f"{len(post_ids)} newly failed posts: {len(plan['to_retry'])} to retry, "
-                f"{len(plan['needs_person'])} for a person, {len(plan['spent'])} to repost, "
-                f"{len(plan['retry_later'])} to retry later, {len(plan['skipped'])} skipped"
-            )
+            print(f"{len(post_ids)} newly failed posts: {plan.describe()}")
             return push_plan(ti, plan)
 
         recover(plan_failed_posts(), "plan_failed_posts")

@@ -75,14 +75,14 @@ def test_joined_plan_keeps_each_profile_its_posts_and_notes_a_failed_one():
     ]
     conn_ids = ["ayrshare_a", "ayrshare_b", "ayrshare_c"]
     plan, tasks = join_plans(conn_ids, parts, errors, dry_run=False, repost_spent=False)
-    assert plan["to_retry"] == ["a1", "a2", "b1"]
+    assert plan.to_retry == ["a1", "a2", "b1"]
     assert [task["ayrshare_conn_id"] for task in tasks] == ["ayrshare_a", "ayrshare_a", "ayrshare_b"]
-    assert [(p["conn_id"], p["state"], p["posts"]) for p in plan["profiles"]] == [
+    assert [(p["conn_id"], p["state"], p["posts"]) for p in plan.profiles] == [
         ("ayrshare_a", "planned", ["a1", "a2", "a3"]),
         ("ayrshare_b", "planned", ["b1"]),
         ("ayrshare_c", "failed", []),
     ]
-    assert plan["profiles"][2]["reason"].startswith("AyrshareAuthError")
+    assert plan.profiles[2]["reason"].startswith("AyrshareAuthError")
 
     summaries = [
         {"id": post_id, "published": True, "action": "retried", "post_url": f"https://x.test/{post_id}"}
@@ -117,9 +117,9 @@ def test_two_connections_with_one_profile_key_retry_each_post_once_under_the_fir
     plan, tasks = join_plans(
         ["a", "copy_of_a"], [part("a"), part("copy_of_a")], [], dry_run=False, repost_spent=False
     )
-    assert [task["ayrshare_conn_id"] for task in tasks] == ["a", "a"] and plan["to_retry"] == ["p1", "p2"]
-    assert [len(profile["posts"]) for profile in plan["profiles"]] == [3, 0]
-    assert plan["profiles"][1]["reason"].startswith("3 of its posts also listed by a")
+    assert [task["ayrshare_conn_id"] for task in tasks] == ["a", "a"] and plan.to_retry == ["p1", "p2"]
+    assert [len(profile["posts"]) for profile in plan.profiles] == [3, 0]
+    assert plan.profiles[1]["reason"].startswith("3 of its posts also listed by a")
     with pytest.raises(AyrshareConfigError, match="choose_profiles failed"):
         join_plans(None, [], [], dry_run=False, repost_spent=False)
 
@@ -133,9 +133,9 @@ def test_posts_beyond_what_one_run_maps_are_left_for_the_next_run_in_turns_from_
     parts = [part("a", ["a1", "a2", "a3"]), part("b", ["b1"]), part("c", ["c1", "c2"])]
     plan, tasks = join_plans(["a", "b", "c"], parts, [], dry_run=False, repost_spent=False, max_tasks=4)
     assert [task["post_id"] for task in tasks] == ["a1", "b1", "c1", "a2"]
-    assert plan["to_retry"] == ["a1", "a2", "b1", "c1"] and [w["id"] for w in plan["waits"]] == ["b1"]
-    assert [entry["id"] for entry in plan["retry_later"]] == ["a3", "c2"]
-    assert "max_map_length 4" in plan["retry_later"][0]["reason"]
+    assert plan.to_retry == ["a1", "a2", "b1", "c1"] and [w["id"] for w in plan.waits] == ["b1"]
+    assert [entry["id"] for entry in plan.retry_later] == ["a3", "c2"]
+    assert "max_map_length 4" in plan.retry_later[0]["reason"]
     # Nothing is lost: every post is in exactly one place, and the report counts it under its profile.
     report = build_report(plan, [])
     assert {p["conn_id"]: p["counts"]["retry_later"] for p in report["profiles"]} == {"a": 1, "b": 0, "c": 1}

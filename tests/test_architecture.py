@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "sensors": 3,
     # 4: the recovery library, built from tasks
     "recovery": 4,
+    "recovery_plan": 4,
     "agency": 4,
     "recovery_steps": 4,
     # 5: the webhook receiver, in Airflow's API server

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from ayrshare_emulator import scenarios
+from ayrshare_provider.exceptions import AyrshareError
 from ayrshare_provider.recovery import build_report, format_report, plan_recovery, posts_to_repost
+from ayrshare_provider.recovery_plan import RecoveryPlan
 from tests.airflow_compat import stored_xcoms
 from tests.helpers import SECRETS, error_post, failed_post, load_dag, seed_posts
 
@@ -23,15 +25,15 @@ def test_plan_skips_published_and_hopeless_posts_with_reasons():
         error_post("retry1"),  # overlapping pages
     ]
     plan = plan_recovery(records)
-    assert plan["to_retry"] == ["retry1"]
-    reasons = {entry["id"]: entry["reason"] for entry in plan["skipped"]}
+    assert plan.to_retry == ["retry1"]
+    reasons = {entry["id"]: entry["reason"] for entry in plan.skipped}
     assert reasons["live"] == "already published on every network"
     assert "161" in reasons["relink"] and "retryAvailable is false" in reasons["nope"]
     assert reasons["../user"].startswith("unusable id")
 
 
 def test_the_plan_hands_each_retry_task_its_record_and_keeps_the_records_out_of_its_xcom():
-    from ayrshare_provider.recovery import push_plan
+    from ayrshare_provider.recovery_steps import push_plan
     from ayrshare_provider.utils.xcom import PLAN_XCOM_KEY
     from tests.context import RecordingTI
 
@@ -48,11 +50,11 @@ def test_the_plan_hands_each_retry_task_its_record_and_keeps_the_records_out_of_
 
 def test_a_dry_run_retries_nothing_and_says_what_it_would_do():
     plan = plan_recovery([error_post("p1")], dry_run=True)
-    assert plan["to_retry"] == [] and plan["skipped"][0]["reason"].startswith("dry run, would retry")
+    assert plan.to_retry == [] and plan.skipped[0]["reason"].startswith("dry run, would retry")
 
 
 def test_report_accounts_for_every_post_exactly_once():
-    plan = {"to_retry": ["ok", "bad", "lost", "spent"], "skipped": [{"id": "s", "reason": "published"}]}
+    plan = RecoveryPlan(to_retry=["ok", "bad", "lost", "spent"], skipped=[{"id": "s", "reason": "published"}])
     summaries = [
         {"id": "ok", "published": True, "action": "retried", "post_url": "https://x.test/1", "networks": []},
         {
@@ -95,30 +97,29 @@ def test_the_plan_sends_each_post_down_its_path_when_waits_people_and_reposts_ar
         error_post("spent", code=329),
     ]
     plan = plan_recovery(records, max_wait_hint=600, ask_person=True, repost_spent=True)
-    assert plan["to_retry"] == ["now", "ig-soon"]
-    assert [wait["id"] for wait in plan["waits"]] == ["ig-soon"]
-    assert [later["id"] for later in plan["retry_later"]] == ["ig-late"]
-    assert plan["spent"] == ["spent"] and plan["skipped"] == []
-    [person] = plan["needs_person"]
+    assert plan.to_retry == ["now", "ig-soon"]
+    assert [wait["id"] for wait in plan.waits] == ["ig-soon"]
+    assert [later["id"] for later in plan.retry_later] == ["ig-late"]
+    assert plan.spent == ["spent"] and plan.skipped == []
+    [person] = plan.needs_person
     assert person["id"] == "relink"
     assert person["networks"][0]["fix"] == "relink Facebook for this profile"
 
     off = plan_recovery(records, max_wait_hint=None)
-    reasons = {entry["id"]: entry["reason"] for entry in off["skipped"]}
+    reasons = {entry["id"]: entry["reason"] for entry in off.skipped}
     assert "ask_person asks a person" in reasons["relink"] and "repost_spent reposts it" in reasons["spent"]
-    assert off["to_retry"] == ["now"] and len(off["retry_later"]) == 2
+    assert off.to_retry == ["now"] and len(off.retry_later) == 2
 
 
 def test_spent_and_failed_again_posts_are_reposted_and_reported_with_their_new_post():
-    plan = {
-        "to_retry": ["ok", "again", "waited"],
-        "spent": ["spent"],
-        "needs_person": [
+    plan = RecoveryPlan(
+        to_retry=["ok", "again", "waited"],
+        spent=["spent"],
+        needs_person=[
             {"id": "fixed", "networks": [{"platform": "facebook", "fix": "relink Facebook"}]},
             {"id": "left", "networks": [{"platform": "twitter", "fix": "change the text"}]},
         ],
-        "skipped": [],
-    }
+    )
     failed = {"published": False, "status": "error", "action": "retried", "networks": []}
     summaries = [
         {"id": "ok", "published": True, "action": "retried", "post_url": "u1", "retried_at": "t1"},
@@ -186,8 +187,8 @@ def test_a_post_whose_network_asked_to_wait_is_planned_for_later_with_the_moment
     )
     over["errors"][0]["details"] = "86400"
     plan = plan_recovery([waiting, over])
-    assert plan["to_retry"] == ["ig-over"]  # its day is over: retried now
-    [later] = plan["retry_later"]
+    assert plan.to_retry == ["ig-over"]  # its day is over: retried now
+    [later] = plan.retry_later
     assert later["id"] == "ig" and later["not_before"] == (sent + timedelta(days=1)).isoformat()
     assert "instagram asked to wait 86400 s (code 435)" in later["reason"]
     report = build_report(plan, [{"id": "ig-over", "published": True, "action": "retried", "post_url": None}])
@@ -481,3 +482,22 @@ def test_a_ledger_entry_a_person_garbled_is_a_clear_error_never_a_second_repost(
     run = dag.test(run_conf={"poll_interval": 0.2, "ask_person": False, "repost_spent": True})
     assert emulator_conn.state.counters()["requests"].get("POST /api/post") is None
     assert run.state == "failed"  # the report names the post whose repost task failed
+
+
+def test_the_plan_crosses_xcom_as_json_without_its_records_and_a_non_plan_is_a_typed_error():
+    import json
+
+    plan = plan_recovery(
+        [error_post("p1"), error_post("spent", code=329)], repost_spent=True, records_as_of=5.0
+    )
+    value = json.loads(json.dumps(plan.to_xcom()))  # what XCom stores
+    assert "retry_with" not in value and "profiles" not in value
+    again = RecoveryPlan.from_xcom(value)
+    assert again.to_retry == ["p1"] and again.spent == ["spent"] and again.repost_spent is True
+    assert again.records_as_of == 5.0 and again.retry_with == {}
+    # A plan pushed by 0.2 (a dict of the same keys, with its extra ones) is read the same way.
+    assert RecoveryPlan.from_xcom({**value, "retry_with": {}, "unknown": 1}).to_retry == ["p1"]
+    with pytest.raises(AyrshareError, match="holds no recovery plan"):
+        RecoveryPlan.from_xcom("not a plan")
+    with pytest.raises(AyrshareError, match="to_retry not lists"):
+        RecoveryPlan.from_xcom({"to_retry": "p1"})

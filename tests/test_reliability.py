@@ -154,8 +154,8 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
         f"airflow-repost-{post_id}-{platform[post_id]}": 1 for post_id in fails_again
     }
     assert len(emulator.state.posts) == len(originals) + len(fails_again)
-    assert {entry["id"] for entry in report["skipped"]} == {entry["id"] for entry in expected["skipped"]}
-    retried = expected["to_retry"]
+    assert {entry["id"] for entry in report["skipped"]} == {entry["id"] for entry in expected.skipped}
+    retried = expected.to_retry
     # Exactly one retry applied per retryable post, none for the others.
     assert {post_id: counters["retries_applied"].get(post_id) for post_id in retried} == dict.fromkeys(
         retried, 1
