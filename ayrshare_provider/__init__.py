@@ -37,7 +37,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": modules("hooks"),
         "operators": modules("operators", "ayrshare", "repost", "review"),  # review: Airflow 3.1+
         "sensors": modules("sensors"),
-        "triggers": modules("triggers"),
+        "triggers": modules("triggers", "post_status", "failed_posts"),
         "connection-types": [declarative_connection_type()],
         "extra-links": ["ayrshare_provider.links.ayrshare.AyrsharePostLink"],
         "config": {

@@ -168,8 +168,13 @@ def join_plans(
                 {"conn_id": conn_id, "label": conn_id, "state": FAILED, "reason": reason, "posts": []}
             )
             continue
-        label = part["label"]
-        plan = RecoveryPlan.from_xcom(part.get("plan") or {}, source=f"the plan of {conn_id!r}")
+        label, pushed = part["label"], part.get("plan")
+        # A skipped profile (suspended) has no plan: nothing of it to join.
+        plan = (
+            RecoveryPlan()
+            if pushed is None
+            else RecoveryPlan.from_xcom(pushed, source=f"the plan of {conn_id!r}")
+        )
         # Two connections with one Profile Key list the same posts: each post is retried once, by the first.
         taken = {post_id for key in RecoveryPlan.POST_LISTS for post_id in plan.post_ids(key)} & set(owner)
         posts: list[str] = []

@@ -80,8 +80,9 @@ class RecoveryPlan:
         :param source: where it was pulled from, for the error.
         :raises AyrshareError: when the value is not a plan (a missing or hand-edited XCom).
         """
-        if not isinstance(value, dict):
-            raise AyrshareError(f"{source} holds no recovery plan (got {type(value).__name__})")
+        if not isinstance(value, dict) or "to_retry" not in value:
+            shape = "a dict without to_retry" if isinstance(value, dict) else type(value).__name__
+            raise AyrshareError(f"{source} holds no recovery plan (got {shape})")
         known = {item.name for item in fields(cls)}
         malformed = [name for name in cls.POST_LISTS if name in value and not isinstance(value[name], list)]
         if malformed:

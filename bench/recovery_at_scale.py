@@ -58,7 +58,8 @@ def operator(kwargs: dict[str, Any], batch_wait: bool) -> Any:
 def find_failed_posts(trust_plan: bool) -> list[dict[str, Any]]:
     """The DAG's first task: one listing, one decision per post; each task's arguments, as ``push_plan`` returns them."""
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
-    from ayrshare_provider.recovery import plan_recovery, push_plan
+    from ayrshare_provider.recovery import plan_recovery
+    from ayrshare_provider.recovery_steps import push_plan
     from tests.context import RecordingTI
 
     hook = AyrshareHook(**HOOK)

@@ -6,8 +6,10 @@ locked". ``env()`` gives Airflow the name of :data:`CONNECT_ARGS` and the reposi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
 CONNECT_ARGS = {"timeout": 60}
 
 
@@ -16,5 +18,5 @@ def env() -> dict[str, str]:
     return {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": name,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": name,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }

@@ -40,7 +40,7 @@ async def _send_burst(url: str, name: str) -> list[tuple[int, float]]:
     import aiohttp
 
     from ayrshare_emulator.records import network_post, scheduled_payload
-    from ayrshare_provider.webhook_delivery import signed_headers
+    from ayrshare_emulator.signing import signed_headers
 
     published = {"status": "success", "postIds": [network_post("linkedin", "77")]}
     bodies = [json.dumps(scheduled_payload(f"P{name}{index}", published)).encode() for index in range(BURST)]

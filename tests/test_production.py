@@ -193,7 +193,7 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     assert sorted(accounted) == sorted(emulator.state.posts)  # every post in the report, once
     assert report["unknown"] == []
     assert {entry["id"] for entry in report["failed_again"]} == fails_again
-    retried = expected["to_retry"]
+    retried = expected.to_retry
     counters = emulator.state.counters()
     # Exactly one applied retry per retryable post, none for the others; a PUT beyond the first
     # is one Ayrshare refused (329), sent only after the answer to the first was lost.
