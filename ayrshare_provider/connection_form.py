@@ -85,11 +85,16 @@ TUNING_FIELDS: dict[str, dict[str, Any]] = {
     },
     "history_max_age": {
         "label": "History cache (seconds)",
-        "description": "How old Ayrshare's cached history answers can be (60 on Ayrshare); for emulators only.",
+        "description": "How old Ayrshare's cached history answers can be (60 on Ayrshare).",
         "default": 60.0,
         "bounds": {"minimum": 0},
+        # Ayrshare's own cache time: not a choice for a user. A server with other clocks (a time-scaled
+        # emulator) sets it in the connection's extra JSON or the hook's arguments.
+        "in_form": False,
     },
 }
+#: The tuning fields the connection form shows.
+FORM_TUNING_FIELDS = {name: field for name, field in TUNING_FIELDS.items() if field.get("in_form", True)}
 
 HIDDEN_FIELDS = ["login", "schema", "port", "extra"]
 RELABELING = {"password": "API Key", "host": "Host (optional)"}
@@ -100,7 +105,7 @@ PLACEHOLDERS = {
     X_API_KEY: "X consumer key, for X/Twitter posts",
     X_API_SECRET: "X consumer secret, for X/Twitter posts",
     WEBHOOK_SECRET: "the secret registered with Ayrshare's scheduled-action webhook",
-    **{name: f"{field['default']:g}" for name, field in TUNING_FIELDS.items()},
+    **{name: f"{field['default']:g}" for name, field in FORM_TUNING_FIELDS.items()},
 }
 
 
@@ -137,7 +142,7 @@ def declarative_connection_type() -> dict[str, Any]:
                         **field["bounds"],
                     },
                 }
-                for name, field in TUNING_FIELDS.items()
+                for name, field in FORM_TUNING_FIELDS.items()
             },
         },
         "ui-field-behaviour": {
@@ -169,6 +174,6 @@ def legacy_form_widgets() -> dict[str, Any]:
         name: StringField(
             lazy_gettext(field["label"]), widget=BS3TextFieldWidget(), description=tuning_description(name)
         )
-        for name, field in TUNING_FIELDS.items()
+        for name, field in FORM_TUNING_FIELDS.items()
     }
     return {**secrets, **tuning}

@@ -444,10 +444,11 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(
     ):
         assert page.locator(f"input[name=element_{field}]").get_attribute("type") == "password", field
         assert page.get_by_text(label, exact=True).count() == 1
-    # Every tuning setting the README documents has its field, its default at the end of its description.
-    for field in connection_form.TUNING_FIELDS:
+    # Every tuning setting of the form has its field, its default at the end of its description.
+    for field in connection_form.FORM_TUNING_FIELDS:
         assert page.locator(f"input[name=element_{field}]").count() == 1, field
         assert page.get_by_text(connection_form.TUNING_FIELDS[field]["label"], exact=True).count() == 1, field
+    assert page.locator("input[name=element_history_max_age]").count() == 0  # Ayrshare's, not a choice
         assert page.get_by_text(connection_form.tuning_description(field), exact=True).count() == 1, field
     page.locator("input[name=element_timeout]").fill("20")
     page.locator("input[name=element_x_twitter_api_key]").fill(X_KEY)

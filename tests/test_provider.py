@@ -56,23 +56,22 @@ def test_the_connection_form_has_secret_extra_fields_and_hides_the_rest():
         f"extra__ayrshare__{f}"
         for f in ("profile_key", "x_twitter_api_key", "x_twitter_api_secret", "webhook_secret")
     }
-    tuning = {
-        f"extra__ayrshare__{f}" for f in connection_form.TUNING_FIELDS
-    }  # every setting the README documents
+    tuning = {f"extra__ayrshare__{f}" for f in connection_form.FORM_TUNING_FIELDS}  # the README's form fields
+    assert "extra__ayrshare__history_max_age" not in tuning  # Ayrshare's cache time, not a user's choice
     assert set(widgets) == secrets | tuning
     assert {name for name, widget in widgets.items() if widget.is_sensitive} == secrets
     behaviour = manager.field_behaviours["ayrshare"]
     assert set(behaviour["hidden_fields"]) == {"login", "schema", "port", "extra"}
     assert behaviour["relabeling"]["password"] == "API Key"
     assert {
-        name: behaviour["placeholders"][f"extra__ayrshare__{name}"] for name in connection_form.TUNING_FIELDS
+        name: behaviour["placeholders"][f"extra__ayrshare__{name}"]
+        for name in connection_form.FORM_TUNING_FIELDS
     } == {
         "timeout": "30",
         "max_attempts": "5",
         "backoff": "1",
         "max_backoff": "60",
         "rate_headroom": "0.98",
-        "history_max_age": "60",
         "webhook_grace": "300",
     }
 

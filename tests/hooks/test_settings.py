@@ -46,6 +46,7 @@ def test_the_form_and_the_hook_share_the_bounds():
     assert (
         fields["rate_headroom"]["schema"]["maximum"] == 1 and fields["max_attempts"]["schema"]["minimum"] == 1
     )
+    assert "history_max_age" not in fields  # not in the form; still read from the extra (below)
 
 
 def test_a_bad_setting_in_the_connection_fails_the_first_call_clearly(monkeypatch, fake):
