@@ -448,8 +448,8 @@ def test_a_person_sets_up_the_connection_and_follows_the_post_link(
     for field in connection_form.FORM_TUNING_FIELDS:
         assert page.locator(f"input[name=element_{field}]").count() == 1, field
         assert page.get_by_text(connection_form.TUNING_FIELDS[field]["label"], exact=True).count() == 1, field
-    assert page.locator("input[name=element_history_max_age]").count() == 0  # Ayrshare's, not a choice
         assert page.get_by_text(connection_form.tuning_description(field), exact=True).count() == 1, field
+    assert page.locator("input[name=element_history_max_age]").count() == 0  # Ayrshare's, not a choice
     page.locator("input[name=element_timeout]").fill("20")
     page.locator("input[name=element_x_twitter_api_key]").fill(X_KEY)
     page.locator("input[name=element_x_twitter_api_secret]").fill(X_SECRET)
