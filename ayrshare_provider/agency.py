@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 #: The context variable a profile's planning task sets: what its ``map_index_template`` shows.
 PROFILE_LABEL = "ayrshare_profile"
+#: Failed posts one listing returns at most (Ayrshare's largest ``limit``): a run recovers them all;
+#: beyond what one run maps, posts are left for the next (:func:`join_plans`).
+LISTING_LIMIT = 1000
 #: What became of a profile's part of the run.
 PLANNED, SKIPPED, FAILED = "planned", "skipped", "failed"
 # Airflow's own rule for connection ids (letters, digits, and . _ -), so that an id cannot smuggle anything.
@@ -86,8 +89,8 @@ def plan_profile(
 
     :param hook: the profile's hook.
     :param conn_id: its connection id.
-    :param params: the run's params (``last_days``, ``limit``, ``platforms``, ``dry_run``,
-        ``max_wait_hint``, ``repost_spent``).
+    :param params: the run's params (``last_days``, ``platforms``, ``dry_run``, ``max_wait_hint``,
+        ``repost_spent``).
     :param ask_person: posts only a person can unblock go to the person step.
     :raises AyrshareAuthError: when Ayrshare refuses the connection's keys (other than a suspension).
     """
@@ -109,7 +112,7 @@ def plan_profile(
     records = hook.get_history(
         status="error",
         last_days=params["last_days"],
-        limit=params["limit"],
+        limit=LISTING_LIMIT,
         platforms=params["platforms"] or None,
     )
     plan = plan_recovery(

@@ -62,7 +62,10 @@ def dag_args_for(sql_alchemy_conn: str) -> dict[str, Any]:
 
 
 def recovery_params() -> dict[str, Param]:
-    """The DAG params the steps read (a DAG adds its own, such as what to list)."""
+    """
+    The DAG params the steps read (a DAG adds its own, such as what to list): what a user decides.
+    How the steps work (:func:`recover`'s keyword arguments) is code, not a param.
+    """
     return {
         "max_wait_hint": Param(
             93600,
@@ -89,26 +92,6 @@ def recovery_params() -> dict[str, Param]:
             description="Repost, once, each post whose one retry is spent, to only the networks that "
             "did not publish it (an idempotencyKey makes it exactly once).",
         ),
-        "trust_plan": Param(
-            True,
-            type="boolean",
-            description="Retry each post from the record the plan just listed, without reading it again "
-            "(one call per post) while that record is under 20 minutes old; off, each task reads first.",
-        ),
-        "end_from_trigger": Param(
-            True,
-            type="boolean",
-            description="A post that publishes ends its task in the triggerer (one worker run per post); "
-            "off, the task resumes on a worker to end, as before 0.3.",
-        ),
-        "poll_interval": Param(
-            15, type="number", exclusiveMinimum=0, description="Seconds between two reads of a retried post."
-        ),
-        "batch_wait": Param(
-            True,
-            type="boolean",
-            description="Airflow 3.3+: the waits share one history listing per interval; off, each reads its post.",
-        ),
     }
 
 
@@ -118,12 +101,17 @@ def _safe_to_repeat() -> dict[str, Any]:
     return {"retries": 2, "retry_delay": timedelta(seconds=30), **retry_policy_args()}
 
 
-def _waits() -> dict[str, Any]:
+def _run_setting(name: str, default: Any) -> str:
+    """A template of a :func:`recover` setting: the code's value, unless the run's conf sets ``name`` (benchmarks, tests)."""
+    return f"{{{{ (dag_run.conf or {{}}).get({name!r}, {default!r}) }}}}"
+
+
+def _waits(poll_interval: float, batch_wait: bool, end_from_trigger: bool) -> dict[str, Any]:
     return {
         "deferrable": True,
-        "batch_wait": "{{ params.batch_wait }}",
-        "poll_interval": "{{ params.poll_interval }}",
-        "end_from_trigger": "{{ params.end_from_trigger }}",
+        "batch_wait": _run_setting("batch_wait", batch_wait),
+        "poll_interval": _run_setting("poll_interval", poll_interval),
+        "end_from_trigger": _run_setting("end_from_trigger", end_from_trigger),
         "timeout": 1800,
     }
 
@@ -132,20 +120,39 @@ def _waits() -> dict[str, Any]:
 _LABEL = "{{ task.ayrshare_conn_id }}: {{ task.post_id }}"
 
 
-def recover(plan: Any, plan_task_id: str) -> None:
+def recover(
+    plan: Any,
+    plan_task_id: str,
+    *,
+    poll_interval: float = 15.0,
+    trust_plan: bool = True,
+    end_from_trigger: bool = True,
+    batch_wait: bool = True,
+) -> None:
     """
     Add the recovery's steps after ``plan`` to the DAG being defined.
+
+    The keyword arguments say how the steps work, not what to recover: they are not DAG params. A
+    run's conf may still set each one by its name (the benchmarks compare them on one DAG).
 
     :param plan: the plan task's output, an ``XComArg``: each retry task's arguments (``push_plan``
         returned them and pushed the rest).
     :param plan_task_id: its task id, where the report reads the whole plan.
+    :param poll_interval: seconds between two reads of a retried post.
+    :param trust_plan: retry each post from the record the plan just listed, without reading it
+        again (one call per post) while that record is under 20 minutes old; off, each task reads first.
+    :param end_from_trigger: a post that publishes ends its task in the triggerer (one worker run
+        per post); off, the task resumes on a worker to end.
+    :param batch_wait: on Airflow 3.3+, the waits share one history listing per profile and
+        interval; off, each reads its own post.
     """
+    waits = _waits(poll_interval, batch_wait, end_from_trigger)
     retries = RetryPostOperator.partial(
         task_id="retry_post",
         map_index_template=_LABEL,
         max_wait_hint="{{ params.max_wait_hint }}",
-        max_record_age=f"{{{{ {MAX_RECORD_AGE:g} if params.trust_plan else 0 }}}}",
-        **_waits(),
+        max_record_age=f"{{{{ {MAX_RECORD_AGE:g} if (dag_run.conf or {{}}).get('trust_plan', {trust_plan!r}) else 0 }}}}",
+        **waits,
         **_safe_to_repeat(),
     ).expand_kwargs(plan)
     steps: list[Any] = [retries]
@@ -172,7 +179,7 @@ def recover(plan: Any, plan_task_id: str) -> None:
             task_id="retry_chosen_post",
             map_index_template=_LABEL,
             check_retryable=False,
-            **_waits(),
+            **waits,
             **_safe_to_repeat(),
         ).expand_kwargs(route_chosen(ask.output))
         person_task_id, chosen_task_id = ask.task_id, "retry_chosen_post"
@@ -192,7 +199,7 @@ def recover(plan: Any, plan_task_id: str) -> None:
     retries >> to_repost
     steps.append(
         RepostOperator.partial(
-            task_id="repost_post", map_index_template=_LABEL, **_waits(), **_safe_to_repeat()
+            task_id="repost_post", map_index_template=_LABEL, **waits, **_safe_to_repeat()
         ).expand_kwargs(to_repost)
     )
 

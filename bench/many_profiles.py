@@ -44,7 +44,6 @@ TIMEOUT = 3600.0
 HOOK = {"backoff": 1.0 / SCALE, "max_backoff": 60.0 / SCALE, "history_max_age": 60.0 / SCALE}
 PARAMS = {
     "last_days": 0,
-    "limit": 1000,
     "platforms": [],
     "dry_run": False,
     "max_wait_hint": 0,

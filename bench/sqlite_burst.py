@@ -72,7 +72,7 @@ def burst(tasks_at_once: int) -> dict[str, Any]:
             stack.wait_for_dag(DAG_ID)
             stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
             started = time.monotonic()
-            conf = {"limit": 1000, "ask_person": False}
+            conf = {"ask_person": False}
             run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
                 "dag_run_id"
             ]

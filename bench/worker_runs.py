@@ -32,7 +32,6 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     """Trigger one recovery run and watch it to its end; count the retry tasks' worker runs."""
     conf = {
         "last_days": 0,
-        "limit": 1000,
         "poll_interval": 2,
         "ask_person": False,
         "trust_plan": trust,

@@ -23,11 +23,12 @@ profiles side by side; a suspended profile is skipped with its reason, one whose
 refuses fails its own task (and the run, at the report) while the others recover. The report
 groups outcomes by profile. See README, "Many profiles (agencies)".
 
-Params: `ayrshare_conn_ids`, `last_days` (0 = all), `limit` (1 to 1000, per profile), `platforms`
-(empty = all), `dry_run`, `max_wait_hint` (seconds, default 93600 = 26 h), `ask_person` (default
-true), `person_timeout` (seconds, default 86400), `repost_spent` (default false), `poll_interval`
-(seconds between two reads of a retried post, default 15), `batch_wait` (default true: on Airflow
-3.3+ the waits share one history listing per profile and interval). To cap how many retry tasks
+Params (what to recover, and how far to go): `ayrshare_conn_ids`, `last_days` (0 = all),
+`platforms` (empty = all), `dry_run`, `max_wait_hint` (seconds, default 93600 = 26 h),
+`ask_person` (default true), `person_timeout` (seconds, default 86400), `repost_spent` (default
+false). Each profile's failed posts are listed once, up to 1,000 (Ayrshare's most). How the steps
+work (`poll_interval`, 15 s between two reads of a retried post; `trust_plan`, `end_from_trigger`,
+`batch_wait`) are arguments of `recover()` in this file, not params. To cap how many retry tasks
 call Ayrshare at once, give them a pool (README, "Recovering many posts").
 """
 
@@ -63,13 +64,6 @@ with DAG(
             "the connections).",
         ),
         "last_days": Param(30, type="integer", minimum=0, description="Look back this many days (0: all)."),
-        "limit": Param(
-            100,
-            type="integer",
-            minimum=1,
-            maximum=1000,
-            description="At most this many failed posts per profile.",
-        ),
         "platforms": Param([], type="array", description="Only posts to these networks (empty: all)."),
         "dry_run": Param(False, type="boolean", description="Decide and report, retry nothing."),
         **recovery_params(),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+
 PACKAGE = Path(__file__).resolve().parent.parent / "ayrshare_provider"
 
 #: Bottom to top, by module name (the longest matching prefix decides). A module may import its

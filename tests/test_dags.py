@@ -125,3 +125,24 @@ def test_the_watcher_dag_is_scheduled_on_failed_posts_or_says_why_not(airflow_db
         "report",
         *person_steps,
     }
+
+
+def test_the_recovery_dags_params_are_what_a_user_decides():
+    """At most 8 params, none of them a switch of how the steps work (those are recover()'s arguments)."""
+    from tests.airflow_compat import dag_bag
+    from tests.helpers import dags_folder
+
+    dags = dag_bag(str(dags_folder())).dags
+    recovery = list(dags["ayrshare_failed_post_recovery"].params)
+    assert recovery == [
+        "ayrshare_conn_ids",
+        "last_days",
+        "platforms",
+        "dry_run",
+        "max_wait_hint",
+        "ask_person",
+        "person_timeout",
+        "repost_spent",
+    ]
+    if "ayrshare_recover_on_failure" in dags:  # Airflow 3: asset watchers
+        assert list(dags["ayrshare_recover_on_failure"].params) == recovery[4:]

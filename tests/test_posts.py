@@ -26,6 +26,8 @@ from ayrshare_provider.posts import (
 )
 from tests.helpers import error_post
 
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+
 
 @pytest.mark.parametrize(
     ("status", "plan"),

@@ -117,7 +117,7 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
         f"/dags/{DAG_ID}/dagRuns",
         json={
             "logical_date": None,
-            "conf": {"last_days": 0, "limit": 1000, "poll_interval": 2, "ask_person": False},
+            "conf": {"last_days": 0, "poll_interval": 2, "ask_person": False},
         },
     )["dag_run_id"]
 

@@ -16,6 +16,8 @@ from ayrshare_emulator.server import Emulator
 from ayrshare_provider.rate_budget import ProfileBudget, budget_for
 from tests.helpers import API_KEY, connection_json
 
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+
 LIMIT, WINDOW = 40, 1.5
 REPO = Path(__file__).resolve().parent.parent
 

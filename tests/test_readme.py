@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 

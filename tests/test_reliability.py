@@ -123,7 +123,7 @@ def test_soak_recovery_dag_under_faults_retries_each_post_exactly_once(airflow_d
             task.partial_kwargs["retry_policy"] = ayrshare_retry_policy(rate_limit_delay=timedelta(seconds=1))
     originals = set(emulator.state.posts)
     started = time.monotonic()
-    conf = {"last_days": 0, "limit": 1000, "poll_interval": 0.2, "ask_person": False, "repost_spent": True}
+    conf = {"last_days": 0, "poll_interval": 0.2, "ask_person": False, "repost_spent": True}
     dag_run = dag.test(run_conf=conf)
     assert dag_run.state == "success"
     # The second run, once Ayrshare forgot its keys.

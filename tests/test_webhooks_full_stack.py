@@ -146,7 +146,7 @@ def burst(emulator: Emulator, count: int, name: str) -> list[str]:
 
 
 def recover(stack: Standalone) -> tuple[str, float]:
-    conf = {"last_days": 0, "limit": 1000, "poll_interval": 1, "ask_person": False}
+    conf = {"last_days": 0, "poll_interval": 1, "ask_person": False}
     started = time.monotonic()
     run_id = stack.api("POST", f"/dags/{RECOVERY_DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
         "dag_run_id"
