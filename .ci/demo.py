@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 DAG_ID = "ayrshare_failed_post_recovery"
-# The run's params: the demo outlasts Instagram's half-minute hint, not its day; spent retries are
+# The run's conf: the demo outlasts Instagram's half-minute hint, not its day; spent retries are
 # reposted; its person answers in seconds (the timeout only ends a demo whose person could not).
 DEMO_CONF = {"poll_interval": 1, "max_wait_hint": 600, "repost_spent": True, "person_timeout": 300}
 # The emulator's key: it never leaves this machine, and the emulator accepts nothing else.
@@ -130,7 +130,7 @@ def run(dags_folder: Path, keep_home: bool = False) -> int:
                 print(log.read_text()[-3000:])
                 return 1
             _step(f"Running the DAG {DAG_ID} (airflow dags test; full log: {log})")
-            print(f"    params: {json.dumps(DEMO_CONF)}")
+            print(f"    conf: {json.dumps(DEMO_CONF)}")
             code = _run_dag(env, home, log, emulator)
             report = _report(home, env)
             if report is None:

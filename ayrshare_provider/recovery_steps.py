@@ -151,7 +151,11 @@ def recover(
         task_id="retry_post",
         map_index_template=_LABEL,
         max_wait_hint="{{ params.max_wait_hint }}",
-        max_record_age=f"{{{{ {MAX_RECORD_AGE:g} if (dag_run.conf or {{}}).get('trust_plan', {trust_plan!r}) else 0 }}}}",
+        # true, True or "true" (a conf's JSON, a form's text) trust the plan's record; anything else reads first
+        max_record_age=(
+            f"{{{{ {MAX_RECORD_AGE:g} if ((dag_run.conf or {{}}).get('trust_plan', {trust_plan!r})"
+            " | string | lower) == 'true' else 0 }}"
+        ),
         **waits,
         **_safe_to_repeat(),
     ).expand_kwargs(plan)

@@ -12,7 +12,7 @@ time (32 task slots), each in a fresh process forked for it (as Airflow's task r
 each task starts knowing nothing of the rate limit), and every deferred wait in one triggerer
 process, which runs a trigger with a ``shared_stream_key`` through Airflow 3.3's own
 ``SharedStreamManager`` (batched waits). The two variants differ only in whether each task acts
-on the plan's record (the DAG's ``trust_plan``: one call per post) or reads its post before the PUT.
+on the plan's record (``recover(trust_plan=...)``: one call per post) or reads its post before the PUT.
 """
 
 from __future__ import annotations

@@ -125,4 +125,12 @@ with DAG(
         return push_plan(ti, plan, tasks)
 
     conn_ids = choose_profiles()
-    recover(join_plans(conn_ids, find_failed_posts.expand(ayrshare_conn_id=conn_ids)), "join_plans")
+    recover(
+        join_plans(conn_ids, find_failed_posts.expand(ayrshare_conn_id=conn_ids)),
+        "join_plans",
+        # How the steps work: code, not params (these are the defaults).
+        poll_interval=15,
+        trust_plan=True,
+        end_from_trigger=True,
+        batch_wait=True,
+    )

@@ -42,7 +42,7 @@ def burst(ayrshare_with_its_clocks) -> dict:
         stack.start()
         stack.wait_for_dag(DAG_ID)
         stack.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-        # The defaults, but every failed post listed (the default limit is 100) and no person asked.
+        # The defaults (every failed post listed, up to 1,000), but no person asked.
         conf = {"ask_person": False}
         started = time.monotonic()
         run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[

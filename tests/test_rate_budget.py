@@ -16,8 +16,6 @@ from ayrshare_emulator.server import Emulator
 from ayrshare_provider.rate_budget import ProfileBudget, budget_for
 from tests.helpers import API_KEY, connection_json
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
-
 LIMIT, WINDOW = 40, 1.5
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,6 +92,7 @@ class Calls:
         self.budget.settle(self.out.pop(0))
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_path, shared):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin" if shared else None), headroom=0.5)
@@ -112,6 +111,7 @@ def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_pat
     assert calls.go() == 0.0  # a new window
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_answers_that_announce_no_limit_hold_nothing_back_even_after_a_limited_run(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()
@@ -121,6 +121,7 @@ def test_answers_that_announce_no_limit_hold_nothing_back_even_after_a_limited_r
     assert all(calls.go() == 0.0 for _ in range(50))
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_an_error_page_without_headers_does_not_end_one_call_at_a_time(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()
@@ -129,6 +130,7 @@ def test_an_error_page_without_headers_does_not_end_one_call_at_a_time(tmp_path)
     assert calls.go() == 1.0  # still one call at a time
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
     """Answers of one window reach a loaded event loop late and out of order: none may undo calls counted since."""
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
@@ -142,6 +144,7 @@ def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
     assert calls.go() > 0  # still the same window: wait
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_an_answer_sent_before_the_window_ended_says_nothing_of_the_next(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()
@@ -158,6 +161,7 @@ def test_an_answer_sent_before_the_window_ended_says_nothing_of_the_next(tmp_pat
     assert calls.go() > 0  # 1 carried in + 9 new calls = the limit of the new window
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_calls_still_in_flight_when_the_window_ends_count_in_the_next_once(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()
@@ -177,6 +181,7 @@ def test_calls_still_in_flight_when_the_window_ends_count_in_the_next_once(tmp_p
     assert len(dead) == 3
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_a_window_whose_end_no_answer_announced_ends_a_window_length_after_the_last(tmp_path):
     """Every call of a window claimed and none answered: the budget still turns, never waits for ever."""
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
@@ -193,6 +198,7 @@ def test_a_window_whose_end_no_answer_announced_ends_a_window_length_after_the_l
     assert calls.go() == 0.0
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(tmp_path):
     """The triggerer's path tries the file lock and yields to the loop while another process holds it."""
     import asyncio
@@ -231,6 +237,7 @@ def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(
     assert loop_turns == 20 and granted  # the loop ran on while atake waited for the lock
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_budgets_are_per_origin_and_profile_and_keep_no_profile_key_in_clear():
     a, b = (
         budget_for("http://127.0.0.1:1", "PROFILEKEY-2b8a4e6f-secret"),
@@ -283,6 +290,7 @@ async def _read_once(hook, post_id: str) -> None:
         await hook.aclose()
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_after_an_idle_spell_the_budget_learns_the_window_again_before_it_lets_calls_through(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()
@@ -296,6 +304,7 @@ def test_after_an_idle_spell_the_budget_learns_the_window_again_before_it_lets_c
     assert calls.go() > 0  # 4 of 4, every one counted
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_after_an_idle_spell_a_shorter_window_is_believed(tmp_path):
     """
     The same origin served again by a server with a shorter window (an emulator restarted on a
@@ -318,6 +327,7 @@ def test_after_an_idle_spell_a_shorter_window_is_believed(tmp_path):
     assert calls.go() == 0.0
 
 
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_answers_with_a_limit_but_no_reset_end_their_window_after_ayrshares_five_minutes(tmp_path):
     calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
     calls.go()

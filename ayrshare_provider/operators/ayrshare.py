@@ -29,7 +29,7 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
-from ayrshare_provider.utils.rendered import flag, seconds
+from ayrshare_provider.utils.rendered import flag, interval, seconds
 from ayrshare_provider.utils.xcom import WAIT_HINT_XCOM_KEY
 
 if TYPE_CHECKING:
@@ -338,7 +338,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
 
     def _coerce_rendered(self) -> None:
         """Templated settings arrive as strings when a template renders them: make them numbers and flags."""
-        self.poll_interval = seconds("poll_interval", self.poll_interval)
+        self.poll_interval = interval("poll_interval", self.poll_interval)
         self.timeout = seconds("timeout", self.timeout)
         self.max_record_age = seconds("max_record_age", self.max_record_age)
         if self.max_wait_hint in (None, "", "None"):

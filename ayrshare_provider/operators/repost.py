@@ -28,7 +28,7 @@ from ayrshare_provider.posts import (
     validate_post_id,
     wait_state,
 )
-from ayrshare_provider.utils.rendered import flag, seconds
+from ayrshare_provider.utils.rendered import flag, interval, seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -121,7 +121,7 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.report_no_url_yet(context)
         # Templated settings arrive as text when a template renders them.
-        self.poll_interval = seconds("poll_interval", self.poll_interval)
+        self.poll_interval = interval("poll_interval", self.poll_interval)
         self.timeout = seconds("timeout", self.timeout)
         self.batch_wait = flag("batch_wait", self.batch_wait)
         post_id = validate_post_id(self.post_id)

@@ -20,6 +20,14 @@ def seconds(name: str, value: Any) -> float:
         raise AyrshareConfigError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
+def interval(name: str, value: Any) -> float:
+    """A number of seconds above 0 (a wait between two reads), or a clear error naming the setting."""
+    number = seconds(name, value)
+    if not number > 0:
+        raise AyrshareConfigError(f"{name} must be above 0 seconds, got {value!r}")
+    return number
+
+
 def flag(name: str, value: Any) -> bool:
     """
     True or False (also from ``"true"``/``"false"`` in any case), or a clear error naming the setting.

@@ -75,7 +75,7 @@ def test_the_plan_keeps_what_the_decision_reads_and_no_more(record):
     [
         (MAX_RECORD_AGE + 5, {}, "over max_record_age"),
         (None, {}, "no moment"),  # its age is unknown
-        (1.0, {"max_record_age": 0}, None),  # trusting is off (the DAG's trust_plan: false)
+        (1.0, {"max_record_age": 0}, None),  # trusting is off (recover(trust_plan=False))
         (1.0, {"post_id": "p2"}, "not this post's"),
         (1.0, {"max_record_age": "{{ wrong }}"}, None),
     ],
@@ -156,3 +156,15 @@ def test_a_wait_hint_in_the_record_is_waited_out_then_read(emulator_conn):
         task.execute_after_wait_hint(context)
     assert emulator_conn.state.counters()["requests"].get("GET /api/post/{id}", 0) == reads_before + 1
     assert puts(emulator_conn, post_id) == 0
+
+
+@pytest.mark.parametrize("poll_interval", [0, -1, "0"])
+def test_a_poll_interval_of_no_time_is_a_config_error_before_any_call(ayrshare_conn, poll_interval):
+    """A run's conf can set poll_interval (no Param checks it there): 0 would read the post back to back."""
+    from ayrshare_provider.exceptions import AyrshareConfigError
+
+    ayrshare_conn.add_post(error_post("p1"))
+    task = operator(error_post("p1"), poll_interval=poll_interval)
+    with pytest.raises(AyrshareConfigError, match="poll_interval must be above 0 seconds"):
+        task.execute(make_context())
+    assert ayrshare_conn.calls[READ] == ayrshare_conn.calls[PUT] == 0
