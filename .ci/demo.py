@@ -32,11 +32,24 @@ def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+#: The longest the demo's Airflow commands may take (the DAG run takes about a minute): past it the
+#: demo fails with the log's end rather than hang a terminal or CI.
+COMMAND_DEADLINE = 900
+
+
 def _airflow(env: dict[str, str], log: Path, *args: str) -> int:
     with log.open("a") as out:
-        return subprocess.run(
-            [sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        ).returncode
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "airflow", *args],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=COMMAND_DEADLINE,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            out.write(f"\n==> airflow {args[0]} {args[1]} did not end within {COMMAND_DEADLINE} s\n")
+            return 124
 
 
 def _report(home: Path, env: dict[str, str]) -> dict[str, Any] | None:

@@ -121,7 +121,11 @@ class DemoPerson:
                 )
                 pending.raise_for_status()
                 for request in pending.json()["hitl_details"]:
-                    self._answer(session, request)
+                    # As a person would, once the task waits for the answer: an answer recorded
+                    # while the task is still on its way to awaiting_input is never seen by
+                    # ``dags test`` (Airflow 3.3.2), which then waits for ever.
+                    if request["task_instance"].get("state") == "awaiting_input":
+                        self._answer(session, request)
             except (requests.RequestException, KeyError, ValueError):
                 pass  # the API server is still starting: look again
             self._stop.wait(1)
