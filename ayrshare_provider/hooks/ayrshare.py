@@ -42,7 +42,8 @@ POST_CALL = "GET /api/post/{id}"
 HISTORY_CALL = "GET /api/history"
 USER_CALL = "GET /api/user"
 PROFILES_CALL = "GET /api/profiles"
-# Profiles per page of GET /api/profiles (the most the emulator serves; Ayrshare documents no maximum).
+# Profiles asked for per page of GET /api/profiles: Ayrshare paginates (hasMore, nextCursor) and documents
+# no maximum, so a modest page that any server serves; the cursor brings the rest.
 PROFILES_PAGE = 100
 WEBHOOK_PATH = "/api/hook/webhook"
 # Connecting waits at most this long, whatever the answer's timeout: a host that does not take the
