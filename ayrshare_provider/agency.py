@@ -159,8 +159,8 @@ def join_plans(
         raise AyrshareConfigError("no profiles to join: choose_profiles failed (see its log)")
     by_conn = {part["conn_id"]: part for part in parts if isinstance(part, dict) and "conn_id" in part}
     why_failed = {error["conn_id"]: error["error"] for error in errors if isinstance(error, dict)}
-    joined = RecoveryPlan(dry_run=dry_run, repost_spent=repost_spent and not dry_run, profiles=[])
     profiles: list[dict[str, Any]] = []
+    joined = RecoveryPlan(dry_run=dry_run, repost_spent=repost_spent and not dry_run, profiles=profiles)
     tasks: list[dict[str, Any]] = []
     owner: dict[str, str] = {}  # post id -> the label of the profile that takes it
     for conn_id in conn_ids:
@@ -182,12 +182,12 @@ def join_plans(
         taken = {post_id for key in RecoveryPlan.POST_LISTS for post_id in plan.post_ids(key)} & set(owner)
         posts: list[str] = []
         for key in RecoveryPlan.POST_LISTS:
-            entries = [entry for entry in getattr(plan, key) if _post_id(entry) not in taken]
+            entries = [entry for entry in getattr(plan, key) if RecoveryPlan.entry_id(entry) not in taken]
             if key == "needs_person" and len(conn_ids) > 1:  # the person sees whose post it is
                 entries = [{**entry, "profile": label} for entry in entries]
             getattr(joined, key).extend(entries)
             if key != "waits":  # a wait's post is in to_retry too
-                posts += [_post_id(entry) for entry in entries]
+                posts += [RecoveryPlan.entry_id(entry) for entry in entries]
         owner.update({post_id: str(label) for post_id in posts})
         reason = part.get("reason", "")
         if taken:
@@ -196,15 +196,9 @@ def join_plans(
         summary = {key: part[key] for key in ("conn_id", "label", "state") if key in part}
         profiles.append({**summary, "reason": reason, "posts": posts})
         tasks += [task for task in part.get("tasks", []) if task["post_id"] not in taken]
-    joined.profiles = profiles
     if max_tasks is not None and len(tasks) > max_tasks:
         tasks = _leave_for_next_run(joined, tasks, max_tasks)
     return joined, tasks
-
-
-def _post_id(entry: Any) -> str:
-    """A plan entry's post: ``to_retry`` and ``spent`` hold ids, the other lists entries with an ``id``."""
-    return entry if isinstance(entry, str) else str(entry["id"])
 
 
 def _leave_for_next_run(

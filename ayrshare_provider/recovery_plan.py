@@ -52,9 +52,14 @@ class RecoveryPlan:
         "skipped",
     )
 
+    @staticmethod
+    def entry_id(entry: Any) -> str:
+        """A path's entry's post: ``to_retry`` and ``spent`` hold ids, the other paths entries with an ``id``."""
+        return entry if isinstance(entry, str) else str(entry["id"])
+
     def post_ids(self, path: str) -> list[str]:
         """The ids of one path's posts (:data:`POST_LISTS`)."""
-        return [entry if isinstance(entry, str) else str(entry["id"]) for entry in getattr(self, path)]
+        return [self.entry_id(entry) for entry in getattr(self, path)]
 
     def describe(self) -> str:
         """One line for a log: how many posts take each path."""

@@ -102,16 +102,16 @@ def _safe_to_repeat() -> dict[str, Any]:
 
 
 def _run_setting(name: str, default: Any) -> str:
-    """A template of a :func:`recover` setting: the code's value, unless the run's conf sets ``name`` (benchmarks, tests)."""
-    return f"{{{{ (dag_run.conf or {{}}).get({name!r}, {default!r}) }}}}"
+    """The Jinja expression of a :func:`recover` setting: the code's value, unless the run's conf sets ``name``."""
+    return f"(dag_run.conf or {{}}).get({name!r}, {default!r})"
 
 
 def _waits(poll_interval: float, batch_wait: bool, end_from_trigger: bool) -> dict[str, Any]:
     return {
         "deferrable": True,
-        "batch_wait": _run_setting("batch_wait", batch_wait),
-        "poll_interval": _run_setting("poll_interval", poll_interval),
-        "end_from_trigger": _run_setting("end_from_trigger", end_from_trigger),
+        "batch_wait": "{{ " + _run_setting("batch_wait", batch_wait) + " }}",
+        "poll_interval": "{{ " + _run_setting("poll_interval", poll_interval) + " }}",
+        "end_from_trigger": "{{ " + _run_setting("end_from_trigger", end_from_trigger) + " }}",
         "timeout": 1800,
     }
 
@@ -153,8 +153,8 @@ def recover(
         max_wait_hint="{{ params.max_wait_hint }}",
         # true, True or "true" (a conf's JSON, a form's text) trust the plan's record; anything else reads first
         max_record_age=(
-            f"{{{{ {MAX_RECORD_AGE:g} if ((dag_run.conf or {{}}).get('trust_plan', {trust_plan!r})"
-            " | string | lower) == 'true' else 0 }}"
+            f"{{{{ {MAX_RECORD_AGE:g} if ({_run_setting('trust_plan', trust_plan)} | string | lower) == 'true'"
+            " else 0 }}"
         ),
         **waits,
         **_safe_to_repeat(),

@@ -18,9 +18,10 @@ from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, w
 from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
 from ayrshare_provider.triggers.history_listing import HistoryListing, history_listings
 from ayrshare_provider.triggers.metadata_calls import patiently
-from ayrshare_provider.triggers.pushed_status import pushed_record, pushes_readable
+from ayrshare_provider.triggers.pushed_status import pushed_record
 from ayrshare_provider.triggers.trigger_hook import hook_from_kwargs
 from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
+from ayrshare_provider.version_compat import triggers_read_asset_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -268,7 +269,7 @@ class PostStatusTrigger(BaseEventTrigger):
 
     def _settles_on_pushes(self) -> bool:
         # A Profile Key of the task's own may push to another URL: such a wait reads as without.
-        return self.pushed and not self.profile_key and pushes_readable()
+        return self.pushed and not self.profile_key and triggers_read_asset_state()
 
     async def _push_only_until(self, hook: AyrshareHook) -> float | None:
         """Until when the wait relies on pushed statuses alone; None when it does not read them at all."""

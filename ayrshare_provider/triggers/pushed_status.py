@@ -18,13 +18,6 @@ from ayrshare_provider.assets import failed_posts_asset_name, pushed_key
 _CLOCK_SKEW = 1.0
 
 
-def pushes_readable() -> bool:
-    """This Airflow gives triggers the asset state store (3.3+)."""
-    from ayrshare_provider.version_compat import triggers_read_asset_state
-
-    return triggers_read_asset_state()
-
-
 async def pushed_record(conn_id: str, post_id: str, since: float) -> dict[str, Any] | None:
     """
     The post's final record as a webhook pushed it at or after ``since``, or None (nothing pushed yet).

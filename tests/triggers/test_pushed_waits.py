@@ -18,10 +18,12 @@ from ayrshare_provider.assets import failed_posts_asset_name, pushed_key, pushed
 from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.triggers.events import WaitOutcome
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
-from ayrshare_provider.triggers.pushed_status import pushes_readable
+from ayrshare_provider.version_compat import triggers_read_asset_state
 from tests.helpers import connection_json, failed_post, seed_posts
 
-pytestmark = pytest.mark.skipif(not pushes_readable(), reason="triggers read pushed statuses on Airflow 3.3+")
+pytestmark = pytest.mark.skipif(
+    not triggers_read_asset_state(), reason="triggers read pushed statuses on Airflow 3.3+"
+)
 
 ASSET = failed_posts_asset_name()
 
