@@ -1,8 +1,8 @@
 """3. Waiting at scale: 1,000 posts waited on at once in one event loop, as in a triggerer.
 
-``ayrshare batched``: 1,000 ``PostStatusTrigger(batch_wait=True)`` run as Airflow 3.3's triggerer
+``ayrshare batched``: 1,000 ``PostStatusTrigger(strategy="batched")`` run as Airflow 3.3's triggerer
 runs them (one shared history listing per interval, fanned out to every wait). ``ayrshare
-per-post``: the same triggers without ``batch_wait``, each reading its own post. ``http-style``:
+per-post``: the same triggers with ``strategy="alone"``, each reading its own post. ``http-style``:
 the same waits polled the way the http provider's ``HttpSensorTrigger`` polls, a new
 ``aiohttp.ClientSession`` and ``HttpAsyncHook.run`` for every poll. Each variant runs in a fresh
 process against a fresh emulator whose posts all settle after the same time, with the history
@@ -82,7 +82,7 @@ async def wait_ayrshare(post_ids: list[str], batch_wait: bool) -> None:
             "ayrshare_default",
             end_time=time.time() + 600,
             poll_interval=POLL,
-            batch_wait=batch_wait,
+            strategy="batched" if batch_wait else "alone",
             hook_params={"history_max_age": 0},
         )
         payload = await triggerer.first_event(trigger)

@@ -214,7 +214,7 @@ class RetryPostOperator(AyrshareTaskMixin, BaseOperator):
             action=waiting_on.value,
             known=known,
             # The retry's outcome can be pushed before the task defers (a slow worker).
-            pushed_after=datetime.fromisoformat(sent).timestamp() if sent else None,
+            retried_at=datetime.fromisoformat(sent).timestamp() if sent else None,
         )
         return self.wait_for_final_status(context, trigger, self.timeout)
 

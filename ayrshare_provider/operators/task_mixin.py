@@ -107,7 +107,7 @@ class AyrshareTaskMixin:
         poll_interval: float,
         action: str,
         known: dict[str, Any] | None = None,
-        pushed_after: float | None = None,
+        retried_at: float | None = None,
     ) -> PostStatusTrigger:
         """
         The trigger that waits for the post's final status, ``timeout`` seconds from now.
@@ -118,11 +118,12 @@ class AyrshareTaskMixin:
         :param action: what the task did to the post, carried into the summary.
         :param known: what the task knows beyond the post's record (``retried_at``, a repost's
             ids), carried into the summary.
-        :param pushed_after: when this task sent the retry waited for: a status Ayrshare pushed after
-            that moment settles the wait (with a webhook secret in the connection). None: no push is
-            waited for.
+        :param retried_at: when this task sent the retry waited for (``time.time()`` seconds): a
+            status from then on settles the wait, Ayrshare's push of it included (with a webhook
+            secret in the connection). None: the wait is not for a retry of this task's.
         """
         from ayrshare_provider.triggers.post_status import PostStatusTrigger
+        from ayrshare_provider.triggers.wait_strategy import choose_wait_strategy
 
         # A task with outlets or a success callback resumes to end: the task runner emits asset
         # events, and Airflow 3 runs no success callback of a task that the triggerer ended.
@@ -137,14 +138,17 @@ class AyrshareTaskMixin:
             profile_key=self.profile_key,
             action=action,
             hook_params=self.hook_params,
-            batch_wait=self.batch_wait,
+            # Ayrshare pushes the outcome of scheduled and retried posts: a wait for a retry this
+            # task sent can settle on it; other waits (a sensor, a repost, someone else's retry) read.
+            strategy=choose_wait_strategy(
+                batch_wait=self.batch_wait,
+                pushes_expected=retried_at is not None and self.hook.pushes_expected,
+                own_profile_key=bool(self.profile_key),
+            ),
+            since=retried_at,
             known=known,
             end_from_trigger=end_from_trigger,
             push_return_value=bool(getattr(self, "do_xcom_push", True)),
-            # Ayrshare pushes the outcome of scheduled and retried posts: a wait for a retry this
-            # task sent settles on it; other waits (a sensor, a repost, someone else's retry) read.
-            pushed=pushed_after is not None and self.hook.pushes_expected,
-            pushed_after=pushed_after,
         )
 
     def wait_for_final_status(

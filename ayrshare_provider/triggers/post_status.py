@@ -20,8 +20,8 @@ from ayrshare_provider.triggers.history_listing import HistoryListing, history_l
 from ayrshare_provider.triggers.metadata_calls import patiently
 from ayrshare_provider.triggers.pushed_status import pushed_record
 from ayrshare_provider.triggers.trigger_hook import hook_from_kwargs
+from ayrshare_provider.triggers.wait_strategy import WaitStrategy, choose_wait_strategy
 from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
-from ayrshare_provider.version_compat import triggers_read_asset_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
@@ -69,13 +69,17 @@ class PostStatusTrigger(BaseEventTrigger):
     deadline; anything else (bad key, unknown post) ends the wait at once. The event is a
     :class:`~ayrshare_provider.triggers.events.PostStatusEvent`: the post's summary, never a credential.
 
-    With ``batch_wait``, on Airflow 3.3 and later, every batched wait of the same connection,
-    Profile Key and interval shares **one** ``GET /api/history`` listing per interval (the
-    triggerer's shared streams, :mod:`~ayrshare_provider.triggers.history_listing`) instead of one
-    read per post. A failure read there is trusted only once the listing is younger than the wait
-    (history answers are cached for up to a minute); a post the listing does not show, or does
-    not show settled, is read on its own now and then. Older Airflow runs :meth:`run`, which polls
-    the post on its own.
+    How it learns the status is its ``strategy``
+    (:class:`~ayrshare_provider.triggers.wait_strategy.WaitStrategy`), which the task chose once:
+    ``alone`` polls the post (:meth:`run`); ``batched``, on Airflow 3.3+, shares one
+    ``GET /api/history`` listing per interval with the other batched waits of the same connection,
+    Profile Key and interval (the triggerer's shared streams,
+    :mod:`~ayrshare_provider.triggers.history_listing`), trusting a failure there only once the
+    listing is younger than ``since`` (history answers are cached for up to a minute) and reading
+    the post alone now and then when the listing cannot tell; ``pushed`` checks the status Ayrshare
+    pushed to Airflow's webhook receiver each interval
+    (:mod:`~ayrshare_provider.triggers.pushed_status`: no call to Ayrshare), and reads the post
+    itself only once the connection's ``webhook_grace`` has passed with nothing pushed.
 
     :param post_id: the Ayrshare post to watch.
     :param ayrshare_conn_id: the Ayrshare connection; read again in the triggerer.
@@ -84,8 +88,9 @@ class PostStatusTrigger(BaseEventTrigger):
     :param profile_key: a Profile Key given to the task instead of the connection's.
     :param action: what the task did before deferring, carried into the summary.
     :param hook_params: keyword arguments for the hook (plain values: timeouts, attempts, backoff).
-    :param batch_wait: share one history listing per interval with the other batched waits of the profile.
-    :param since: wall-clock time the wait began (after the retry was sent); defaults to now.
+    :param strategy: how the wait learns the status (a ``WaitStrategy`` or its value); ``alone`` by default.
+    :param since: wall-clock time from which a status counts (when the task sent the retry waited
+        for, or when the wait began); defaults to now.
     :param known: what the task knows beyond the post's record (when it retried, what it
         reposted), added to the final summary; plain JSON values.
     :param end_from_trigger: when the post publishes, end the task here (``TaskSuccessEvent``) with
@@ -94,11 +99,8 @@ class PostStatusTrigger(BaseEventTrigger):
         event's payload, which carries no XComs, so there the task resumes as usual. Other
         outcomes always resume the task, which raises the post's error as it always has.
     :param push_return_value: with ``end_from_trigger``, push the summary as the task's return value too.
-    :param pushed: Ayrshare pushes final statuses to Airflow's webhook receiver for this
-        connection (it has a webhook secret). On Airflow 3.3 the wait then checks the pushed status
-        each interval (:mod:`~ayrshare_provider.triggers.pushed_status`: no call to Ayrshare), and
-        reads the post itself only once the connection's ``webhook_grace`` has passed with nothing
-        pushed (a delivery can be lost); it shares no listing. Elsewhere it waits as without.
+    :param legacy: the keys a trigger serialized by version 0.2 carries instead of ``strategy``
+        (``batch_wait``, ``pushed``, ``pushed_after``), read as 0.2 meant them.
     """
 
     # A task's trigger on BaseEventTrigger, the base Airflow documents for triggers that schedule
@@ -116,13 +118,12 @@ class PostStatusTrigger(BaseEventTrigger):
         profile_key: str | None = None,
         action: str = Action.WATCHED.value,
         hook_params: dict[str, Any] | None = None,
-        batch_wait: bool = False,
+        strategy: WaitStrategy | str = WaitStrategy.ALONE,
         since: float | None = None,
         known: dict[str, Any] | None = None,
         end_from_trigger: bool = False,
         push_return_value: bool = True,
-        pushed: bool = False,
-        pushed_after: float | None = None,
+        **legacy: Any,
     ) -> None:
         super().__init__()
         self.post_id = post_id
@@ -132,18 +133,31 @@ class PostStatusTrigger(BaseEventTrigger):
         self.profile_key = profile_key
         self.action = action
         self.hook_params = hook_params or {}
-        self.batch_wait = bool(batch_wait)
         self.since = time.time() if since is None else float(since)
         self.known = known or {}
         self.end_from_trigger = bool(end_from_trigger)
         self.push_return_value = bool(push_return_value)
-        self.pushed = bool(pushed)
-        self.pushed_after = self.since if pushed_after is None else float(pushed_after)
+        self.strategy = WaitStrategy(strategy) if not legacy else self._read_legacy(legacy)
         self._unreadable_pushes_logged = False
         if profile_key:
             from airflow.providers.common.compat.sdk import mask_secret
 
             mask_secret(profile_key)
+
+    def _read_legacy(self, legacy: dict[str, Any]) -> WaitStrategy:
+        """The strategy of a trigger serialized by 0.2, which decided it from two flags."""
+        unknown = set(legacy) - {"batch_wait", "pushed", "pushed_after"}
+        if unknown:
+            raise TypeError(
+                f"PostStatusTrigger got unexpected keyword arguments: {', '.join(sorted(unknown))}"
+            )
+        if legacy.get("pushed_after") is not None:  # 0.2: since the retry was sent
+            self.since = min(self.since, float(legacy["pushed_after"]))
+        return choose_wait_strategy(
+            batch_wait=bool(legacy.get("batch_wait")),
+            pushes_expected=bool(legacy.get("pushed")),
+            own_profile_key=bool(self.profile_key),
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -156,13 +170,11 @@ class PostStatusTrigger(BaseEventTrigger):
                 "profile_key": self.profile_key,
                 "action": self.action,
                 "hook_params": self.hook_params,
-                "batch_wait": self.batch_wait,
+                "strategy": self.strategy.value,
                 "since": self.since,
                 "known": self.known,
                 "end_from_trigger": self.end_from_trigger,
                 "push_return_value": self.push_return_value,
-                "pushed": self.pushed,
-                "pushed_after": self.pushed_after,
             },
         )
 
@@ -267,13 +279,9 @@ class PostStatusTrigger(BaseEventTrigger):
 
     # -- waiting on pushed statuses: the webhook receiver, Airflow 3.3 ------------------------------
 
-    def _settles_on_pushes(self) -> bool:
-        # A Profile Key of the task's own may push to another URL: such a wait reads as without.
-        return self.pushed and not self.profile_key and triggers_read_asset_state()
-
     async def _push_only_until(self, hook: AyrshareHook) -> float | None:
         """Until when the wait relies on pushed statuses alone; None when it does not read them at all."""
-        if not self._settles_on_pushes():
+        if self.strategy is not WaitStrategy.PUSHED:
             return None
         try:
             grace = (await hook.asettings()).webhook_grace
@@ -285,7 +293,7 @@ class PostStatusTrigger(BaseEventTrigger):
     async def _pushed_event(self, watch: StatusWatch) -> TriggerEvent | None:
         """The final event from a pushed status, if one came."""
         try:
-            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.pushed_after)
+            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.since)
         except Exception as err:  # noqa: BLE001 - a busy database: as if nothing was pushed yet
             if not self._unreadable_pushes_logged:
                 self._unreadable_pushes_logged = True
@@ -304,8 +312,7 @@ class PostStatusTrigger(BaseEventTrigger):
 
     def shared_stream_key(self) -> Hashable | None:
         """Batched waits of one connection, Profile Key (as a digest), interval and hook tuning share a listing."""
-        # A wait that settles on pushes lists nothing: it reads its post alone after the grace.
-        if not self.batch_wait or self._settles_on_pushes():
+        if self.strategy is not WaitStrategy.BATCHED:
             return None
         profile = hashlib.sha256((self.profile_key or "").encode()).hexdigest()[:16]
         hook_params = tuple(sorted((name, repr(value)) for name, value in self.hook_params.items()))

@@ -12,6 +12,8 @@ from ayrshare_provider.exceptions import AyrshareError, AyrshareWaitTimeoutError
 from ayrshare_provider.operators.task_mixin import run_here
 from ayrshare_provider.triggers.events import PostStatusEvent
 from ayrshare_provider.triggers.post_status import PostStatusTrigger
+from ayrshare_provider.triggers.wait_strategy import WaitStrategy, choose_wait_strategy
+from ayrshare_provider.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.fake_ayrshare import Fault
 from tests.helpers import SECRETS, error_post
 
@@ -105,3 +107,61 @@ def test_triggers_serialized_by_0_2_resume_under_their_old_class_path():
     assert old_module.FailedPostsTrigger is FailedPostsTrigger
     classpath, _ = PostStatusTrigger("p1", "ayrshare_default", end_time=0.0).serialize()
     assert classpath == "ayrshare_provider.triggers.post_status.PostStatusTrigger"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"batch_wait": False, "pushed": False}, WaitStrategy.ALONE),
+        ({"batch_wait": True, "pushed": False}, WaitStrategy.BATCHED),
+        # 0.2 waited on pushes where triggers read asset state (3.3+), and as without elsewhere
+        (
+            {"batch_wait": True, "pushed": True},
+            WaitStrategy.PUSHED if AIRFLOW_V_3_3_PLUS else WaitStrategy.BATCHED,
+        ),
+    ],
+)
+def test_a_trigger_serialized_by_0_2_gets_the_strategy_its_flags_meant(flags, expected):
+    kwargs_0_2 = {
+        "post_id": "p1",
+        "ayrshare_conn_id": "ayrshare_default",
+        "end_time": 1000.0,
+        "poll_interval": 15.0,
+        "profile_key": None,
+        "action": "retried",
+        "hook_params": {},
+        "since": 500.0,
+        "known": {},
+        "end_from_trigger": False,
+        "push_return_value": True,
+        "pushed_after": 490.0,  # when the retry was sent: a status from then on counts
+        **flags,
+    }
+    rebuilt = PostStatusTrigger(**kwargs_0_2)
+    assert rebuilt.strategy is expected
+    assert rebuilt.since == 490.0
+    assert rebuilt.serialize()[1]["strategy"] == expected.value
+    with pytest.raises(TypeError, match="unexpected keyword arguments: poll_every"):
+        PostStatusTrigger(**{**kwargs_0_2, "poll_every": 5})
+
+
+def test_the_strategy_is_chosen_from_the_task_s_setting_and_what_ayrshare_pushes():
+    def choose(**kwargs):
+        return choose_wait_strategy(
+            **{"batch_wait": False, "pushes_expected": False, "own_profile_key": False, **kwargs}
+        )
+
+    assert choose() is WaitStrategy.ALONE
+    assert choose(batch_wait=True) is WaitStrategy.BATCHED
+    # A retry of the task's own on a connection that receives pushes: on 3.3+, where a trigger reads them.
+    pushed = WaitStrategy.PUSHED if AIRFLOW_V_3_3_PLUS else WaitStrategy.BATCHED
+    assert choose(batch_wait=True, pushes_expected=True) is pushed
+    # A Profile Key of the task's own may push elsewhere: that wait lists or reads.
+    assert choose(batch_wait=True, pushes_expected=True, own_profile_key=True) is WaitStrategy.BATCHED
+    assert choose(pushes_expected=True, own_profile_key=True) is WaitStrategy.ALONE
+    # Only a batched wait shares a listing.
+    assert trigger(strategy="batched").shared_stream_key() is not None
+    assert trigger(strategy=WaitStrategy.ALONE).shared_stream_key() is None
+    assert trigger(strategy="pushed").shared_stream_key() is None
+    with pytest.raises(ValueError, match="'sometimes' is not a valid WaitStrategy"):
+        trigger(strategy="sometimes")

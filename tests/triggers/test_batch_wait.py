@@ -53,7 +53,7 @@ def batched(post_id: str, timeout: float = 10.0, **kwargs) -> PostStatusTrigger:
         end_time=time.time() + timeout,
         poll_interval=0.05,
         hook_params=HOOK,
-        batch_wait=True,
+        strategy="batched",
         action="retried",
         **kwargs,
     )

@@ -42,7 +42,7 @@ def test_a_listing_comes_once_per_cache_time_and_ticks_between(monkeypatch):
 def waits(count: int) -> list[PostStatusTrigger]:
     return [
         PostStatusTrigger(
-            f"p{index}", "ayrshare_default", end_time=time.time() + 5, poll_interval=0.05, batch_wait=True
+            f"p{index}", "ayrshare_default", end_time=time.time() + 5, poll_interval=0.05, strategy="batched"
         )
         for index in range(count)
     ]

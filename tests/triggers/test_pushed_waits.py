@@ -89,7 +89,7 @@ def wait(post_id: str, **kwargs: Any) -> PostStatusTrigger:
         ayrshare_conn_id="ayrshare_default",
         end_time=time.time() + 20,
         poll_interval=0.2,
-        pushed=True,
+        strategy="pushed",
         **kwargs,
     )
 
@@ -169,22 +169,13 @@ def test_a_store_that_cannot_be_read_is_as_if_nothing_was_pushed(retried, served
     assert (logged.out + logged.err).count("pushed statuses cannot be read") == 1  # once, not each interval
 
 
-def test_a_pushed_wait_shares_no_listing_but_one_with_its_own_profile_key_does(retried):
-    _, post_id = retried
-    assert wait(post_id, batch_wait=True).shared_stream_key() is None
-    assert wait(post_id, batch_wait=True, profile_key="PK-other").shared_stream_key() is not None
-    assert PostStatusTrigger(
-        post_id, "ayrshare_default", time.time() + 5, batch_wait=True
-    ).shared_stream_key()
-
-
 def test_a_push_after_the_retry_was_sent_counts_even_before_the_wait_began(retried, served):
     emulator, post_id = retried
     sent = time.time()
     push(served, post_id, "success", received_at=sent + 0.05)  # a slow worker had not deferred yet
     time.sleep(0.1)
 
-    event = run_here(wait(post_id, pushed_after=sent))
+    event = run_here(wait(post_id, since=sent))
 
     assert event["status"] == WaitOutcome.SUCCESS.value
     assert reads(emulator) == 0
