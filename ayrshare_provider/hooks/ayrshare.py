@@ -173,13 +173,18 @@ class AyrshareHook(HttpHook):
     (:mod:`ayrshare_provider.rate_budget`), so a triggerer's waits and every task stop short of the
     limit together. One HTTP session is reused.
 
-    From ``HttpHook`` it takes the connection lookup, ``url_from_endpoint`` and the TCP keep-alive
-    adapter; its generic :meth:`run` goes through this hook's session, budget and errors, and
-    ``run_and_check``, which would go around them, is refused. Its own session carries only Ayrshare's headers:
-    ``HttpHook.get_conn`` would send the password as basic auth and every extra field
-    (credentials included) as a header of its own name. The async half (for triggers) calls
-    ``aiohttp`` itself: ``HttpAsyncHook`` turns an error answer into ``"status:reason"``, losing
-    Ayrshare's code (329: already retried), and retries 5xx only.
+    **An** ``HttpHook`` **that owns its session.** It is an ``HttpHook`` (the http provider's
+    connection lookup, ``url_from_endpoint``, its TCP keep-alive adapter, ``run()``'s signature, a
+    place among Airflow's HTTP hooks) but builds its own ``requests.Session``, for two reasons:
+    ``HttpHook.get_conn`` would send every extra field of the connection as a header of its own name
+    (the Profile Key and the X consumer secret included, to every host the connection names), and
+    the password as basic auth; and every call must go through the profile's shared rate budget,
+    which ``run_and_check`` would go around (so it is refused). The async half (for triggers) holds
+    one ``aiohttp`` session for the same reasons, and because ``HttpAsyncHook`` turns an error answer
+    into ``"status:reason"``, losing Ayrshare's code (329: already retried), and retries 5xx only.
+    A hook on ``BaseHook`` with a session of its own was weighed and not taken: it would give up the
+    http provider's connection handling and keep-alive settings (``tcp_keep_alive*`` hook params)
+    that users of 0.2 set.
 
     The connection is read once, on the first call, into a frozen
     :class:`~ayrshare_provider.hooks.connection.ConnectionTarget` (origin, headers, settings, budget).
