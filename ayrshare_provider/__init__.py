@@ -51,7 +51,16 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "boolean",
                         "example": "True",
                         "default": "False",
-                    }
+                    },
+                    "rate_budget_url": {
+                        "description": "The Redis in which every host of the deployment shares each "
+                        "profile's rate budget (redis://host:6379/0). Empty: the Celery broker when it is a "
+                        "Redis, else each machine keeps its own budget. local: each machine its own.",
+                        "version_added": "1.0.0",
+                        "type": "string",
+                        "example": "redis://redis:6379/2",
+                        "default": "",
+                    },
                 },
             }
         },

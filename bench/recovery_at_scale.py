@@ -68,25 +68,33 @@ def find_failed_posts(trust_plan: bool) -> list[dict[str, Any]]:
     return [task if trust_plan else {"post_id": task["post_id"]} for task in push_plan(RecordingTI(), plan)]
 
 
-def run_task(job: tuple[dict[str, Any], bool]) -> tuple[str, str, Any, float]:
-    """One mapped task instance, in its own process: ``(post_id, "deferred" | "done" | "error", payload, when)``."""
+def on_host(host_dir: str | None) -> None:
+    """Make this (forked) process one of a host's: that host's temp folder, so its machine budget."""
+    if host_dir is not None:
+        tempfile.tempdir = host_dir  # what tempfile.gettempdir() answers from now on (the parent's is cached)
+
+
+def run_task(job: tuple[dict[str, Any], bool, str | None]) -> tuple[str, str, Any, float, str | None]:
+    """One mapped task instance, in its own process on its host: ``(post_id, "deferred" | "done" | "error", payload, when, host)``."""
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     from ayrshare_provider.exceptions import AyrshareError
     from tests.context import make_context
 
-    kwargs, batch_wait = job
+    kwargs, batch_wait, host_dir = job
+    on_host(host_dir)
     post_id = kwargs["post_id"]
     try:
-        return post_id, "done", operator(kwargs, batch_wait).execute(make_context()), time.time()
+        return post_id, "done", operator(kwargs, batch_wait).execute(make_context()), time.time(), host_dir
     except TaskDeferred as deferred:
-        return post_id, "deferred", deferred.trigger.serialize()[1], time.time()
+        return post_id, "deferred", deferred.trigger.serialize()[1], time.time(), host_dir
     except AyrshareError as err:
-        return post_id, "error", type(err).__name__, time.time()
+        return post_id, "error", type(err).__name__, time.time(), host_dir
 
 
-def triggerer(inbox: Any, outbox: Any) -> None:
-    """The triggerer process: every deferred wait in one event loop, until told to stop and all have fired."""
+def triggerer(inbox: Any, outbox: Any, host_dir: str | None = None) -> None:
+    """A host's triggerer process: its deferred waits in one event loop, until told to stop and all have fired."""
+    on_host(host_dir)
     from ayrshare_provider.triggers.post_status import PostStatusTrigger
     from tests.triggerer import InProcessTriggerer
 
@@ -126,33 +134,40 @@ def outcome_of(post_id: str, batch_wait: bool, kind: str, payload: Any) -> str:
     return "recovered" if summary["published"] else f"ended {summary['status']}"
 
 
-def recover(batch_wait: bool, trust_plan: bool) -> dict[str, Any]:
+def recover(batch_wait: bool, trust_plan: bool, hosts: int = 0, posts: int = POSTS) -> dict[str, Any]:
+    """
+    The burst, timed; ``hosts`` > 0 spreads the task slots and a triggerer each over that many hosts
+    that share no temp folder (so no machine budget), as machines of one deployment; 0: this machine.
+    """
     with emulator(*scaled_ayrshare(SCALE)) as url:
-        seed_failed_posts(url, POSTS, fail_again_every=FAIL_AGAIN_EVERY)
+        seed_failed_posts(url, posts, fail_again_every=FAIL_AGAIN_EVERY)
         os.environ.update(connection_env(url))
         control(url, "POST", "reset-counters")
         fork = multiprocessing.get_context("fork")
-        inbox, outbox = fork.Queue(), fork.Queue()
-        waits = fork.Process(target=triggerer, args=(inbox, outbox))
-        waits.start()
+        host_dirs = [tempfile.mkdtemp(prefix=f"bench-host-{i}-") for i in range(hosts)] or [None]
+        inboxes, outbox = {host: fork.Queue() for host in host_dirs}, fork.Queue()
+        waits = [fork.Process(target=triggerer, args=(inboxes[host], outbox, host)) for host in host_dirs]
+        for process in waits:
+            process.start()
         started, outcomes, finished, deferred = time.time(), {}, [], 0
         with fork.Pool(SLOTS, maxtasksperchild=1) as slots:
             to_retry = slots.apply(find_failed_posts, (trust_plan,))
-            for post_id, kind, payload, when in slots.imap_unordered(
-                run_task, [(task, batch_wait) for task in to_retry]
-            ):
+            jobs = [(task, batch_wait, host_dirs[i % len(host_dirs)]) for i, task in enumerate(to_retry)]
+            for post_id, kind, payload, when, host in slots.imap_unordered(run_task, jobs):
                 if kind == "deferred":
-                    inbox.put((post_id, payload))
+                    inboxes[host].put((post_id, payload))  # the waits of a host's tasks go to its triggerer
                     deferred += 1
                 else:
                     outcomes[post_id] = outcome_of(post_id, batch_wait, kind, payload)
                     finished.append(when)
-        inbox.put(None)
+        for inbox in inboxes.values():
+            inbox.put(None)
         for _ in range(deferred):
             post_id, payload, when = outbox.get(timeout=TIMEOUT / SCALE + 120)
             outcomes[post_id] = outcome_of(post_id, batch_wait, "deferred", payload)
             finished.append(when)
-        waits.join(timeout=60)
+        for process in waits:
+            process.join(timeout=60)
         counters = control(url, "GET", "counters")
     return {
         "posts": len(to_retry),

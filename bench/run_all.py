@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench import (
     call_cost,
+    many_hosts,
     many_profiles,
     parse_cost,
     push_vs_poll,
@@ -32,6 +33,7 @@ def main() -> None:
         many_profiles,
         webhook_burst,
         sqlite_burst,
+        many_hosts,
     )
     for module in modules:
         print(f"running {module.__name__.removeprefix('bench.')} ...", file=sys.stderr, flush=True)

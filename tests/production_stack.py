@@ -7,6 +7,12 @@ dag-processor, two ``celery worker`` and two ``triggerer`` processes. Each proce
 session, so that one of them can be killed whole (:meth:`ProductionStack.kill`) and teardown can
 check that nothing is left. Each worker and triggerer reports its own name as its host name
 (``tests/process_names.py``), so that the REST API tells which one runs a task or holds a trigger.
+
+The workers and triggerers stand for two hosts: ``worker-a`` and ``triggerer-a`` on host a,
+``worker-b`` and ``triggerer-b`` on host b, each host with a temp folder of its own (``TMPDIR``), so
+that they share no machine budget: only what a deployment of several machines shares (PostgreSQL,
+Redis, Ayrshare). A killed process can be started again (:meth:`ProductionStack.restart`), as a
+supervisor or Kubernetes would.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ PG_BIN = max(
 WORKERS = ("worker-a", "worker-b")
 TRIGGERERS = ("triggerer-a", "triggerer-b")
 WORKER_CONCURRENCY = 4  # 2 cores: eight task processes at once are plenty
+
+
+def host_of(name: str) -> str:
+    """The host a worker or triggerer stands for: the letter its name ends with."""
+    return f"host-{name.rsplit('-', 1)[1]}"
 
 
 def missing_parts() -> list[str]:
@@ -85,6 +96,7 @@ class ProductionStack(AirflowStack):
             }
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._commands: dict[str, tuple[list[str], str | None]] = {}
         self._logs: list[IO[bytes]] = []
 
     # -- start and stop -------------------------------------------------------------------------
@@ -144,6 +156,11 @@ class ProductionStack(AirflowStack):
         self.processes[name].wait(timeout=10)
         return pids
 
+    def restart(self, name: str) -> None:
+        """Start a killed worker or triggerer again, on its host, as a supervisor would."""
+        command, process_name = self._commands[name]
+        self._spawn(name, command, process_name)
+
     def alive(self, name: str) -> bool:
         return self.processes[name].poll() is None
 
@@ -164,6 +181,8 @@ class ProductionStack(AirflowStack):
         for log in self._logs:
             log.close()
         shutil.rmtree(self.pg_data, ignore_errors=True)
+        for name in WORKERS + TRIGGERERS:
+            shutil.rmtree(self.pg_data.parent / f"{self.pg_data.name}-{host_of(name)}", ignore_errors=True)
 
     def processes_left(self) -> list[int]:
         """Live pids of every session this stack started (none after :meth:`stop`)."""
@@ -264,7 +283,12 @@ class ProductionStack(AirflowStack):
 
     def _spawn(self, name: str, command: list[str], process_name: str | None = None) -> None:
         env = {**self.env, "AYRSHARE_STACK_PROCESS": process_name or name}
-        log = (self.home / f"{name}.out").open("wb")
+        if name in WORKERS + TRIGGERERS:
+            host_tmp = self.pg_data.parent / f"{self.pg_data.name}-{host_of(name)}"
+            host_tmp.mkdir(exist_ok=True)
+            env["TMPDIR"] = str(host_tmp)  # each host its own temp folder: no machine budget shared
+        self._commands[name] = (command, process_name)
+        log = (self.home / f"{name}.out").open("ab")
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(
             command,

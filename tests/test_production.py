@@ -1,15 +1,19 @@
-"""The recovery DAG on a production-shaped Airflow, with a Celery worker and a triggerer SIGKILLed mid-run.
+"""The recovery DAG on a production-shaped Airflow of two hosts, with workers and a triggerer SIGKILLed mid-run.
 
-PostgreSQL, CeleryExecutor on Redis, two workers, two triggerers (tests/production_stack.py), the
-emulator beside them with 300 failed posts and about one call in five answered with a fault.
-While the run goes on, the worker running retry tasks and the triggerer holding deferred waits
-are killed whole. Prints a ``FIGURES`` line (``-s``); docs/reliability.md quotes it.
-``make production`` runs this module alone.
+PostgreSQL, CeleryExecutor on Redis, two hosts of one worker and one triggerer each, sharing no
+temp folder (tests/production_stack.py), the emulator beside them with 300 failed posts on one
+profile, Ayrshare's rate limit enforced, and about one call in five answered with a fault. The
+hosts share one rate budget through the Celery broker's Redis (``[ayrshare] rate_budget_url``
+unset). While the run goes on, another application spends half a window of the same profile, a
+worker of each host is killed whole with retry tasks running (and started again, as a supervisor
+would), and a triggerer holding deferred waits is killed. Prints a ``FIGURES`` line (``-s``);
+docs/reliability.md quotes it. ``make production`` runs this module alone.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +97,21 @@ def task_instances(stack: ProductionStack, run_id: str) -> list[dict[str, Any]]:
             return found
 
 
+class OtherApplication(threading.Thread):
+    """Another client of the same profile: ``calls`` requests at once, counted by the server, unseen by Airflow."""
+
+    def __init__(self, emulator: Emulator, calls: int) -> None:
+        super().__init__(daemon=True)
+        self.emulator, self.calls, self.refused = emulator, calls, 0
+
+    def run(self) -> None:
+        for _ in range(self.calls):
+            allowed, _ = self.emulator.state.take_rate_slot(
+                ""
+            )  # the Primary Profile, as the DAG's connection
+            self.refused += not allowed
+
+
 def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -124,21 +143,25 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     def retry_tasks() -> list[dict[str, Any]]:
         return [ti for ti in task_instances(stack, run_id) if ti["task_id"] == "retry_post"]
 
-    # A worker dies with retry tasks running on it: its pool and their task processes with it.
+    def running_on(worker: str) -> list[dict[str, Any]]:
+        return [ti for ti in retry_tasks() if ti["state"] == "running" and ti["hostname"] == worker]
+
+    # Once retries go out, another application spends half a window of the same profile: calls the
+    # budget never saw, which only the server's count tells.
+    wait_for("a retry task running", lambda: any(ti["state"] != "scheduled" for ti in retry_tasks()), 600)
+    other_app = OtherApplication(emulator, calls=150)
+    other_app.start()
+
+    # A worker of each host dies with retry tasks running on it: its pool and their task processes
+    # with it; each is started again, as a supervisor would.
     running_on_a = wait_for(
-        "three retry tasks running on worker-a",
-        lambda: (
-            len(
-                running := [
-                    ti for ti in retry_tasks() if ti["state"] == "running" and ti["hostname"] == "worker-a"
-                ]
-            )
-            >= 3
-            and running
-        ),
-        timeout=600,
+        "two retry tasks running on worker-a", lambda: len(r := running_on("worker-a")) >= 2 and r, 600
     )
     killed_worker = stack.kill("worker-a")
+    stack.restart("worker-a")
+    running_on_b = wait_for("a retry task running on worker-b", lambda: running_on("worker-b"), 600)
+    killed_worker_b = stack.kill("worker-b")
+    stack.restart("worker-b")
 
     # A triggerer dies holding deferred waits; the other must take them over.
     def waits_held_by(name: str) -> list[dict[str, Any]]:
@@ -180,7 +203,8 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     instances = task_instances(stack, run_id)
     assert state == "success"
     assert [ti for ti in instances if ti["state"] not in FINAL_STATES] == []  # no task left running or queued
-    assert not stack.alive("worker-a") and not stack.alive("triggerer-a")
+    assert not stack.alive("triggerer-a")
+    other_app.join()
 
     report = stack.api(
         "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
@@ -204,6 +228,14 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
     refused = counters["retries_refused"]
     assert {p: counters["retry_puts"][p] for p in retried} == {p: 1 + refused.get(p, 0) for p in retried}
 
+    # One budget across both hosts, in the broker's Redis: no answer 429 but those the other
+    # application's own calls met.
+    import redis
+
+    budgets = redis.Redis(host="127.0.0.1", port=stack.redis_port).keys("airflow-provider-ayrshare:budget:*")
+    assert budgets, "the hosts did not share their rate budget in the Celery broker's Redis"
+    assert counters["rate_limited"] == other_app.refused
+
     retry_instances = [ti for ti in instances if ti["task_id"] == "retry_post"]
     print(
         "\nFIGURES production: "
@@ -213,8 +245,11 @@ def test_recovery_survives_a_killed_worker_and_a_killed_triggerer(production, em
                 "retryable": len(retried),
                 "requests": sum(counters["requests"].values()),
                 "faults_injected": sum(emulator.faults.injected.values()),
+                "answers_429": counters["rate_limited"],
+                "other_app": {"calls": other_app.calls, "refused": other_app.refused},
                 "killed": {
                     "worker-a": {"processes": len(killed_worker), "retry_tasks_running": len(running_on_a)},
+                    "worker-b": {"processes": len(killed_worker_b), "retry_tasks_running": len(running_on_b)},
                     "triggerer-a": {
                         "processes": len(killed_triggerer),
                         "waits_held": len(held_by_a),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ayrshare_emulator.server import Emulator
-from ayrshare_provider.rate_budget import ProfileBudget, budget_for
+from ayrshare_provider.rate_budget import MachineBudget, budget_for
 from tests.helpers import API_KEY, connection_json
 
 LIMIT, WINDOW = 40, 1.5
@@ -74,7 +74,7 @@ def headers(count: int, limit: int, reset_ms: float) -> dict[str, str]:
 class Calls:
     """Calls of one machine through a budget: claimed, then settled oldest first, as answers mostly come."""
 
-    def __init__(self, budget: ProfileBudget, headroom: float = 1.0) -> None:
+    def __init__(self, budget: MachineBudget, headroom: float = 1.0) -> None:
         self.budget, self.headroom, self.out = budget, headroom, []
 
     def go(self) -> float:
@@ -95,7 +95,7 @@ class Calls:
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 @pytest.mark.parametrize("shared", [True, False])
 def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_path, shared):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin" if shared else None), headroom=0.5)
+    calls = Calls(MachineBudget(tmp_path / "profile.bin" if shared else None), headroom=0.5)
     assert calls.go() == 0.0  # nothing known yet: one call goes
     assert calls.go() == 1.0  # ... and only one, until an answer tells the limit
     calls.answer(headers(1, 10, 400))
@@ -113,7 +113,7 @@ def test_a_budget_counts_its_own_calls_and_waits_for_the_announced_reset(tmp_pat
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_answers_that_announce_no_limit_hold_nothing_back_even_after_a_limited_run(tmp_path):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer(headers(1, 3, 60_000))  # a run with a limit of 3 left its window in the file
     calls.go()
@@ -123,7 +123,7 @@ def test_answers_that_announce_no_limit_hold_nothing_back_even_after_a_limited_r
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_an_error_page_without_headers_does_not_end_one_call_at_a_time(tmp_path):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer({}, status=502)  # a gateway's page says nothing of Ayrshare's limit
     assert calls.go() == 0.0
@@ -133,10 +133,10 @@ def test_an_error_page_without_headers_does_not_end_one_call_at_a_time(tmp_path)
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
     """Answers of one window reach a loaded event loop late and out of order: none may undo calls counted since."""
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
-    calls.answer(headers(5, 10, 2000))
-    for _ in range(4):
+    calls.answer(headers(1, 10, 2000))
+    for _ in range(8):
         assert calls.go() == 0.0  # 9 of 10 used
     # An early call's answer, read 2.5 s late: it looks like a newer window.
     calls.answer(headers(2, 10, 4500))
@@ -145,8 +145,25 @@ def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
 
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
+def test_a_profile_other_hosts_also_call_goes_one_call_at_a_time_and_stops_short_by_their_pace(tmp_path):
+    """Another host (its own budget) calls the profile too: the server's count runs ahead of this machine's claims."""
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"), headroom=1.0)
+    calls.go()
+    calls.answer(headers(41, 100, 5000))  # 40 calls of others before this machine came: no pace yet
+    assert calls.go() == 0.0 and calls.go() == 0.05  # shared: one call out at a time
+    calls.answer(headers(45, 100, 5000))  # 3 more of theirs while ours was out
+    for count in range(48, 96, 3):  # each of ours sees 2 more of theirs: the largest step stays 3
+        assert calls.go() == 0.0
+        calls.answer(headers(count, 100, 5000))
+    assert calls.go() == 0.0
+    calls.answer(headers(97, 100, 5000))
+    # 97 counted: the others may have their step (3) on the way, which would reach the limit: wait.
+    assert 4.0 < calls.go() <= 5.3
+
+
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_an_answer_sent_before_the_window_ended_says_nothing_of_the_next(tmp_path):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer(headers(1, 10, 100))  # the limit, learned
     late = calls.budget.take(1.0, fallback=1.0)  # a call of this window whose answer comes late
@@ -163,7 +180,7 @@ def test_an_answer_sent_before_the_window_ended_says_nothing_of_the_next(tmp_pat
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_calls_still_in_flight_when_the_window_ends_count_in_the_next_once(tmp_path):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer(headers(1, 10, 1000))  # a 1 s window
     for _ in range(3):
@@ -184,7 +201,7 @@ def test_calls_still_in_flight_when_the_window_ends_count_in_the_next_once(tmp_p
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_a_window_whose_end_no_answer_announced_ends_a_window_length_after_the_last(tmp_path):
     """Every call of a window claimed and none answered: the budget still turns, never waits for ever."""
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer(headers(1, 4, 300))  # a 0.3 s window, learned
     time.sleep(0.6)  # it ended
@@ -205,7 +222,7 @@ def test_the_event_loop_is_never_blocked_while_another_process_holds_the_budget(
     import fcntl
 
     path = tmp_path / "profile.bin"
-    budget = ProfileBudget(path)
+    budget = MachineBudget(path)
     budget.settle(budget.take(1.0, fallback=1.0), 200, headers(1, 10, 5000))
     other = os.open(path, os.O_RDWR)  # another open file: to flock, another process
 
@@ -292,7 +309,7 @@ async def _read_once(hook, post_id: str) -> None:
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_after_an_idle_spell_the_budget_learns_the_window_again_before_it_lets_calls_through(tmp_path):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer(headers(1, 4, 200))  # a 0.2 s window, learned
     time.sleep(1.0)  # five windows without a call
@@ -311,7 +328,7 @@ def test_after_an_idle_spell_a_shorter_window_is_believed(tmp_path):
     port used before): the length known from before must not make the new window's answers look
     like late ones of the last. Seen in `make bench`: every window waited 300 s instead of 20 s.
     """
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer(headers(1, 2, 600))  # a 0.6 s window, learned
     calls.go()
@@ -329,7 +346,7 @@ def test_after_an_idle_spell_a_shorter_window_is_believed(tmp_path):
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_answers_with_a_limit_but_no_reset_end_their_window_after_ayrshares_five_minutes(tmp_path):
-    calls = Calls(ProfileBudget(tmp_path / "profile.bin"))
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
     calls.go()
     calls.answer({"x-ratelimit-count": "3", "x-ratelimit-max": "3"})
     assert 290 < calls.go() <= 300.3  # not for ever

@@ -1,47 +1,32 @@
-"""One rate-limit budget per Ayrshare profile, shared by every hook on this machine that acts for it.
+"""A profile's rate-limit window as the clients that share a budget know it, and the budget's interface.
 
 Ayrshare counts requests per User Profile in a fixed window (300 per 5 minutes) and suspends a
-profile after 1,000 answers 429 in a day. A recovery spreads its calls over many processes: a
-fresh process per task, and a triggerer with hundreds of waits. Each answer's ``x-ratelimit-*``
-headers carry the server's count; the processes of one machine pool that knowledge in a small
-memory-mapped file and count each call as they claim it, so that together they stop just short of
-the limit instead of each finding out on its own (the first call of a fresh task would otherwise
-go out blind). Calls from other machines or other apps show up in the next answer's count; the
-headroom leaves room for the few that are in flight meanwhile.
+profile after 1,000 answers 429 in a day. Each answer's ``x-ratelimit-*`` headers carry the
+server's count; the clients of one budget pool that knowledge and count each call as they claim
+it, so that together they stop just short of the limit instead of each finding out on its own.
 
 Answers arrive late and out of order (hundreds of waits share one event loop), so no answer ever
 lowers the count of a window: the count starts again only when the window's announced end has
 passed, and an answer sent before that end says nothing of the next window.
 
-The triggerer's event loop never blocks on the file's lock: :meth:`ProfileBudget.atake` and
-:meth:`ProfileBudget.asettle` try the lock and, when another process holds it, yield to the
-loop and try again. The lock is held for a few microseconds (a handful of numbers in shared
-memory, no file I/O).
+Calls the budget did not claim (another host with a budget of its own, another app) show up in the
+server's count. Once they do, the profile is shared: the budget lets one call out at a time, each
+learning the server's count, and stops short by the most the others did between two answers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import hashlib
-import logging
 import math
-import mmap
 import operator
-import os
-import stat
 import struct
-import tempfile
-import threading
 import time
-from pathlib import Path
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 _T = TypeVar("_T")
-_log = logging.getLogger(__name__)
 
 # Wake this long after the announced reset, so that the first call surely lands in the new window.
 _RESET_MARGIN = 0.25
@@ -53,13 +38,16 @@ _LATEST_ANSWER = 60.0
 # Ayrshare's window, for answers that announce a limit but no reset, and the longest reset believed.
 _DEFAULT_WINDOW = 300.0
 _LONGEST_WINDOW = 3600.0
-# How long an async caller waits before it tries a lock another process holds.
-_LOCK_RETRY = 0.001
+# How long a call waits for the one call out of a shared profile to come back.
+_SHARED_PAUSE = 0.05
 # Without a known limit, one call at a time; a call that neither ended nor came back within this
 # many seconds (its process died) no longer holds the others back.
 _PROBE_TIMEOUT = 30.0
+# Once the server counted calls this machine did not send (other hosts, other apps), the profile is
+# shared for this many windows: one call at a time, stopping short by the others' pace.
+_SHARED_WINDOWS = 2.0
 
-# The shared state: doubles. Version first, so that a file of another layout is started anew.
+# The shared state: doubles. Version first, so that a record of another layout is started anew.
 _FIELDS = (
     "version",
     "generation",
@@ -74,9 +62,14 @@ _FIELDS = (
     "window_seen",
     "announced",
     "probe_at",
+    "foreign",
+    "foreign_step",
+    "foreign_seen",
 )
 _LAYOUT = struct.Struct(f"<{len(_FIELDS)}d")
-_VERSION = 5.0
+#: The bytes of one stored window.
+RECORD_SIZE = _LAYOUT.size
+_VERSION = 6.0
 _values_of = operator.attrgetter(*_FIELDS)
 
 
@@ -119,7 +112,11 @@ class _Window:
     answers announce none); ``reset_at``: when it ends (wall clock, margin included); ``ended``:
     when the last one ended; ``window``: the last window's length as its answers told it, and
     ``window_seen`` this one's so far; ``announced``: the end already logged as waited for;
-    ``probe_at``: when the last call went out while no limit was known.
+    ``probe_at``: when the last call went out while no limit was known; ``foreign``: the fewest
+    calls of the window the server counted that this machine did not send (other hosts, other
+    apps); ``foreign_step``: the most of those that came between two answers here in the window
+    (how far the others move while one call of ours is out); ``foreign_seen``: when such calls were
+    last seen.
     """
 
     __slots__ = _FIELDS
@@ -136,6 +133,9 @@ class _Window:
     window_seen: float
     announced: float
     probe_at: float
+    foreign: float
+    foreign_step: float
+    foreign_seen: float
 
     def __init__(self, values: tuple[float, ...]) -> None:
         # A sum of finite numbers is finite: one check for the whole record.
@@ -158,7 +158,7 @@ class _Window:
             open_calls = max(0.0, self.claims - self.answers)
             self.generation += 1
             self.count = self.carried_open = open_calls
-            self.claims = self.answers = self.reset_at = 0.0
+            self.claims = self.answers = self.reset_at = self.foreign = self.foreign_step = 0.0
             self.window = self.window_seen or self.window
             self.window_seen = 0.0
             if now - end < (self.window or _DEFAULT_WINDOW):
@@ -171,17 +171,28 @@ class _Window:
                 # call was open for a whole window, and the hook's timeout is far shorter than that.
                 self.ended = self.limit = self.window = 0.0
 
+    def shared(self, now: float) -> bool:
+        """Other clients used the profile lately: this machine's count may lag the server's."""
+        return bool(self.foreign_seen) and now - self.foreign_seen < _SHARED_WINDOWS * (
+            self.window or _DEFAULT_WINDOW
+        )
+
     def take(self, now: float, headroom: float, fallback: float) -> Claim:
         self.roll(now)
-        if self.limit > 0 and self.count >= self.limit * headroom:
+        shared = self.limit > 0 and self.shared(now)
+        # Shared with clients this machine cannot see, stop short by what they did between two of our answers.
+        reserve = self.foreign_step if shared else 0.0
+        if self.limit > 0 and self.count + reserve >= self.limit * headroom:
             end = self.reset_at or (self.ended + (self.window or _DEFAULT_WINDOW) if self.ended else 0.0)
             first = self.announced != self.generation + 1  # + 1: 0 stands for "none announced yet"
             self.announced = self.generation + 1
             return Claim(False, end - now if end > now else fallback, first, self.generation)
         open_calls = self.claims - self.answers + self.carried_open
-        if not self.limit and open_calls > 0 and now - self.probe_at < _PROBE_TIMEOUT:
-            return Claim(False, fallback, False, self.generation)  # no limit known yet: one call at a time
-        if not self.limit:
+        # No limit known yet, or a profile shared with others: one call at a time, each learning the server's count.
+        one_at_a_time = not self.limit or shared
+        if one_at_a_time and open_calls > 0 and now - self.probe_at < _PROBE_TIMEOUT:
+            return Claim(False, min(fallback, _SHARED_PAUSE) if shared else fallback, False, self.generation)
+        if one_at_a_time:
             self.probe_at = now
         self.claims += 1
         self.count += 1
@@ -205,105 +216,54 @@ class _Window:
                 self.window_seen = max(self.window_seen, reset_in)
                 # Every answer of a window announces the same end, seen later by its latency: the earliest is closest.
                 self.reset_at = min(self.reset_at, reset_at) if self.reset_at else reset_at
+                self._learn_foreign(now, float(count))
                 self.count = max(self.count, float(count))  # the server's count never goes down in a window
         elif status is not None and 200 <= status < 300:
             self.limit, self.reset_at = -1.0, 0.0  # the service announces no limit: nothing to hold back for
         # The call ended: counted in the window it was claimed in (a call of an older one no longer counts).
+        # (Counted after the foreign calls: this call is one of the machine's claims the server may have counted.)
         if claim.generation == self.generation:
             self.answers += 1
         elif claim.generation == self.generation - 1:
             self.carried_open = max(0.0, self.carried_open - 1)
 
+    def _learn_foreign(self, now: float, server_count: float) -> None:
+        """Count the calls the server saw that this machine cannot have sent (every claim of the window may have landed)."""
+        foreign = server_count - (self.claims + self.carried_open)
+        if foreign > self.foreign:
+            # The window's first answer here shows what others did before this machine came: no pace.
+            if self.answers:
+                self.foreign_step = max(self.foreign_step, foreign - self.foreign)
+            self.foreign, self.foreign_seen = foreign, now
 
-class ProfileBudget:
+
+def _rate_headers(headers: Any) -> tuple[int, int, float | None] | None:
+    try:
+        return (
+            int(headers.get("x-ratelimit-count")),
+            int(headers.get("x-ratelimit-max")),
+            reset_seconds(headers),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+class ProfileBudget(ABC):
     """
-    One profile's window as this machine knows it: the server's latest count plus the calls claimed since.
+    One profile's window, shared by the clients of this budget: the server's latest count plus the calls claimed since.
 
-    :param path: the file the processes of this machine share it in; None keeps it in this process only.
+    Where the window lives is the subclass's: :class:`~ayrshare_provider.rate_budget.machine.MachineBudget`
+    (the processes of one machine), :class:`~ayrshare_provider.rate_budget.redis_store.RedisBudget`
+    (every host of a deployment).
     """
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()  # the file lock is per process; this one orders the threads
-        self._pid = 0
-        self._fd = -1
-        self._memory: mmap.mmap | None = None
-
-    def _map(self) -> mmap.mmap:
-        """
-        The shared memory, opened once per process (a forked child opens its own: flock is per open
-        file). A file that cannot be opened safely leaves this process a budget of its own.
-        """
-        if self._memory is None or self._pid != os.getpid():
-            self._memory = None
-            if self.path is not None:
-                try:
-                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-                    if os.fstat(self._fd).st_size < _LAYOUT.size:
-                        os.ftruncate(self._fd, _LAYOUT.size)  # zeros: read as a new file
-                    self._memory = mmap.mmap(self._fd, _LAYOUT.size)
-                except OSError as err:
-                    if self._fd >= 0:
-                        os.close(self._fd)
-                    self._fd = -1
-                    _log.warning(
-                        "The rate budget file %s cannot be used (%s): this process keeps its own",
-                        self.path,
-                        err,
-                    )
-                    self.path = None
-            if self._memory is None:
-                self._memory = mmap.mmap(-1, _LAYOUT.size)
-            self._pid = os.getpid()
-        return self._memory
-
-    def _lock_files(self, blocking: bool) -> bool:
-        """Take the thread lock, then the file lock; False (holding neither) when ``blocking`` is off and one is held."""
-        if not self._lock.acquire(blocking=blocking):
-            return False
-        try:
-            self._map()
-            if self.path is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.release()
-            return False
-        except BaseException:
-            self._lock.release()
-            raise
-        return True
-
-    def _unlock_files(self) -> None:
-        if self.path is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
-
+    @abstractmethod
     def _apply(self, change: Callable[[_Window], _T]) -> _T:
-        """Apply ``change`` to the window under both locks, waiting for them (the sync path: a task's process)."""
-        self._lock_files(blocking=True)
-        try:
-            return self._change(change)
-        finally:
-            self._unlock_files()
+        """Apply ``change`` to the window atomically, waiting for it (the sync path: a task's process)."""
 
+    @abstractmethod
     async def _aapply(self, change: Callable[[_Window], _T]) -> _T:
-        """Apply ``change`` without blocking the event loop: while a lock is held, yield to the loop and try again."""
-        while not self._lock_files(blocking=False):
-            await asyncio.sleep(_LOCK_RETRY)
-        try:
-            return self._change(change)
-        finally:
-            self._unlock_files()
-
-    def _change(self, change: Callable[[_Window], _T]) -> _T:
-        memory = self._map()
-        before = _LAYOUT.unpack_from(memory)
-        window = _Window(before)
-        result = change(window)
-        after = window.values()
-        if after != before:
-            _LAYOUT.pack_into(memory, 0, *after)
-        return result
+        """Apply ``change`` to the window atomically without blocking the event loop (a triggerer)."""
 
     def take(self, headroom: float, fallback: float) -> Claim:
         """
@@ -336,44 +296,10 @@ class ProfileBudget:
         await self._aapply(lambda window: window.settle(time.time(), claim, status, seen))
 
 
-def _rate_headers(headers: Any) -> tuple[int, int, float | None] | None:
-    try:
-        return (
-            int(headers.get("x-ratelimit-count")),
-            int(headers.get("x-ratelimit-max")),
-            reset_seconds(headers),
-        )
-    except (TypeError, ValueError):
-        return None
-
-
-_budgets: dict[str, ProfileBudget] = {}
-_budgets_lock = threading.Lock()
-
-
-def _shared_dir() -> Path | None:
-    """This user's private folder for the budgets (made so when new); None (a budget per process) when it is not."""
-    folder = Path(tempfile.gettempdir()) / f"airflow-provider-ayrshare-{os.getuid()}"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        found = folder.lstat()  # not a link to elsewhere, this user's, and only this user's
-    except OSError:
-        return None
-    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or stat.S_IMODE(found.st_mode) != 0o700:
-        return None
-    return folder
-
-
-def budget_for(origin: str, profile_key: str | None) -> ProfileBudget:
-    """
-    The budget of one profile at one API origin, shared by the processes of this machine.
-
-    :param origin: the API's base URL.
-    :param profile_key: the Profile Key in use ("" or None for the Primary Profile); kept only as a digest.
-    """
-    digest = hashlib.sha256(f"{origin}\0{profile_key or ''}".encode()).hexdigest()[:32]
-    with _budgets_lock:
-        if digest not in _budgets:
-            folder = _shared_dir()
-            _budgets[digest] = ProfileBudget(folder / f"{digest}.bin" if folder else None)
-        return _budgets[digest]
+def changed(change: Callable[[_Window], _T], before: bytes | None) -> tuple[_T, bytes | None]:
+    """Apply ``change`` to a stored window (None: none yet); its result, and the record to store (None: unchanged)."""
+    old = _LAYOUT.unpack(before) if before is not None and len(before) == RECORD_SIZE else None
+    window = _Window(old or (0.0,) * len(_FIELDS))
+    result = change(window)
+    after = window.values()
+    return result, (None if after == old else _LAYOUT.pack(*after))
