@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ayrshare_provider"
 

@@ -16,7 +16,7 @@ from ayrshare_provider.exceptions import (
 )
 from ayrshare_provider.hooks.answers import parse_response
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 CALL = "PUT /api/post/retry"
 

@@ -26,7 +26,7 @@ from ayrshare_provider.posts import (
 )
 from tests.helpers import error_post
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from ayrshare_provider.webhook_delivery import (
     verify,
 )
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 SECRET = "delivery-secret"
 BODY = json.dumps({"action": "scheduled", "status": "error", "id": "P1", "errors": []}).encode()

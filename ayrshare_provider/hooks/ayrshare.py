@@ -12,7 +12,7 @@ import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 
-from ayrshare_provider import connection_form
+from ayrshare_provider import connection_form, metrics
 from ayrshare_provider.exceptions import (
     AyrshareConfigError,
     AyrshareError,
@@ -24,6 +24,7 @@ from ayrshare_provider.exceptions import (
 )
 from ayrshare_provider.hooks.answers import connection_error, parse_response, refused_write
 from ayrshare_provider.hooks.connection import ConnectionTarget, resolve_target
+from ayrshare_provider.metrics import Metric
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
 from ayrshare_provider.rate_budget import reset_seconds
 
@@ -377,6 +378,16 @@ class AyrshareHook(HttpHook):
         )
         return max(_SHORTEST_PAUSE, min(claim.wait, settings.max_backoff or claim.wait))
 
+    def _count_answer(self, status: int) -> None:
+        """The metrics of one request that was answered: sent, and a 429 when it was one."""
+        metrics.count(Metric.API_CALLS, profile=self.ayrshare_conn_id)
+        if status == 429:
+            metrics.count(Metric.API_RATE_LIMITED, profile=self.ayrshare_conn_id)
+
+    def _count_lost(self) -> None:
+        """The metric of a request sent whose answer never came: a call all the same."""
+        metrics.count(Metric.API_CALLS, profile=self.ayrshare_conn_id)
+
     # -- sync -------------------------------------------------------------------------------
 
     def _send(
@@ -419,11 +430,13 @@ class AyrshareHook(HttpHook):
             )
         except requests.RequestException as err:
             budget.settle(claim)
+            self._count_lost()
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         except BaseException:
             budget.settle(claim)  # a task timeout or a kill signal: the claim ends all the same
             raise
         budget.settle(claim, response.status_code, response.headers)
+        self._count_answer(response.status_code)
         return _answer(response.status_code, response.text, response.headers, call, post_id, created_post_ok)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
@@ -496,6 +509,7 @@ class AyrshareHook(HttpHook):
         post_id = validate_post_id(post_id)
 
         def send_once() -> dict[str, Any]:
+            metrics.count(Metric.RETRY_SENT, profile=self.ayrshare_conn_id)
             try:
                 return self._send("PUT", "/api/post/retry", RETRY_CALL, post_id, json={"id": post_id})
             except AyrshareServerError as err:
@@ -752,11 +766,13 @@ class AyrshareHook(HttpHook):
                 # errors="replace": a body in a broken encoding is parsed, and refused, as what it is.
                 answered = response.status, await response.text(errors="replace"), response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
+            self._count_lost()
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         finally:
             # Whatever ends the call (an answer, a lost one, the trigger's cancellation), its claim ends.
             await target.budget.asettle(claim, *((answered[0], answered[2]) if answered else ()))
         status, text, headers = answered
+        self._count_answer(status)
         return _answer(status, text, headers, call, post_id)
 
     async def _aread(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from ayrshare_provider import repost_ledger
+from ayrshare_provider import metrics, repost_ledger
 from ayrshare_provider.exceptions import (
     AyrshareNotFoundError,
     AyrshareNotRetryableError,
@@ -16,6 +16,7 @@ from ayrshare_provider.exceptions import (
     AyrshareWriteUncertainError,
 )
 from ayrshare_provider.links.ayrshare import AyrsharePostLink
+from ayrshare_provider.metrics import Metric
 from ayrshare_provider.operators.task_mixin import AyrshareTaskMixin, default_deferrable
 from ayrshare_provider.posts import (
     Action,
@@ -208,6 +209,9 @@ class RepostOperator(AyrshareTaskMixin, BaseOperator):
                 )
             raise
         repost_ledger.note_made(entry, record["id"])
+        metrics.count(
+            Metric.REPOST_CREATED, profile=self.ayrshare_conn_id, network="+".join(sorted(body["platforms"]))
+        )
         self.log.info("Post %s reposted as %s: %r", post_id, record["id"], record.get("status"))
         return self._reported(context, post_id, record, Action.REPOSTED, key, body["platforms"])
 

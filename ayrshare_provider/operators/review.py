@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from ayrshare_provider import metrics
+from ayrshare_provider.metrics import Metric
 from ayrshare_provider.version_compat import hitl_operator
 
 if TYPE_CHECKING:
@@ -92,6 +94,8 @@ class ReviewPostsOperator(HITLOperator):
             self.log.info("No post needs a person: nobody is asked")
             return self._answer(context, posts, chosen_options=[], responded_by=None, responded_at=None)
         self.log.info("Asking a person about %d post(s): %s", len(posts), ", ".join(p["id"] for p in posts))
+        for post in posts:
+            metrics.count(Metric.PERSON_ASKED, network=metrics.networks_of(post))
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 
+from ayrshare_provider import metrics
 from ayrshare_provider.triggers.events import PostStatusEvent
 from ayrshare_provider.utils.rendered import flag
 from ayrshare_provider.utils.xcom import POST_URL_XCOM_KEY, report_xcoms
@@ -175,6 +176,7 @@ class AyrshareTaskMixin:
         outcome = PostStatusEvent.from_payload(event, post_id=str(self.post_id))
         if outcome.summary is not None:
             self.report(context, outcome.summary)
+            metrics.count_retry_outcome(outcome.summary, profile=self.ayrshare_conn_id)
         return outcome.result()
 
 

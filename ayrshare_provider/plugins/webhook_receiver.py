@@ -31,9 +31,10 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from ayrshare_provider import assets, version_compat, webhook_delivery
+from ayrshare_provider import assets, metrics, version_compat, webhook_delivery
 from ayrshare_provider.assets import DEFAULT_CONN_ID, WATCHER_SEEN_KEY
 from ayrshare_provider.connection_form import webhook_secret_of
+from ayrshare_provider.metrics import Metric
 from ayrshare_provider.plugins import profile_routing
 from ayrshare_provider.version_compat import AssetStateStore
 from ayrshare_provider.webhook_delivery import DeliveryRefused, ScheduledDelivery
@@ -72,6 +73,7 @@ def create_app() -> FastAPI:
                     delivery.post_id,
                     delivery.record.get("refId"),
                 )
+                metrics.count(Metric.WEBHOOK_ACCEPTED, profile=conn_id)
                 return JSONResponse({"status": "accepted", "post": delivery.post_id, "outcome": "not filed"})
             outcome = await recorder.record(owner, delivery)
             if owner != conn_id:
@@ -83,9 +85,12 @@ def create_app() -> FastAPI:
                 refused.http_status,
                 refused.reason,
             )
+            # Untagged: the connection id of a refused delivery is the sender's word, not a checked name.
+            metrics.count(Metric.WEBHOOK_REFUSED)
             # A 401 does not say why: whether a connection exists or has a secret is not the sender's business.
             reason = "not authenticated" if refused.http_status == 401 else refused.reason
             return JSONResponse({"status": "refused", "reason": reason}, refused.http_status)
+        metrics.count(Metric.WEBHOOK_ACCEPTED, profile=conn_id)
         stamp = webhook_delivery.sent_at(request.headers)  # logged: the signature does not cover it
         _log.info(
             "Ayrshare webhook for connection %r: post %s is %s; %s (%.0f ms; stamped %s)",

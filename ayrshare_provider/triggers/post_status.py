@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
+from ayrshare_provider import metrics
 from ayrshare_provider.exceptions import AyrshareError, is_transient
 from ayrshare_provider.posts import Action, StatusWatch, WaitState, summarize, wait_state
 from ayrshare_provider.triggers.events import PostStatusEvent, WaitOutcome
@@ -227,6 +228,7 @@ class PostStatusTrigger(BaseEventTrigger):
                 return None
             ended = TaskSuccessEvent()
         self.log.info("Post %s is %s: the task ends here, with its summary", self.post_id, summary["status"])
+        metrics.count_retry_outcome(summary, profile=self.ayrshare_conn_id)  # no execute_complete will
         return ended
 
     def _timeout_event(self) -> TriggerEvent:

@@ -15,7 +15,7 @@ from ayrshare_emulator.server import Emulator
 from ayrshare_emulator.state import StoredPost
 from tests.helpers import API_KEY, X_KEY, X_SECRET, failed_post, seed_posts
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 X_HEADERS = {"X-Twitter-OAuth1-Api-Key": X_KEY, "X-Twitter-OAuth1-Api-Secret": X_SECRET}

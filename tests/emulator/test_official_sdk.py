@@ -13,7 +13,7 @@ import pytest
 from ayrshare_emulator.scenarios import TRANSIENT, add_failed
 from tests.helpers import API_KEY, X_KEY, X_SECRET
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 
 @pytest.fixture

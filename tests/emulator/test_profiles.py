@@ -8,7 +8,7 @@ import requests
 from ayrshare_emulator import profiles
 from tests.emulator.test_contract import api
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 
 def test_profiles_are_listed_a_page_at_a_time_without_their_keys(emulator):

@@ -15,7 +15,7 @@ from ayrshare_provider.webhook_delivery import SIGNATURE_HEADER, SIGNATURE_HEADE
 from tests.emulator.test_contract import api
 from tests.helpers import failed_post, seed_posts
 
-pytestmark = pytest.mark.any_airflow  # the same on every Airflow: run on 2.11 and 3.3
+pytestmark = pytest.mark.any_airflow  # the same on every Airflow: CI runs it once, on 3.3
 
 SECRET = "emulator-webhook-secret"
 
