@@ -164,7 +164,14 @@ def _path_of(
         if ask_person:
             return "needs_person", person_request(record, post_id), reason
         why = f"{reason}; fix it, then retry it (ask_person asks a person in the run, on Airflow 3.1+)"
-        return "skipped", {"id": post_id, "reason": why}, reason
+        request = person_request(record, post_id)
+        skipped: dict[str, Any] = {
+            "id": post_id,
+            "reason": why,
+            "fix": _fixes(request["networks"]),
+            "networks": [error["platform"] for error in request["networks"]],
+        }
+        return "skipped", skipped, reason
     if plan is Plan.RETRY_SPENT:
         if is_repost(record):
             return (
@@ -356,7 +363,7 @@ def _person_outcome(
 ) -> tuple[str, dict[str, Any]]:
     """Where a post that needed a person ends: retried as they chose, left by them, or unknown."""
     post_id = request["id"]
-    fixes = "; ".join(f"{network_name(e['platform'])}: {e['fix']}" for e in request.get("networks", []))
+    fixes = _fixes(request.get("networks", []))
     if not isinstance(person, dict):
         return "unknown", {"id": post_id, "reason": "the person step ended without an answer: see its log"}
     by = person.get("responded_by") or "nobody: no answer in time"
@@ -375,6 +382,11 @@ def _person_outcome(
         return "retried_for_person", entry
     reason = f"chosen by {by}, retried, ended with status {summary.get('status')!r}"
     return "failed_again", {"id": post_id, "reason": reason, "errors": _network_errors(summary)}
+
+
+def _fixes(errors: list[dict[str, Any]]) -> str:
+    """What a person does about each network's error: ``"Instagram: relink the account; ..."``."""
+    return "; ".join(f"{network_name(error['platform'])}: {error['fix']}" for error in errors)
 
 
 def _details(outcome: str, entry: dict[str, Any]) -> str:

@@ -9,7 +9,8 @@ XCom) feeds, each on its own:
   request for the posts a person must fix, then a retry of each post they chose, with its profile;
 - ``choose_reposts`` then ``repost_post``: when ``repost_spent``, one ``RepostOperator`` per post
   whose retry is spent (before the run, or in it);
-- ``report``: every post with its outcome, in the task's XCom and log.
+- ``report``: every post with its outcome, in the task's XCom and log, and the run's digest
+  (:mod:`ayrshare_provider.digest`) for the notifiers given to :func:`recover`.
 
 The steps own the plan's XCom: :func:`push_plan` writes it, :func:`pull_plan` reads it back as a
 :class:`~ayrshare_provider.recovery_plan.RecoveryPlan`; planning and the report stay pure
@@ -23,6 +24,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Param, task
 
+from ayrshare_provider.digest import build_digest
 from ayrshare_provider.exceptions import AyrshareError, AyrshareProfilesFailedError
 from ayrshare_provider.operators.ayrshare import MAX_RECORD_AGE, RetryPostOperator
 from ayrshare_provider.operators.repost import RepostOperator
@@ -128,6 +130,7 @@ def recover(
     trust_plan: bool = True,
     end_from_trigger: bool = True,
     batch_wait: bool = True,
+    notifiers: list[Any] | None = None,
 ) -> None:
     """
     Add the recovery's steps after ``plan`` to the DAG being defined.
@@ -145,6 +148,10 @@ def recover(
         per post); off, the task resumes on a worker to end.
     :param batch_wait: on Airflow 3.3+, the waits share one history listing per profile and
         interval; off, each reads its own post.
+    :param notifiers: Airflow notifiers (``SlackNotifier``, ``SmtpNotifier``...) called once the
+        report task ends, whether it succeeds or fails; each takes the run's digest through
+        :data:`~ayrshare_provider.digest.DIGEST_MARKDOWN`, ``DIGEST_TEXT`` or ``DIGEST_EMAIL_HTML``
+        and ``DIGEST_SUBJECT`` in its templated fields.
     """
     waits = _waits(poll_interval, batch_wait, end_from_trigger)
     retries = RetryPostOperator.partial(
@@ -207,7 +214,11 @@ def recover(
         ).expand_kwargs(to_repost)
     )
 
-    @task(trigger_rule="all_done")
+    callbacks: dict[str, Any] = (
+        {"on_success_callback": notifiers, "on_failure_callback": notifiers} if notifiers else {}
+    )
+
+    @task(trigger_rule="all_done", **callbacks)
     def report(ti: Any = None) -> dict[str, Any]:  # the report's table shows in this task's XCom
         """Every planned post with its outcome, as a table in this task's XCom and log."""
         return report_run(
@@ -290,6 +301,15 @@ def report_run(
     )
     table = format_report(result)
     print(table)
+    digest = build_digest(
+        result,
+        _networks_by_post(
+            summaries(retry_task_id) + summaries(chosen_task_id) + summaries(repost_task_id), plan
+        ),
+        run=f"{ti.dag_id} {ti.run_id}",
+    )
+    for key, value in digest.xcoms().items():  # before any raise below: the notifiers tell failures too
+        ti.xcom_push(key=key, value=value)
     if result["unknown"]:
         raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
     failed = [profile for profile in result.get("profiles", []) if profile["state"] == "failed"]
@@ -301,3 +321,16 @@ def report_run(
             + "; ".join(f"{profile['label']}: {profile['reason']}" for profile in failed)
         )
     return {**result, "table": table.splitlines()}
+
+
+def _networks_by_post(summaries: list[Any], plan: RecoveryPlan) -> dict[str, list[str]]:
+    """Each post's networks, from what the tasks and the plan saw of it."""
+    seen: dict[str, set[str]] = {}
+    entries = [s for s in summaries if isinstance(s, dict)] + list(plan.needs_person) + list(plan.skipped)
+    for entry in entries:
+        # A summary's or a request's networks are results ({"platform": ...}); a skipped entry's are names.
+        found = entry.get("networks") or []
+        platforms = {str(n.get("platform") if isinstance(n, dict) else n) for n in found} - {"None", ""}
+        if entry.get("id") and platforms:
+            seen.setdefault(entry["id"], set()).update(platforms)
+    return {post_id: sorted(platforms) for post_id, platforms in seen.items()}

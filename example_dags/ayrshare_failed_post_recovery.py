@@ -14,7 +14,10 @@ Lists failed posts from Ayrshare's history and takes each one as far as it can g
 - **reposted** (`repost_spent`, off by default): a post whose one retry is spent becomes one new
   post to only the networks that did not publish it (an idempotencyKey makes it exactly once);
 - **reported**: the `report` task's XCom holds the outcome table (recovered, recovered after a
-  wait, retried for a person, reposted, failed again, left by a person, retry later, skipped).
+  wait, retried for a person, reposted, failed again, left by a person, retry later, skipped), and
+  its digest goes to the notifiers of `digest_notifiers()`: by e-mail (`SmtpNotifier`) when the
+  environment variable `AYRSHARE_DIGEST_EMAIL` names the addresses, on Slack (`SlackNotifier`)
+  when `AYRSHARE_DIGEST_SLACK_CONN_ID` names a Slack API connection.
 
 Many profiles (an agency's clients): `ayrshare_conn_ids` lists one Ayrshare connection per User
 Profile (default `["ayrshare_default"]`). Each profile is planned by its own `find_failed_posts`
@@ -45,6 +48,32 @@ from ayrshare_provider.recovery_steps import (
     recovery_dag_args,
     recovery_params,
 )
+
+
+def digest_notifiers() -> list[Any]:
+    """
+    Who hears of each run: its digest by e-mail to ``AYRSHARE_DIGEST_EMAIL`` (comma-separated, through
+    the ``smtp_default`` connection) and in Slack through ``AYRSHARE_DIGEST_SLACK_CONN_ID`` (channel
+    ``AYRSHARE_DIGEST_SLACK_CHANNEL``). Any other Airflow notifier takes the digest the same way.
+    """
+    import os
+
+    from ayrshare_provider.digest import DIGEST_EMAIL_HTML, DIGEST_MARKDOWN, DIGEST_SUBJECT
+
+    notifiers: list[Any] = []
+    if emails := os.environ.get("AYRSHARE_DIGEST_EMAIL"):
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        notifiers.append(
+            SmtpNotifier(to=emails.split(","), subject=DIGEST_SUBJECT, html_content=DIGEST_EMAIL_HTML)
+        )
+    if slack_conn_id := os.environ.get("AYRSHARE_DIGEST_SLACK_CONN_ID"):
+        from airflow.providers.slack.notifications.slack import SlackNotifier
+
+        channel = os.environ.get("AYRSHARE_DIGEST_SLACK_CHANNEL", "#social")
+        notifiers.append(SlackNotifier(slack_conn_id=slack_conn_id, text=DIGEST_MARKDOWN, channel=channel))
+    return notifiers
+
 
 with DAG(
     dag_id="ayrshare_failed_post_recovery",
@@ -133,4 +162,5 @@ with DAG(
         trust_plan=True,
         end_from_trigger=True,
         batch_wait=True,
+        notifiers=digest_notifiers(),
     )

@@ -1,0 +1,126 @@
+"""A recovery run's digest: one message for people, sent by any Airflow notifier (Slack, e-mail...).
+
+The report task pushes the digest as XCom (:data:`SUBJECT_XCOM_KEY`, :data:`MARKDOWN_XCOM_KEY`,
+:data:`TEXT_XCOM_KEY`) and ``recover(notifiers=[...])`` calls the notifiers when it ends. A notifier
+takes the digest through Airflow's templating, from these constants::
+
+    SlackNotifier(text=DIGEST_MARKDOWN)
+    SmtpNotifier(to="team@example.com", subject=DIGEST_SUBJECT, html_content=DIGEST_EMAIL_HTML)
+
+It holds counts per outcome, per network and per profile, the posts a person must act on with
+their fix, and the links to the posts the run recovered or made; never a key or a post's text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ayrshare_provider.posts import network_name
+from ayrshare_provider.recovery import OUTCOMES
+
+SUBJECT_XCOM_KEY = "ayrshare_digest_subject"
+MARKDOWN_XCOM_KEY = "ayrshare_digest_markdown"
+TEXT_XCOM_KEY = "ayrshare_digest_text"
+_PULL = "{{{{ ti.xcom_pull(task_ids=ti.task_id, key='{key}') }}}}"
+#: A notifier's subject or title: ``Ayrshare recovery <run>: 8 recovered, 1 failed again``.
+DIGEST_SUBJECT = _PULL.format(key=SUBJECT_XCOM_KEY)
+#: The digest in Markdown, for Slack-like channels.
+DIGEST_MARKDOWN = _PULL.format(key=MARKDOWN_XCOM_KEY)
+#: The digest in plain text.
+DIGEST_TEXT = _PULL.format(key=TEXT_XCOM_KEY)
+#: The plain-text digest as an e-mail's HTML body (``SmtpNotifier(html_content=...)``): kept as written.
+DIGEST_EMAIL_HTML = "<pre>{{ ti.xcom_pull(task_ids=ti.task_id, key='" + TEXT_XCOM_KEY + "') | e }}</pre>"
+# The outcomes a person acts on, and those whose post has a link to show.
+_FOR_A_PERSON = ("failed_again", "left_by_person")
+_LINKED = ("recovered", "recovered_after_wait", "retried_for_person", "reposted")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One run's digest: a subject, and the same body in Markdown and in plain text."""
+
+    subject: str
+    markdown: str
+    text: str
+
+    def xcoms(self) -> dict[str, str]:
+        """The XComs a notifier reads it from."""
+        return {SUBJECT_XCOM_KEY: self.subject, MARKDOWN_XCOM_KEY: self.markdown, TEXT_XCOM_KEY: self.text}
+
+
+def build_digest(report: dict[str, Any], networks: dict[str, list[str]], run: str) -> Digest:
+    """
+    The digest of a recovery's report.
+
+    :param report: what :func:`~ayrshare_provider.recovery.build_report` returned.
+    :param networks: each post's networks, by post id (from the tasks' summaries and the plan); a
+        post not in it (skipped before any task read it) counts under "other".
+    :param run: the run, as people know it (``<dag_id> <run_id>``).
+    """
+    counts = {outcome: count for outcome, count in report["counts"].items() if count}
+    said = ", ".join(f"{count} {OUTCOMES[outcome]}" for outcome, count in counts.items()) or "no failed posts"
+    sections: list[tuple[str, list[str]]] = [
+        ("Outcomes", [f"{count} {OUTCOMES[o]}" for o, count in counts.items()])
+    ]
+    sections.append(("Per network", _per_network(report, networks)))
+    if report.get("profiles"):
+        sections.append(("Per profile", _per_profile(report["profiles"])))
+    sections.append(("Needs a person", _for_a_person(report)))
+    sections.append(("Links", _links(report)))
+    sections = [(title, lines) for title, lines in sections if lines]
+    markdown = "\n\n".join(
+        [f"*Ayrshare recovery {run}*: {said}"]
+        + [f"*{title}*\n" + "\n".join(f"• {line}" for line in lines) for title, lines in sections]
+    )
+    text = "\n\n".join(
+        [f"Ayrshare recovery {run}: {said}"]
+        + [f"{title}\n" + "\n".join(f"- {line}" for line in lines) for title, lines in sections]
+    )
+    return Digest(subject=f"Ayrshare recovery {run}: {said}", markdown=markdown, text=text)
+
+
+def _per_network(report: dict[str, Any], networks: dict[str, list[str]]) -> list[str]:
+    """``X: 2 recovered, 1 failed again``: each network a post of each outcome was on."""
+    by_network: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in OUTCOMES:
+        for entry in report.get(outcome, []):
+            for network in networks.get(entry["id"]) or ["other"]:
+                by_network[network][outcome] += 1
+    return [
+        f"{network_name(network) if network != 'other' else 'other'}: "
+        + ", ".join(f"{count} {OUTCOMES[outcome]}" for outcome, count in counted.items())
+        for network, counted in sorted(by_network.items())
+    ]
+
+
+def _per_profile(profiles: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for profile in profiles:
+        counted = ", ".join(f"{count} {OUTCOMES[o]}" for o, count in profile["counts"].items() if count)
+        planned = profile["state"] == "planned"
+        state = (counted or "no failed posts") if planned else f"{profile['state']}: {profile['reason']}"
+        lines.append(f"{profile['label']}: {state}")
+    return lines
+
+
+def _for_a_person(report: dict[str, Any]) -> list[str]:
+    lines = []
+    for entry in report.get("left_by_person", []):
+        lines.append(f"{entry['id']}: left by {entry['by']}; to fix: {entry['fix']}")
+    for entry in report.get("failed_again", []):
+        lines.append(f"{entry['id']}: {entry['reason']}; {entry['errors']}")
+    for entry in report.get("skipped", []):
+        if entry.get("fix"):  # only a person can unblock it, and the run did not ask one
+            lines.append(f"{entry['id']}: skipped; to fix: {entry['fix']}")
+    return lines
+
+
+def _links(report: dict[str, Any]) -> list[str]:
+    return [
+        f"{entry['id']} ({OUTCOMES[outcome]}): {entry['post_url']}"
+        for outcome in _LINKED
+        for entry in report.get(outcome, [])
+        if entry.get("post_url")
+    ]
