@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ayrshare_provider.posts import network_name
-from ayrshare_provider.recovery import OUTCOMES
+from ayrshare_provider.recovery import OUTCOMES, outcome_details
 
 SUBJECT_XCOM_KEY = "ayrshare_digest_subject"
 MARKDOWN_XCOM_KEY = "ayrshare_digest_markdown"
@@ -33,8 +33,9 @@ DIGEST_TEXT = _PULL.format(key=TEXT_XCOM_KEY)
 #: The plain-text digest as an e-mail's HTML body (``SmtpNotifier(html_content=...)``): kept as written.
 DIGEST_EMAIL_HTML = "<pre>{{ ti.xcom_pull(task_ids=ti.task_id, key='" + TEXT_XCOM_KEY + "') | e }}</pre>"
 # The outcomes a person acts on, and those whose post has a link to show.
-_FOR_A_PERSON = ("failed_again", "left_by_person")
 _LINKED = ("recovered", "recovered_after_wait", "retried_for_person", "reposted")
+# A list of posts stops here, with how many more: Slack refuses a message over 40,000 characters.
+MOST_POSTS_LISTED = 50
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,17 @@ def build_digest(report: dict[str, Any], networks: dict[str, list[str]], run: st
     sections.append(("Per network", _per_network(report, networks)))
     if report.get("profiles"):
         sections.append(("Per profile", _per_profile(report["profiles"])))
-    sections.append(("Needs a person", _for_a_person(report)))
-    sections.append(("Links", _links(report)))
-    sections = [(title, lines) for title, lines in sections if lines]
+    sections.append(("Needs a person", _capped(_for_a_person(report))))
+    sections.append(("Links", _capped(_links(report))))
+    return _digest(run, said, [(title, lines) for title, lines in sections if lines])
+
+
+def failed_digest(run: str, why: str) -> Digest:
+    """The digest of a run whose report could not be built (its plan task failed, say): why, for the notifiers."""
+    return _digest(run, "no report", [("Why", [why, "See the run's task logs in Airflow."])])
+
+
+def _digest(run: str, said: str, sections: list[tuple[str, list[str]]]) -> Digest:
     markdown = "\n\n".join(
         [f"*Ayrshare recovery {run}*: {said}"]
         + [f"*{title}*\n" + "\n".join(f"• {line}" for line in lines) for title, lines in sections]
@@ -105,12 +114,21 @@ def _per_profile(profiles: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _capped(lines: list[str]) -> list[str]:
+    if len(lines) <= MOST_POSTS_LISTED:
+        return lines
+    return [
+        *lines[:MOST_POSTS_LISTED],
+        f"and {len(lines) - MOST_POSTS_LISTED} more (the report task's XCom lists every post)",
+    ]
+
+
 def _for_a_person(report: dict[str, Any]) -> list[str]:
-    lines = []
-    for entry in report.get("left_by_person", []):
-        lines.append(f"{entry['id']}: left by {entry['by']}; to fix: {entry['fix']}")
-    for entry in report.get("failed_again", []):
-        lines.append(f"{entry['id']}: {entry['reason']}; {entry['errors']}")
+    lines = [
+        f"{entry['id']}: {outcome_details(outcome, entry)}"
+        for outcome in ("left_by_person", "failed_again")
+        for entry in report.get(outcome, [])
+    ]
     for entry in report.get("skipped", []):
         if entry.get("fix"):  # only a person can unblock it, and the run did not ask one
             lines.append(f"{entry['id']}: skipped; to fix: {entry['fix']}")

@@ -24,7 +24,7 @@ class Metric(str, Enum):
 
     API_CALLS = "api.calls"  # every HTTP request sent to Ayrshare
     API_RATE_LIMITED = "api.rate_limited"  # answers 429
-    RETRY_SENT = "retry.sent"  # PUT /api/post/retry sent for a post (once per post)
+    RETRY_SENT = "retry.sent"  # PUT /api/post/retry requests sent
     RETRY_RECOVERED = "retry.recovered"  # a retried post published
     RETRY_FAILED_AGAIN = "retry.failed_again"  # a retried post failed again
     REPOST_CREATED = "repost.created"  # a spent post posted anew
@@ -55,7 +55,9 @@ def count(metric: Metric, *, profile: str | None = None, network: str | None = N
 
 def networks_of(summary: dict[str, Any]) -> str | None:
     """A post's networks as one tag value (``linkedin+x``): a post counts once, whatever its networks."""
-    networks = sorted({str(r["platform"]) for r in summary.get("networks") or [] if r.get("platform")})
+    found = summary.get("networks") if isinstance(summary, dict) else None
+    results = found if isinstance(found, list) else []
+    networks = sorted({str(r["platform"]) for r in results if isinstance(r, dict) and r.get("platform")})
     return "+".join(networks) or None
 
 

@@ -389,7 +389,7 @@ def _fixes(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"{network_name(error['platform'])}: {error['fix']}" for error in errors)
 
 
-def _details(outcome: str, entry: dict[str, Any]) -> str:
+def outcome_details(outcome: str, entry: dict[str, Any]) -> str:
     """One table cell: what happened to the post, and where it is now."""
     url = entry.get("post_url") or "no URL given"
     if outcome == "recovered":
@@ -409,7 +409,7 @@ def _details(outcome: str, entry: dict[str, Any]) -> str:
     return str(entry["reason"])
 
 
-def _counted(counts: dict[str, int], every: bool = True) -> str:
+def counted_text(counts: dict[str, int], every: bool = True) -> str:
     """``"3 recovered, 1 failed again"``: every outcome, or only those that happened."""
     parts = [
         f"{counts.get(outcome, 0)} {label}"
@@ -427,7 +427,7 @@ def format_report(report: dict[str, Any]) -> str:
     """
     header = ("outcome", "post id", "details")
     rows = [
-        (label, entry["id"], _details(outcome, entry), entry.get("profile"))
+        (label, entry["id"], outcome_details(outcome, entry), entry.get("profile"))
         for outcome, label in OUTCOMES.items()
         for entry in report.get(outcome, [])
     ]
@@ -442,7 +442,7 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         body = []
         for profile in profiles:
-            said = _counted(profile["counts"], every=False)
+            said = counted_text(profile["counts"], every=False)
             if profile["state"] != "planned":
                 said = f"{profile['state']}: {profile['reason']}"
             body.append(f"== {profile['label']}: {said}")
@@ -451,5 +451,5 @@ def format_report(report: dict[str, Any]) -> str:
         body += ["== (no profile)", *unowned] if unowned else []  # never dropped from the table
     lines = [line(*header), *body]
     lines.insert(1, "-" * min(120, max(len(text) for text in lines)))
-    lines.append(_counted(report["counts"]))
+    lines.append(counted_text(report["counts"]))
     return "\n".join(lines)

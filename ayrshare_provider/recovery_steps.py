@@ -24,7 +24,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Param, task
 
-from ayrshare_provider.digest import build_digest
+from ayrshare_provider.digest import Digest, build_digest, failed_digest
 from ayrshare_provider.exceptions import AyrshareError, AyrshareProfilesFailedError
 from ayrshare_provider.operators.ayrshare import MAX_RECORD_AGE, RetryPostOperator
 from ayrshare_provider.operators.repost import RepostOperator
@@ -287,29 +287,32 @@ def report_run(
     :raises AyrshareProfilesFailedError: in a run over many profiles, when some could not be planned
         (after pushing the report of the others).
     """
-    plan = pull_plan(ti, plan_task_id)
+    try:
+        plan = pull_plan(ti, plan_task_id)
+    except AyrshareError as err:  # the notifiers still tell people, with why
+        _push_digest(ti, failed_digest(f"{ti.dag_id} {ti.run_id}", str(err)))
+        raise
 
     def summaries(task_id: str | None) -> list[Any]:
-        return (ti.xcom_pull(task_ids=[task_id], key=SUMMARY_XCOM_KEY) or []) if task_id else []
+        return list(ti.xcom_pull(task_ids=[task_id], key=SUMMARY_XCOM_KEY) or []) if task_id else []
 
+    retried, chosen, reposted = summaries(retry_task_id), summaries(chosen_task_id), summaries(repost_task_id)
     result = build_report(
         plan,
-        summaries(retry_task_id),
+        retried,
         person=ti.xcom_pull(task_ids=person_task_id, key=PERSON_ANSWER_XCOM_KEY) if person_task_id else None,
-        chosen_summaries=summaries(chosen_task_id),
-        repost_summaries=summaries(repost_task_id),
+        chosen_summaries=chosen,
+        repost_summaries=reposted,
     )
     table = format_report(result)
     print(table)
-    digest = build_digest(
-        result,
-        _networks_by_post(
-            summaries(retry_task_id) + summaries(chosen_task_id) + summaries(repost_task_id), plan
+    # Before any raise below: the notifiers tell failures too.
+    _push_digest(
+        ti,
+        build_digest(
+            result, _networks_by_post(retried + chosen + reposted, plan), run=f"{ti.dag_id} {ti.run_id}"
         ),
-        run=f"{ti.dag_id} {ti.run_id}",
     )
-    for key, value in digest.xcoms().items():  # before any raise below: the notifiers tell failures too
-        ti.xcom_push(key=key, value=value)
     if result["unknown"]:
         raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
     failed = [profile for profile in result.get("profiles", []) if profile["state"] == "failed"]
@@ -321,6 +324,11 @@ def report_run(
             + "; ".join(f"{profile['label']}: {profile['reason']}" for profile in failed)
         )
     return {**result, "table": table.splitlines()}
+
+
+def _push_digest(ti: Any, digest: Digest) -> None:
+    for key, value in digest.xcoms().items():
+        ti.xcom_push(key=key, value=value)
 
 
 def _networks_by_post(summaries: list[Any], plan: RecoveryPlan) -> dict[str, list[str]]:

@@ -54,7 +54,8 @@ def digest_notifiers() -> list[Any]:
     """
     Who hears of each run: its digest by e-mail to ``AYRSHARE_DIGEST_EMAIL`` (comma-separated, through
     the ``smtp_default`` connection) and in Slack through ``AYRSHARE_DIGEST_SLACK_CONN_ID`` (channel
-    ``AYRSHARE_DIGEST_SLACK_CHANNEL``). Any other Airflow notifier takes the digest the same way.
+    ``AYRSHARE_DIGEST_SLACK_CHANNEL``). Read where the DAG file is parsed (the dag-processor's
+    environment). Any other Airflow notifier takes the digest the same way.
     """
     import os
 
@@ -65,7 +66,11 @@ def digest_notifiers() -> list[Any]:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         notifiers.append(
-            SmtpNotifier(to=emails.split(","), subject=DIGEST_SUBJECT, html_content=DIGEST_EMAIL_HTML)
+            SmtpNotifier(
+                to=[email.strip() for email in emails.split(",") if email.strip()],
+                subject=DIGEST_SUBJECT,
+                html_content=DIGEST_EMAIL_HTML,
+            )
         )
     if slack_conn_id := os.environ.get("AYRSHARE_DIGEST_SLACK_CONN_ID"):
         from airflow.providers.slack.notifications.slack import SlackNotifier

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "assets": 0,
     "connection_form": 0,
     "rate_budget": 0,
+    "metrics": 0,
     "webhook_delivery": 0,
     "version_compat": 0,
     "retry_policy": 0,
@@ -39,6 +40,7 @@ LAYERS: dict[str, int] = {
     "recovery_plan": 4,
     "agency": 4,
     "recovery_steps": 4,
+    "digest": 4,
     # 5: the webhook receiver, in Airflow's API server
     "plugins": 5,
 }

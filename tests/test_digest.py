@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from email import message_from_bytes
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -47,7 +47,7 @@ def test_the_digest_counts_per_outcome_and_network_and_names_what_a_person_must_
     for body in (digest.markdown, digest.text):
         assert "X: 1 recovered" in body and "LinkedIn: 1 reposted, 1 failed again" in body
         assert "Instagram: 1 left by a person" in body and "other: 1 skipped" in body
-        assert "p4: left by Ana; to fix: Instagram: relink the account" in body
+        assert "p4: by Ana; to fix: Instagram: relink the account" in body
         assert "p3: status 'error'; LinkedIn: code 136 (timeout)" in body
         assert "p1 (recovered): https://x.test/p1" in body and "p2 (reposted): https://fb.test/n2" in body
     assert digest.markdown.startswith("*Ayrshare recovery") and "\n• " in digest.markdown
@@ -131,5 +131,36 @@ def test_the_demo_recovery_mails_its_digest_through_airflows_smtp_notifier(
     assert not [secret for secret in SECRETS if secret in mail.as_string()]
 
 
-def test_the_notifiers_read_the_digest_from_the_report_tasks_xcom():
+def test_a_long_list_stops_at_fifty_posts_and_says_how_many_more():
+    many = {**REPORT, "recovered": [{"id": f"p{i}", "post_url": f"https://x.test/{i}"} for i in range(120)]}
+    digest = build_digest(many, {}, run="r")
+    assert "p49 (recovered)" in digest.text and "p50 (recovered)" not in digest.text
+    assert "and 71 more (the report task's XCom lists every post)" in digest.text  # 120 + the repost
+
+
+class PlanlessTI:
+    """The report task's instance in a run whose plan task failed: no XCom to pull."""
+
+    dag_id, run_id = "ayrshare_failed_post_recovery", "manual__1"
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: Any, key: str) -> Any:
+        return None
+
+
+def test_a_run_whose_report_fails_early_still_tells_its_notifiers_why():
+    from ayrshare_provider.digest import SUBJECT_XCOM_KEY, TEXT_XCOM_KEY
+    from ayrshare_provider.exceptions import AyrshareError
+    from ayrshare_provider.recovery_steps import report_run
+
+    ti = PlanlessTI()
+    with pytest.raises(AyrshareError, match="no recovery plan"):
+        report_run(ti, "join_plans")
+    assert ti.xcoms[SUBJECT_XCOM_KEY].endswith(": no report")
+    assert "no recovery plan: 'join_plans' ended before pushing one" in ti.xcoms[TEXT_XCOM_KEY]
     assert "task_ids=ti.task_id" in DIGEST_MARKDOWN and "| e" in DIGEST_EMAIL_HTML

@@ -145,6 +145,24 @@ def test_a_slow_answer_never_lowers_the_count_of_its_window(tmp_path):
 
 
 @pytest.mark.any_airflow  # the budget alone: the same on every Airflow
+def test_calls_answered_after_the_servers_reset_are_never_taken_for_another_clients(tmp_path):
+    """Answered in the margin after the server's reset, they count in its next window: ours, not foreign."""
+    calls = Calls(MachineBudget(tmp_path / "profile.bin"))
+    started = time.monotonic()
+    calls.go()
+    calls.answer(headers(1, 100, 3000))  # the server's window ends in 3 s; here 0.25 s later
+    for _ in range(3):
+        assert calls.go() == 0.0
+    time.sleep(max(0.0, 3.1 - (time.monotonic() - started)))  # past the server's reset, not this machine's
+    for count in (1, 2, 3):  # the server counted them in its new window
+        calls.answer(headers(count, 100, 2900))
+    time.sleep(max(0.0, 3.35 - (time.monotonic() - started)))  # this machine's window ends
+    assert calls.go() == 0.0
+    calls.answer(headers(4, 100, 2700))  # the 3 late ones and this one: nobody else's
+    assert calls.go() == 0.0 and calls.go() == 0.0  # not shared: more than one call out at a time
+
+
+@pytest.mark.any_airflow  # the budget alone: the same on every Airflow
 def test_a_profile_other_hosts_also_call_goes_one_call_at_a_time_and_stops_short_by_their_pace(tmp_path):
     """Another host (its own budget) calls the profile too: the server's count runs ahead of this machine's claims."""
     calls = Calls(MachineBudget(tmp_path / "profile.bin"), headroom=1.0)

@@ -60,7 +60,9 @@ def test_the_event_loop_path_shares_the_window_with_the_sync_path(tmp_path, redi
 
 def test_with_redis_down_a_host_counts_on_its_machine_budget_and_says_so_once(tmp_path, caplog):
     machine = MachineBudget(tmp_path / "profile.bin")
-    down = RedisBudget("redis://127.0.0.1:1/0", "test:down", machine)  # nothing listens on port 1
+    down = RedisBudget(
+        "redis://:s3cret-pass@127.0.0.1:1/0", "test:down", machine
+    )  # nothing listens on port 1
     with caplog.at_level(logging.WARNING, logger="ayrshare_provider.rate_budget.redis_store"):
         claim = down.take(1.0, 1.0)
         assert claim.granted
@@ -69,7 +71,15 @@ def test_with_redis_down_a_host_counts_on_its_machine_budget_and_says_so_once(tm
         assert not down.take(1.0, 1.0).granted  # the machine's budget counted all three
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 1 and "this machine's budget counts for 60 s" in warnings[0]
-    assert "127.0.0.1:1" not in warnings[0]  # a URL may carry a password: never logged
+    assert "s3cret-pass" not in warnings[0] and "127.0.0.1:1" not in warnings[0]  # the URL is never logged
+
+
+def test_a_url_that_asks_for_decoded_answers_is_refused(tmp_path, redis_url):
+    budget = RedisBudget(
+        redis_url + "?decode_responses=true", "test:decoded", MachineBudget(tmp_path / "a.bin")
+    )
+    with pytest.raises(AyrshareConfigError, match="must not set decode_responses"):
+        budget.take(1.0, 1.0)
 
 
 def test_the_store_is_the_setting_else_a_celery_brokers_redis_else_the_machine(monkeypatch, tmp_path):

@@ -378,15 +378,13 @@ class AyrshareHook(HttpHook):
         )
         return max(_SHORTEST_PAUSE, min(claim.wait, settings.max_backoff or claim.wait))
 
-    def _count_answer(self, status: int) -> None:
-        """The metrics of one request that was answered: sent, and a 429 when it was one."""
+    def _count_sent(self, call: str, status: int | None = None) -> None:
+        """The metrics of one request the hook sent (``status`` None: no answer came): a call, a retry PUT, a 429."""
         metrics.count(Metric.API_CALLS, profile=self.ayrshare_conn_id)
+        if call == RETRY_CALL:
+            metrics.count(Metric.RETRY_SENT, profile=self.ayrshare_conn_id)
         if status == 429:
             metrics.count(Metric.API_RATE_LIMITED, profile=self.ayrshare_conn_id)
-
-    def _count_lost(self) -> None:
-        """The metric of a request sent whose answer never came: a call all the same."""
-        metrics.count(Metric.API_CALLS, profile=self.ayrshare_conn_id)
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -430,13 +428,13 @@ class AyrshareHook(HttpHook):
             )
         except requests.RequestException as err:
             budget.settle(claim)
-            self._count_lost()
+            self._count_sent(call)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         except BaseException:
             budget.settle(claim)  # a task timeout or a kill signal: the claim ends all the same
             raise
         budget.settle(claim, response.status_code, response.headers)
-        self._count_answer(response.status_code)
+        self._count_sent(call, response.status_code)
         return _answer(response.status_code, response.text, response.headers, call, post_id, created_post_ok)
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
@@ -509,7 +507,6 @@ class AyrshareHook(HttpHook):
         post_id = validate_post_id(post_id)
 
         def send_once() -> dict[str, Any]:
-            metrics.count(Metric.RETRY_SENT, profile=self.ayrshare_conn_id)
             try:
                 return self._send("PUT", "/api/post/retry", RETRY_CALL, post_id, json={"id": post_id})
             except AyrshareServerError as err:
@@ -766,13 +763,13 @@ class AyrshareHook(HttpHook):
                 # errors="replace": a body in a broken encoding is parsed, and refused, as what it is.
                 answered = response.status, await response.text(errors="replace"), response.headers
         except (TimeoutError, aiohttp.ClientError) as err:
-            self._count_lost()
+            self._count_sent(call)
             raise connection_error(err, url=target.base_url, call=call, post_id=post_id) from None
         finally:
             # Whatever ends the call (an answer, a lost one, the trigger's cancellation), its claim ends.
             await target.budget.asettle(claim, *((answered[0], answered[2]) if answered else ()))
         status, text, headers = answered
-        self._count_answer(status)
+        self._count_sent(call, status)
         return _answer(status, text, headers, call, post_id)
 
     async def _aread(

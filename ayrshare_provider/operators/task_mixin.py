@@ -146,7 +146,7 @@ class AyrshareTaskMixin:
                 pushes_expected=retried_at is not None and self.hook.pushes_expected,
                 own_profile_key=bool(self.profile_key),
             ),
-            since=retried_at,
+            retried_at=retried_at,
             known=known,
             end_from_trigger=end_from_trigger,
             push_return_value=bool(getattr(self, "do_xcom_push", True)),

@@ -7,8 +7,8 @@ again when another client changed it in between): every host counts every claim.
 logic runs as on one machine (:mod:`~ayrshare_provider.rate_budget.window`); the hosts' wall clocks
 are compared with one another, so they should be NTP-synced, as Airflow's own scheduling assumes.
 
-Within a process, one transaction at a time per profile (a lock per thread pool and per event
-loop): hundreds of waits in a triggerer then contend with the other processes only, not with one
+Within a process, one transaction at a time per profile (a lock for the process's threads, and
+one per event loop): hundreds of waits in a triggerer then contend with the other processes only, not with one
 another, and a transaction is tried again only when another process changed the window meanwhile.
 
 When Redis cannot be reached, the process falls back to its machine's budget, says so once, and
@@ -81,8 +81,10 @@ class RedisBudget(ProfileBudget):
         if self._client is None or self._client_pid != os.getpid():  # a forked child opens its own
             import redis
 
-            self._client = redis.Redis.from_url(
-                self.url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+            self._client = _checked(
+                redis.Redis.from_url(
+                    self.url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+                )
             )
             self._client_pid = os.getpid()
         return self._client
@@ -92,8 +94,10 @@ class RedisBudget(ProfileBudget):
         if loop not in self._async_clients:  # a client belongs to the loop it connected in
             import redis.asyncio
 
-            client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+            client = _checked(
+                redis.asyncio.Redis.from_url(
+                    self.url, socket_timeout=_REDIS_TIMEOUT, socket_connect_timeout=_REDIS_TIMEOUT
+                )
             )
             self._async_clients[loop] = (client, asyncio.Lock())
         return self._async_clients[loop]
@@ -114,7 +118,7 @@ class RedisBudget(ProfileBudget):
         try:
             with self._lock:
                 return self._sync_client().transaction(transaction, self.key, value_from_callable=True)
-        except redis.RedisError as err:
+        except (redis.RedisError, OSError) as err:
             self._fell_back(err)
             return self.machine._apply(change)
 
@@ -135,6 +139,17 @@ class RedisBudget(ProfileBudget):
         try:
             async with lock:
                 return await client.transaction(transaction, self.key, value_from_callable=True)
-        except redis.RedisError as err:
+        except (redis.RedisError, OSError) as err:
             self._fell_back(err)
             return await self.machine._aapply(change)
+
+
+def _checked(client: Any) -> Any:
+    """The client, unless its URL asks for answers decoded to text: the window is stored as bytes."""
+    if client.connection_pool.connection_kwargs.get("decode_responses"):
+        from ayrshare_provider.exceptions import AyrshareConfigError
+
+        raise AyrshareConfigError(
+            "[ayrshare] rate_budget_url must not set decode_responses: the rate budget is stored as bytes"
+        )
+    return client

@@ -65,11 +65,13 @@ _FIELDS = (
     "foreign",
     "foreign_step",
     "foreign_seen",
+    "late",
+    "carried_late",
 )
 _LAYOUT = struct.Struct(f"<{len(_FIELDS)}d")
 #: The bytes of one stored window.
 RECORD_SIZE = _LAYOUT.size
-_VERSION = 6.0
+_VERSION = 7.0
 _values_of = operator.attrgetter(*_FIELDS)
 
 
@@ -102,21 +104,24 @@ def reset_seconds(headers: Any) -> float | None:
 
 class _Window:
     """
-    What this machine knows of one profile's window (0 stands for "not known").
+    What the clients of one budget (one machine's processes, or every host sharing a Redis) know of
+    one profile's window; "here" below is them (0 stands for "not known").
 
-    ``generation``: the window's number on this machine; ``count``: calls of the window, the
+    ``generation``: the window's number here; ``count``: calls of the window, the
     server's count or ours, whichever is more, plus the calls
-    claimed since; ``claims`` and ``answers``: this machine's calls claimed in the window and the
+    claimed since; ``claims`` and ``answers``: the calls claimed here in the window and the
     ones of them that ended (answered or lost); ``carried_open``: calls claimed in the last window
     and still open when it ended, which count in this one; ``limit``: the window's limit (-1:
     answers announce none); ``reset_at``: when it ends (wall clock, margin included); ``ended``:
     when the last one ended; ``window``: the last window's length as its answers told it, and
     ``window_seen`` this one's so far; ``announced``: the end already logged as waited for;
-    ``probe_at``: when the last call went out while no limit was known; ``foreign``: the fewest
-    calls of the window the server counted that this machine did not send (other hosts, other
-    apps); ``foreign_step``: the most of those that came between two answers here in the window
+    ``probe_at``: when the last call went out one at a time (no limit known yet, or a shared
+    profile); ``foreign``: the fewest calls of the window the server counted that were not sent from
+    here (hosts without this budget, other apps); ``foreign_step``: the most of those that came between two answers here in the window
     (how far the others move while one call of ours is out); ``foreign_seen``: when such calls were
-    last seen.
+    last seen; ``late``: this window's calls answered after the server's reset but before the
+    window's end here (the margin), which the server may count in its next window, and
+    ``carried_late`` the last window's: neither is another client's.
     """
 
     __slots__ = _FIELDS
@@ -136,6 +141,8 @@ class _Window:
     foreign: float
     foreign_step: float
     foreign_seen: float
+    late: float
+    carried_late: float
 
     def __init__(self, values: tuple[float, ...]) -> None:
         # A sum of finite numbers is finite: one check for the whole record.
@@ -158,6 +165,7 @@ class _Window:
             open_calls = max(0.0, self.claims - self.answers)
             self.generation += 1
             self.count = self.carried_open = open_calls
+            self.carried_late, self.late = self.late, 0.0
             self.claims = self.answers = self.reset_at = self.foreign = self.foreign_step = 0.0
             self.window = self.window_seen or self.window
             self.window_seen = 0.0
@@ -220,6 +228,8 @@ class _Window:
                 self.count = max(self.count, float(count))  # the server's count never goes down in a window
         elif status is not None and 200 <= status < 300:
             self.limit, self.reset_at = -1.0, 0.0  # the service announces no limit: nothing to hold back for
+        if claim.generation == self.generation and self.reset_at and now >= self.reset_at - _RESET_MARGIN:
+            self.late += 1  # past the server's reset: it may count in the server's next window
         # The call ended: counted in the window it was claimed in (a call of an older one no longer counts).
         # (Counted after the foreign calls: this call is one of the machine's claims the server may have counted.)
         if claim.generation == self.generation:
@@ -229,7 +239,7 @@ class _Window:
 
     def _learn_foreign(self, now: float, server_count: float) -> None:
         """Count the calls the server saw that this machine cannot have sent (every claim of the window may have landed)."""
-        foreign = server_count - (self.claims + self.carried_open)
+        foreign = server_count - (self.claims + self.carried_open + self.carried_late)
         if foreign > self.foreign:
             # The window's first answer here shows what others did before this machine came: no pace.
             if self.answers:

@@ -90,8 +90,10 @@ class PostStatusTrigger(BaseEventTrigger):
     :param action: what the task did before deferring, carried into the summary.
     :param hook_params: keyword arguments for the hook (plain values: timeouts, attempts, backoff).
     :param strategy: how the wait learns the status (a ``WaitStrategy`` or its value); ``alone`` by default.
-    :param since: wall-clock time from which a status counts (when the task sent the retry waited
-        for, or when the wait began); defaults to now.
+    :param since: wall-clock time the wait began (after the retry landed): a listing younger than
+        this settles a failure, and the push grace runs from it; defaults to now.
+    :param retried_at: when the task sent the retry waited for: a status Ayrshare pushed from then
+        on settles a ``pushed`` wait (the push can come before the task defers); defaults to ``since``.
     :param known: what the task knows beyond the post's record (when it retried, what it
         reposted), added to the final summary; plain JSON values.
     :param end_from_trigger: when the post publishes, end the task here (``TaskSuccessEvent``) with
@@ -121,6 +123,7 @@ class PostStatusTrigger(BaseEventTrigger):
         hook_params: dict[str, Any] | None = None,
         strategy: WaitStrategy | str = WaitStrategy.ALONE,
         since: float | None = None,
+        retried_at: float | None = None,
         known: dict[str, Any] | None = None,
         end_from_trigger: bool = False,
         push_return_value: bool = True,
@@ -135,9 +138,12 @@ class PostStatusTrigger(BaseEventTrigger):
         self.action = action
         self.hook_params = hook_params or {}
         self.since = time.time() if since is None else float(since)
+        self.retried_at = self.since if retried_at is None else float(retried_at)
         self.known = known or {}
         self.end_from_trigger = bool(end_from_trigger)
         self.push_return_value = bool(push_return_value)
+        if legacy and strategy != WaitStrategy.ALONE:
+            raise TypeError("PostStatusTrigger takes strategy= or 0.2's batch_wait=/pushed=, not both")
         self.strategy = WaitStrategy(strategy) if not legacy else self._read_legacy(legacy)
         self._unreadable_pushes_logged = False
         if profile_key:
@@ -152,8 +158,8 @@ class PostStatusTrigger(BaseEventTrigger):
             raise TypeError(
                 f"PostStatusTrigger got unexpected keyword arguments: {', '.join(sorted(unknown))}"
             )
-        if legacy.get("pushed_after") is not None:  # 0.2: since the retry was sent
-            self.since = min(self.since, float(legacy["pushed_after"]))
+        if legacy.get("pushed_after") is not None:  # 0.2's name for retried_at
+            self.retried_at = float(legacy["pushed_after"])
         return choose_wait_strategy(
             batch_wait=bool(legacy.get("batch_wait")),
             pushes_expected=bool(legacy.get("pushed")),
@@ -173,6 +179,7 @@ class PostStatusTrigger(BaseEventTrigger):
                 "hook_params": self.hook_params,
                 "strategy": self.strategy.value,
                 "since": self.since,
+                "retried_at": self.retried_at,
                 "known": self.known,
                 "end_from_trigger": self.end_from_trigger,
                 "push_return_value": self.push_return_value,
@@ -295,7 +302,7 @@ class PostStatusTrigger(BaseEventTrigger):
     async def _pushed_event(self, watch: StatusWatch) -> TriggerEvent | None:
         """The final event from a pushed status, if one came."""
         try:
-            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.since)
+            record = await pushed_record(self.ayrshare_conn_id, self.post_id, self.retried_at)
         except Exception as err:  # noqa: BLE001 - a busy database: as if nothing was pushed yet
             if not self._unreadable_pushes_logged:
                 self._unreadable_pushes_logged = True

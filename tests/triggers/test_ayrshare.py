@@ -139,10 +139,13 @@ def test_a_trigger_serialized_by_0_2_gets_the_strategy_its_flags_meant(flags, ex
     }
     rebuilt = PostStatusTrigger(**kwargs_0_2)
     assert rebuilt.strategy is expected
-    assert rebuilt.since == 490.0
+    # A listing settles a failure only once younger than the wait; a push counts from the retry.
+    assert (rebuilt.since, rebuilt.retried_at) == (500.0, 490.0)
     assert rebuilt.serialize()[1]["strategy"] == expected.value
     with pytest.raises(TypeError, match="unexpected keyword arguments: poll_every"):
         PostStatusTrigger(**{**kwargs_0_2, "poll_every": 5})
+    with pytest.raises(TypeError, match="not both"):
+        PostStatusTrigger(**{**kwargs_0_2, "strategy": "pushed"})
 
 
 def test_the_strategy_is_chosen_from_the_task_s_setting_and_what_ayrshare_pushes():

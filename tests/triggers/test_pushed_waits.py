@@ -175,7 +175,7 @@ def test_a_push_after_the_retry_was_sent_counts_even_before_the_wait_began(retri
     push(served, post_id, "success", received_at=sent + 0.05)  # a slow worker had not deferred yet
     time.sleep(0.1)
 
-    event = run_here(wait(post_id, since=sent))
+    event = run_here(wait(post_id, retried_at=sent))
 
     assert event["status"] == WaitOutcome.SUCCESS.value
     assert reads(emulator) == 0
