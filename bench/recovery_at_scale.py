@@ -55,8 +55,9 @@ def operator(kwargs: dict[str, Any], batch_wait: bool) -> Any:
     )
 
 
-def find_failed_posts(trust_plan: bool) -> list[dict[str, Any]]:
-    """The DAG's first task: one listing, one decision per post; each task's arguments, as ``push_plan`` returns them."""
+def find_failed_posts(trust_plan: bool, host_dir: str | None = None) -> list[dict[str, Any]]:
+    """The DAG's first task, on the first host: one listing, one decision per post; each task's arguments."""
+    on_host(host_dir)
     from ayrshare_provider.hooks.ayrshare import AyrshareHook
     from ayrshare_provider.recovery import plan_recovery
     from ayrshare_provider.recovery_steps import push_plan
@@ -151,7 +152,7 @@ def recover(batch_wait: bool, trust_plan: bool, hosts: int = 0, posts: int = POS
             process.start()
         started, outcomes, finished, deferred = time.time(), {}, [], 0
         with fork.Pool(SLOTS, maxtasksperchild=1) as slots:
-            to_retry = slots.apply(find_failed_posts, (trust_plan,))
+            to_retry = slots.apply(find_failed_posts, (trust_plan, host_dirs[0]))
             jobs = [(task, batch_wait, host_dirs[i % len(host_dirs)]) for i, task in enumerate(to_retry)]
             for post_id, kind, payload, when, host in slots.imap_unordered(run_task, jobs):
                 if kind == "deferred":
