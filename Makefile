@@ -33,8 +33,9 @@ demo: install
 test: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The production-shaped stack alone: PostgreSQL, CeleryExecutor on Redis, two workers and two
-# triggerers, one of each SIGKILLed mid-recovery (Debian's postgresql and redis-server; ~10 minutes).
+# The production-shaped stack alone: PostgreSQL, CeleryExecutor on Redis, two hosts of a worker and a
+# triggerer each, both workers and a triggerer SIGKILLed mid-recovery (Debian's postgresql and
+# redis-server; ~6 minutes).
 production: install
 	$(VENV)/bin/python -m pytest -s -m production $(PYTEST_ARGS)
 
