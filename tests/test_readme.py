@@ -43,4 +43,5 @@ def test_the_readme_quotes_the_benchmark_figures_as_bench_results_has_them():
         for line in burst.splitlines()
         if line.startswith(("| read, then PUT", "| read, PUT", "| one call"))
     ]
-    assert len(rows) == 5 and all(row in results for row in rows)  # the burst (0.2 and 1.0), and the worker runs
+    # The burst (0.2 and 1.0), and the worker runs.
+    assert len(rows) == 5 and all(row in results for row in rows)
