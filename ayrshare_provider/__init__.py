@@ -52,6 +52,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "True",
                         "default": "False",
                     },
+                    "recoveries_page": {
+                        "description": "Add the read-only recoveries page to the Airflow UI (Browse > "
+                        "Ayrshare recoveries, served under /ayrshare-recoveries/; Airflow 3.1+). Off: no page.",
+                        "version_added": "1.0.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
                     "rate_budget_url": {
                         "description": "The Redis in which every host of the deployment shares each "
                         "profile's rate budget (redis://host:6379/0). Empty: the Celery broker when it is a "

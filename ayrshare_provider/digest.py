@@ -13,12 +13,12 @@ their fix, and the links to the posts the run recovered or made; never a key or 
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from ayrshare_provider.posts import network_name
-from ayrshare_provider.recovery import OUTCOMES, outcome_details
+from ayrshare_provider.recovery import OUTCOMES
+from ayrshare_provider.run_stats import needs_a_person, outcomes_per_network
 
 SUBJECT_XCOM_KEY = "ayrshare_digest_subject"
 MARKDOWN_XCOM_KEY = "ayrshare_digest_markdown"
@@ -32,7 +32,7 @@ DIGEST_MARKDOWN = _PULL.format(key=MARKDOWN_XCOM_KEY)
 DIGEST_TEXT = _PULL.format(key=TEXT_XCOM_KEY)
 #: The plain-text digest as an e-mail's HTML body (``SmtpNotifier(html_content=...)``): kept as written.
 DIGEST_EMAIL_HTML = "<pre>{{ ti.xcom_pull(task_ids=ti.task_id, key='" + TEXT_XCOM_KEY + "') | e }}</pre>"
-# The outcomes a person acts on, and those whose post has a link to show.
+# The outcomes whose post has a link to show.
 _LINKED = ("recovered", "recovered_after_wait", "retried_for_person", "reposted")
 # A list of posts stops here, with how many more: Slack refuses a message over 40,000 characters.
 MOST_POSTS_LISTED = 50
@@ -92,15 +92,10 @@ def _digest(run: str, said: str, sections: list[tuple[str, list[str]]]) -> Diges
 
 def _per_network(report: dict[str, Any], networks: dict[str, list[str]]) -> list[str]:
     """``X: 2 recovered, 1 failed again``: each network a post of each outcome was on."""
-    by_network: dict[str, Counter[str]] = defaultdict(Counter)
-    for outcome in OUTCOMES:
-        for entry in report.get(outcome, []):
-            for network in networks.get(entry["id"]) or ["other"]:
-                by_network[network][outcome] += 1
     return [
         f"{network_name(network) if network != 'other' else 'other'}: "
         + ", ".join(f"{count} {OUTCOMES[outcome]}" for outcome, count in counted.items())
-        for network, counted in sorted(by_network.items())
+        for network, counted in outcomes_per_network(report, networks).items()
     ]
 
 
@@ -124,15 +119,7 @@ def _capped(lines: list[str]) -> list[str]:
 
 
 def _for_a_person(report: dict[str, Any]) -> list[str]:
-    lines = [
-        f"{entry['id']}: {outcome_details(outcome, entry)}"
-        for outcome in ("left_by_person", "failed_again")
-        for entry in report.get(outcome, [])
-    ]
-    for entry in report.get("skipped", []):
-        if entry.get("fix"):  # only a person can unblock it, and the run did not ask one
-            lines.append(f"{entry['id']}: skipped; to fix: {entry['fix']}")
-    return lines
+    return [f"{post['id']}: {post['what']}" for post in needs_a_person(report)]
 
 
 def _links(report: dict[str, Any]) -> list[str]:

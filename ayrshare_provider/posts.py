@@ -56,7 +56,8 @@ _FIXES = {
     349: "unlock the {network} account, then relink it",
     436: "replace the media file {network} refused",
 }
-_NETWORK_NAMES = {
+#: Each network as people know it, by the name Ayrshare gives it (``twitter`` is X).
+NETWORK_NAMES = {
     "bluesky": "Bluesky",
     "facebook": "Facebook",
     "gmb": "Google Business Profile",
@@ -407,9 +408,15 @@ def failed_networks(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def failure_codes(record: dict[str, Any]) -> list[int | str]:
+    """The error codes a post's networks failed with, each once, in the order its record gives them."""
+    codes = [error["code"] for error in failed_networks({"networks": network_results(record)})]
+    return list(dict.fromkeys(code for code in codes if isinstance(code, (int, str)) and code != ""))
+
+
 def network_name(platform: Any) -> str:
     """A network's name as people know it (``twitter`` is X)."""
-    return _NETWORK_NAMES.get(str(platform), str(platform or "a network"))
+    return NETWORK_NAMES.get(str(platform), str(platform or "a network"))
 
 
 def fix_for(error: dict[str, Any]) -> str:

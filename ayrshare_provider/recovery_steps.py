@@ -10,7 +10,8 @@ XCom) feeds, each on its own:
 - ``choose_reposts`` then ``repost_post``: when ``repost_spent``, one ``RepostOperator`` per post
   whose retry is spent (before the run, or in it);
 - ``report``: every post with its outcome, in the task's XCom and log, and the run's digest
-  (:mod:`ayrshare_provider.digest`) for the notifiers given to :func:`recover`.
+  (:mod:`ayrshare_provider.digest`) for the notifiers given to :func:`recover`, and its counts
+  (:mod:`ayrshare_provider.run_stats`) for the recoveries page.
 
 The steps own the plan's XCom: :func:`push_plan` writes it, :func:`pull_plan` reads it back as a
 :class:`~ayrshare_provider.recovery_plan.RecoveryPlan`; planning and the report stay pure
@@ -31,6 +32,7 @@ from ayrshare_provider.operators.repost import RepostOperator
 from ayrshare_provider.recovery import build_report, format_report, post_tasks, posts_to_repost, retry_tasks
 from ayrshare_provider.recovery_plan import RecoveryPlan
 from ayrshare_provider.retry_policy import retry_policy_args
+from ayrshare_provider.run_stats import RUN_STATS_XCOM_KEY, run_stats
 from ayrshare_provider.utils.xcom import (
     NEEDS_PERSON_XCOM_KEY,
     PERSON_ANSWER_XCOM_KEY,
@@ -306,13 +308,10 @@ def report_run(
     )
     table = format_report(result)
     print(table)
-    # Before any raise below: the notifiers tell failures too.
-    _push_digest(
-        ti,
-        build_digest(
-            result, _networks_by_post(retried + chosen + reposted, plan), run=f"{ti.dag_id} {ti.run_id}"
-        ),
-    )
+    # Before any raise below: the notifiers and the recoveries page tell failures too.
+    networks = _networks_by_post(retried + chosen + reposted, plan)
+    _push_digest(ti, build_digest(result, networks, run=f"{ti.dag_id} {ti.run_id}"))
+    ti.xcom_push(key=RUN_STATS_XCOM_KEY, value=run_stats(result, plan, networks))
     if result["unknown"]:
         raise RuntimeError(f"{len(result['unknown'])} post(s) have no known outcome: {result['unknown']}")
     failed = [profile for profile in result.get("profiles", []) if profile["state"] == "failed"]

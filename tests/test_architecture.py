@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "agency": 4,
     "recovery_steps": 4,
     "digest": 4,
+    "run_stats": 4,
     # 5: the webhook receiver, in Airflow's API server
     "plugins": 5,
 }

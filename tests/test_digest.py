@@ -11,6 +11,7 @@ import pytest
 from ayrshare_emulator import scenarios
 from ayrshare_provider.digest import DIGEST_EMAIL_HTML, DIGEST_MARKDOWN, build_digest
 from ayrshare_provider.recovery import OUTCOMES
+from ayrshare_provider.run_stats import RUN_STATS_XCOM_KEY
 from tests.helpers import SECRETS, load_dag
 
 if TYPE_CHECKING:
@@ -114,7 +115,12 @@ def test_the_demo_recovery_mails_its_digest_through_airflows_smtp_notifier(
 
     from tests.airflow_compat import stored_xcoms
 
-    counts = stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)]["counts"]
+    xcoms = stored_xcoms(dag.dag_id, run.run_id)
+    counts = xcoms[("report", "return_value", -1)]["counts"]
+    # The recoveries page's counts of the run: the report's, per network, and the codes found.
+    stats = xcoms[("report", RUN_STATS_XCOM_KEY, -1)]
+    assert stats["outcomes"] == counts and {"facebook", "instagram"} <= set(stats["networks"])
+    assert sum(stats["codes"].values()) >= sum(counts.values()) - counts["skipped"]
     assert len(inbox.messages) == 1
     mail = inbox.messages[0]
     body = body_of(mail)

@@ -41,6 +41,7 @@ def stack(emulator_for_stack):
             x_twitter_api_secret=X_SECRET,
             history_max_age="2",
         ),
+        "AIRFLOW__AYRSHARE__RECOVERIES_PAGE": "True",  # opt-in
     }
     airflow = Standalone(env)
     try:
@@ -240,22 +241,89 @@ def test_a_person_is_asked_in_airflow_and_only_their_choice_is_retried(
     assert counters["retry_puts"].get(ids["Same text twice"]) is None  # left by the person: never sent
 
 
-def test_no_answer_in_time_retries_nothing(stack, emulator_for_stack, recovery_run):
+@pytest.fixture(scope="module")
+def unanswered_run(stack, recovery_run) -> dict:
+    """A second recovery run: it asks a person about the duplicate X post, and nobody answers in time."""
     # After the first run, the only failed X post is the duplicate the person left.
     conf = {"last_days": 0, "platforms": ["twitter"], "person_timeout": 2, "poll_interval": 1}
     run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
         "dag_run_id"
     ]
-    run = watch_run(stack, run_id, timeout=120)  # the scheduler ends the wait at its next timeout sweep
-    assert run["state"] == "success"
+    return watch_run(stack, run_id, timeout=120)  # the scheduler ends the wait at its next timeout sweep
+
+
+def test_no_answer_in_time_retries_nothing(stack, emulator_for_stack, unanswered_run):
+    assert unanswered_run["state"] == "success"
     report = stack.api(
-        "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
+        "GET",
+        f"/dags/{DAG_ID}/dagRuns/{unanswered_run['run_id']}/taskInstances/report/xcomEntries/return_value",
     )["value"]
     duplicate = texts_to_ids(emulator_for_stack)["Same text twice"]
     assert [(entry["id"], entry["by"]) for entry in report["left_by_person"]] == [
         (duplicate, "nobody: no answer in time")
     ]
     assert emulator_for_stack.state.counters()["retry_puts"].get(duplicate) is None
+
+
+def test_the_recoveries_page_shows_the_runs_and_who_waits_for_a_person_without_calling_ayrshare(
+    stack, emulator_for_stack, recovery_run, unanswered_run, browser, tmp_path
+):
+    """
+    Browse > Ayrshare recoveries after two recovery runs, with a third waiting for a person: the
+    page is refused to a stranger, and reads Airflow's REST API only (no request to Ayrshare).
+    """
+    images = IMAGES if REFRESH_SCREENSHOTS else tmp_path
+    conf = {"last_days": 0, "platforms": ["twitter"], "person_timeout": 3600, "poll_interval": 1}
+    waiting = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    asking = stack.api_patiently
+    deadline = time.monotonic() + 120
+    while not (
+        (ask := asking("GET", f"/dags/{DAG_ID}/dagRuns/{waiting['dag_run_id']}/taskInstances/ask_person"))
+        and ask["state"] in ("awaiting_input", "deferred")
+    ):
+        assert time.monotonic() < deadline, f"the third run never asked a person: {ask['state']}"
+        time.sleep(0.5)
+
+    url = f"{stack.url}/ayrshare-recoveries/"
+    assert requests.get(url, timeout=10).status_code == 401  # a stranger
+    forged = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=10)
+    assert forged.status_code == 401 and "Log in to Airflow" in forged.text
+    assert stack.session.get(url, timeout=10).status_code == 200  # the admin's token
+
+    before = emulator_for_stack.state.counters()["requests"]
+    context = browser.new_context(viewport={"width": 1500, "height": 1500})
+    hosts: set[str] = set()
+    context.on("request", lambda request: hosts.add(request.url.split("/")[2]))
+    page = context.new_page()
+    log_in(page, stack, "/plugin/ayrshare-recoveries")
+    frame = page.frame_locator("iframe")
+    frame.locator("body[data-loaded=true]").wait_for()
+    status = frame.get_by_test_id("status").inner_text()
+    assert "waiting for a person" in status and not status.startswith("Could not"), status
+
+    runs = frame.get_by_test_id("runs").inner_text()
+    for run in (recovery_run, unanswered_run):
+        assert run["run_id"] in runs
+    assert "8 recovered" in runs or "recovered after a wait" in runs  # the first run's, as its report counts
+    assert "1 left by a person" in runs
+    networks = frame.get_by_test_id("networks").inner_text()
+    assert "X" in networks and "Facebook" in networks
+    assert frame.get_by_test_id("codes").locator("tr").count() > 1  # a code and how often it recurs
+    waiting_now = frame.get_by_test_id("waiting")
+    assert waiting["dag_run_id"] in waiting_now.inner_text()
+    answer = waiting_now.get_by_role("link", name="Answer in Required Actions")
+    assert answer.get_attribute("href").endswith(
+        f"/runs/{waiting['dag_run_id']}/tasks/ask_person/required_actions"
+    )
+    assert "change the text" in frame.get_by_test_id("needs-person").inner_text()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(images / "recoveries.png"), full_page=True)
+    context.close()
+
+    assert hosts == {stack.url.split("/")[2]}  # the browser asked the API server only
+    assert emulator_for_stack.state.counters()["requests"] == before  # and nothing asked Ayrshare
+    # The third run's person step ends: later tests run the DAG again (one run at a time).
+    stack.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{waiting['dag_run_id']}", json={"state": "success"})
 
 
 WATCHER_DAG_ID = "ayrshare_recover_on_failure"

@@ -123,3 +123,27 @@ def test_the_webhook_receiver_is_mounted_only_when_the_airflow_setting_asks_for_
         check=True,
     )
     assert mounted.stdout.strip().splitlines()[-1] == str(apps)
+
+
+@pytest.mark.parametrize("setting", [None, "False", "True"])
+def test_the_recoveries_page_is_added_only_when_asked_for_on_airflow_3_1_and_later(setting):
+    """``[ayrshare] recoveries_page`` (default false): the page's app and its Browse entry, or nothing."""
+    env = {key: value for key, value in os.environ.items() if key != "AIRFLOW__AYRSHARE__RECOVERIES_PAGE"}
+    if setting is not None:
+        env["AIRFLOW__AYRSHARE__RECOVERIES_PAGE"] = setting
+    mounted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ayrshare_provider.plugins.recoveries_plugin import AyrshareRecoveriesPlugin as P; "
+            "print([app['url_prefix'] for app in P.fastapi_apps], [view['href'] for view in P.external_views])",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    offered = setting == "True" and airflow_version() >= (3, 1)
+    expected = "['/ayrshare-recoveries'] ['ayrshare-recoveries/']" if offered else "[] []"
+    assert mounted.stdout.strip().splitlines()[-1] == expected

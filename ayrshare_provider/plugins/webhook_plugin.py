@@ -14,22 +14,15 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from ayrshare_provider.plugins.lazy_app import BuiltOnFirstRequest
+
 URL_PREFIX = "/ayrshare"
 
 
-class _BuiltOnFirstRequest:
-    """An ASGI app that builds the receiver when it is first called: every Airflow process loads
-    plugins, and only the API server serves them."""
+def _receiver() -> Any:
+    from ayrshare_provider.plugins.webhook_receiver import create_app
 
-    def __init__(self) -> None:
-        self._app: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self._app is None:
-            from ayrshare_provider.plugins.webhook_receiver import create_app
-
-            self._app = create_app()
-        await self._app(scope, receive, send)
+    return create_app()
 
 
 def receiver_apps() -> list[dict[str, Any]]:
@@ -38,7 +31,9 @@ def receiver_apps() -> list[dict[str, Any]]:
 
     if not conf.getboolean("ayrshare", "webhook_receiver", fallback=False):
         return []
-    return [{"app": _BuiltOnFirstRequest(), "url_prefix": URL_PREFIX, "name": "Ayrshare webhook receiver"}]
+    return [
+        {"app": BuiltOnFirstRequest(_receiver), "url_prefix": URL_PREFIX, "name": "Ayrshare webhook receiver"}
+    ]
 
 
 class AyrshareWebhookPlugin(AirflowPlugin):
