@@ -10,6 +10,10 @@ from typing import Any
 __version__ = "0.2.0"
 
 PACKAGE_NAME = "airflow-provider-ayrshare"
+#: What `airflow providers list` shows; the same words as the distribution's (pyproject.toml).
+PROVIDER_DESCRIPTION = (
+    "Apache Airflow provider for Ayrshare: recover failed social-media posts safely, exactly once."
+)
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -25,7 +29,7 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": PACKAGE_NAME,
         "name": "Ayrshare",
-        "description": "Retry failed Ayrshare social-media posts exactly once and wait for their outcome.",
+        "description": PROVIDER_DESCRIPTION,
         "versions": [__version__],
         "integrations": [
             {

@@ -1,13 +1,21 @@
-"""``python -m ayrshare_emulator --port 8765 --api-key KEY [--scenario demo] [--profiles N] [--seed N]``."""
+"""``python -m ayrshare_emulator --port 8765 --api-key KEY [--scenario demo] [--profiles N] [--seed N]``.
+
+On start it prints where it serves and the failed posts it holds (id, networks, why), so that a
+first DAG has a post id to retry.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ayrshare_emulator import profiles
 from ayrshare_emulator.scenarios import SCENARIOS
+
+if TYPE_CHECKING:
+    from ayrshare_emulator.state import State
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +79,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: The failed posts printed at start; the rest are counted, with the command that lists them all.
+FAILED_POSTS_SHOWN = 20
+
+
+def failed_posts_listing(state: State, url: str, api_key: str) -> list[str]:
+    """
+    The failed posts the emulator serves, one line each (id, networks, why), for a first DAG's post id.
+
+    :param state: the emulator's state.
+    :param url: where it serves.
+    :param api_key: its key, for the command that lists them all.
+    """
+    failed = [
+        post
+        for profile in sorted({post.profile for post in state.posts.values()})
+        for post in state.history(profile)
+        if post.record.get("status") == "error"
+    ]
+    lines = [f"{len(failed)} failed posts (id, networks, why):"] if failed else []
+    for post in failed[:FAILED_POSTS_SHOWN]:
+        errors = post.record.get("errors") or []
+        why = (
+            "; ".join(f"{error.get('platform')}: code {error.get('code')}" for error in errors)
+            or "no error given"
+        )
+        networks = ",".join(post.record.get("platforms") or [])
+        owner = f"  (profile {post.profile[:8]}...)" if post.profile else ""
+        lines.append(f"  {post.record['id']}  {networks:<22} {why}{owner}")
+    if len(failed) > FAILED_POSTS_SHOWN:
+        lines.append(
+            f"  and {len(failed) - FAILED_POSTS_SHOWN} more: curl -H 'Authorization: Bearer {api_key}' "
+            f"'{url}/api/history?status=error&lastDays=0'"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from ayrshare_emulator.server import Emulator
@@ -99,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Ayrshare emulator serving {emulator.url} (scenario {args.scenario}, {len(emulator.state.posts)} posts)",
         flush=True,
     )
+    for line in failed_posts_listing(emulator.state, emulator.url, args.api_key):
+        print(line, flush=True)
     for number, profile in enumerate(made, start=1):
         # Like Ayrshare at a profile's creation, the one moment its key is shown: an emulator key, not a secret.
         connection = {

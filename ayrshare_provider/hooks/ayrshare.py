@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -14,6 +15,7 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from ayrshare_provider import connection_form, metrics
 from ayrshare_provider.exceptions import (
+    AyrshareAuthError,
     AyrshareConfigError,
     AyrshareError,
     AyrshareRateLimitError,
@@ -88,6 +90,9 @@ _HISTORY_QUERY = {
 }
 
 
+_log = logging.getLogger(__name__)
+
+
 def history_params(filters: HistoryFilters) -> dict[str, Any]:
     """The query of ``GET /api/history``, checked before anything is sent (see :class:`HistoryFilters`)."""
     if unknown := sorted(set(filters) - set(_HISTORY_QUERY)):
@@ -149,17 +154,44 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def _answer(
-    status: int, text: str, headers: Any, call: str, post_id: str | None, created_post_ok: bool = False
+    status: int,
+    text: str,
+    headers: Any,
+    call: str,
+    post_id: str | None,
+    conn_id: str,
+    created_post_ok: bool = False,
 ) -> dict[str, Any]:
     """An answer's JSON object, or its typed error (both halves of the hook end here)."""
-    return parse_response(
-        status,
-        text,
-        call=call,
-        post_id=post_id,
-        retry_after=_retry_after(headers),
-        created_post_ok=created_post_ok,
-    )
+    try:
+        return parse_response(
+            status,
+            text,
+            call=call,
+            post_id=post_id,
+            retry_after=_retry_after(headers),
+            created_post_ok=created_post_ok,
+        )
+    except AyrshareAuthError as refused:  # the one fix is in a connection: say which
+        raise AyrshareAuthError(
+            refused.message,
+            call=refused.call,
+            post_id=refused.post_id,
+            http_status=refused.http_status,
+            code=refused.code,
+            errors=refused.errors,
+            hint=f"fix the API Key, Profile Key or X credentials of the Airflow connection {conn_id!r} "
+            "under Admin > Connections",
+        ) from None
+
+
+def _told_once(error: AyrshareError) -> AyrshareError:
+    """
+    The error as its task's log shows it last: without the frames of the retries that ended in it
+    (tenacity's, the futures'), which say nothing its message does not. DEBUG logs keep them.
+    """
+    _log.debug("Ayrshare call failed after its retries", exc_info=error)
+    return error.with_traceback(None)
 
 
 class AyrshareHook(HttpHook):
@@ -435,7 +467,15 @@ class AyrshareHook(HttpHook):
             raise
         budget.settle(claim, response.status_code, response.headers)
         self._count_sent(call, response.status_code)
-        return _answer(response.status_code, response.text, response.headers, call, post_id, created_post_ok)
+        return _answer(
+            response.status_code,
+            response.text,
+            response.headers,
+            call,
+            post_id,
+            self.ayrshare_conn_id,
+            created_post_ok,
+        )
 
     def _read(self, path: str, call: str, post_id: str | None = None, **request: Any) -> dict[str, Any]:
         return self._repeatable("GET", path, call, post_id, **request)
@@ -446,7 +486,10 @@ class AyrshareHook(HttpHook):
         """A call that does the same thing however often it lands (a read, a registration): retried like a read."""
         if self._retrying is None:  # built once: tenacity keeps each call's state per thread
             self._retrying = tenacity.Retrying(**self._read_policy(self._connect().settings))
-        return self._retrying(self._send, method, path, call, post_id, **request)
+        try:
+            return self._retrying(self._send, method, path, call, post_id, **request)
+        except AyrshareError as err:
+            raise _told_once(err) from None
 
     def run(
         self,
@@ -551,7 +594,7 @@ class AyrshareHook(HttpHook):
             # No attempt of the task may send a refused write again: it fails at once.
             final = refused_write(err)
             if final is err:
-                raise
+                raise _told_once(err) from None
             if sends > 1 and not resends_surely_unapplied:
                 raise AyrshareWriteUncertainError(
                     f"sent again after its answer was lost, then refused ({final}): whether the first "
@@ -770,13 +813,16 @@ class AyrshareHook(HttpHook):
             await target.budget.asettle(claim, *((answered[0], answered[2]) if answered else ()))
         status, text, headers = answered
         self._count_sent(call, status)
-        return _answer(status, text, headers, call, post_id)
+        return _answer(status, text, headers, call, post_id, self.ayrshare_conn_id)
 
     async def _aread(
         self, path: str, call: str, post_id: str | None = None, **request: Any
     ) -> dict[str, Any]:
         retrying = tenacity.AsyncRetrying(**self._read_policy(await self.asettings()))
-        return await retrying(self._asend, "GET", path, call, post_id, **request)
+        try:
+            return await retrying(self._asend, "GET", path, call, post_id, **request)
+        except AyrshareError as err:
+            raise _told_once(err) from None
 
     async def aget_post(self, post_id: str) -> dict[str, Any]:
         """

@@ -560,6 +560,14 @@ def test_the_command_line_prints_its_url_and_stops_on_sigterm(tmp_path):
         line = process.stdout.readline()
         assert line.startswith("Ayrshare emulator serving http://127.0.0.1:") and "16 posts" in line
         url = line.split()[3]
+        # Then the failed posts it serves, one line each, as the API lists them: a first DAG's post ids.
+        assert process.stdout.readline().strip() == "15 failed posts (id, networks, why):"
+        listed = [process.stdout.readline().split() for _ in range(15)]
+        history = requests.get(
+            f"{url}/api/history", params={"status": "error", "lastDays": 0}, headers=AUTH, timeout=10
+        ).json()["history"]
+        assert [words[0] for words in listed] == [post["id"] for post in history]
+        assert sum("code" in words for words in listed) == 14  # the post published despite "error" has none
         assert requests.get(f"{url}/api/user", headers=AUTH, timeout=10).status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

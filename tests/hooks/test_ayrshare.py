@@ -86,9 +86,14 @@ def test_a_bad_api_key_fails_at_once_and_is_never_retried(fake, monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_AYRSHARE_DEFAULT", connection_json(fake.url).replace(API_KEY, "wrong-key-123")
     )
-    with pytest.raises(AyrshareAuthError, match="HTTP 401.*API Key not valid"):
+    with pytest.raises(AyrshareAuthError, match="HTTP 401.*API Key not valid") as refused:
         fast_hook().get_post("p1")
     assert fake.calls["GET /api/post"] == 1
+    # One message to read: which connection to fix, and no retry machinery's frames above it.
+    assert "the Airflow connection 'ayrshare_default' under Admin > Connections" in str(refused.value)
+    frames = [entry.path for entry in refused.traceback]
+    assert not [path for path in frames if "tenacity" in str(path) or "concurrent" in str(path)]
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
 
 
 def test_an_unknown_post_is_not_found(ayrshare_conn):
