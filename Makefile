@@ -1,4 +1,5 @@
-# One-command set-up: `make demo` runs the failed-post recovery demo, `make test` the tests.
+# One-command set-up: `make demo` runs the failed-post recovery demo, `make test` the fast tests,
+# `make test-all` every test (what CI runs on the newest Airflow), `make docs` the Sphinx site.
 # Both create the virtual environment on first use and reinstall only when pyproject.toml or the
 # version (ayrshare_provider/__init__.py, which the installed metadata reports) changes.
 # Another Airflow: `make test AIRFLOW_VERSION=2.11.2 VENV=.venv-airflow-2.11.2`.
@@ -11,7 +12,7 @@ CONSTRAINTS := $(wildcard .ci/constraints-airflow-$(AIRFLOW_VERSION).txt)
 PYTEST_ARGS ?=
 EMULATOR := ayrshare-emulator
 
-.PHONY: install demo test production lint package-check bench clean
+.PHONY: install demo test test-all docs production lint package-check bench clean
 
 install: $(STAMP)
 
@@ -30,8 +31,20 @@ $(STAMP): pyproject.toml ayrshare_provider/__init__.py $(EMULATOR)/pyproject.tom
 demo: install
 	$(VENV)/bin/python .ci/demo.py
 
+# The fast loop for a change: unit, emulator contract and the shorter dag.test() runs. Left out:
+# the dag.test() runs of over 30 s on Airflow 3.0 to 3.2 (long_run, scale, ledger), the fault soak,
+# and the whole-Airflow stacks (stack, production); `make test-all` runs them.
+FAST := not long_run and not scale and not ledger and not soak and not stack and not production
 test: install
+	$(VENV)/bin/python -m pytest -m "$(FAST)" $(PYTEST_ARGS)
+
+test-all: install
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The documentation site (docs/, Sphinx with MyST), warnings as errors; its tools are the `docs` group.
+docs: install
+	$(VENV)/bin/python -m pip install -q --group docs
+	$(VENV)/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 # The production-shaped stack alone: PostgreSQL, CeleryExecutor on Redis, two hosts of a worker and a
 # triggerer each, both workers and a triggerer SIGKILLed mid-recovery (Debian's postgresql and
@@ -74,4 +87,4 @@ bench: install
 	$(VENV)/bin/python -m bench.run_all
 
 clean:
-	rm -rf .venv .venv-airflow-* .venv-wheel .venv-emulator dist .pytest_cache *.egg-info $(EMULATOR)/*.egg-info
+	rm -rf .venv .venv-airflow-* .venv-wheel .venv-emulator dist .pytest_cache *.egg-info $(EMULATOR)/*.egg-info docs/_build

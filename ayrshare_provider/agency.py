@@ -189,8 +189,8 @@ def join_plans(
             if key != "waits":  # a wait's post is in to_retry too
                 posts += [RecoveryPlan.entry_id(entry) for entry in entries]
         owner.update({post_id: str(label) for post_id in posts})
-        joined.failure_codes.update(
-            {post_id: plan.failure_codes[post_id] for post_id in posts if post_id in plan.failure_codes}
+        joined.failures.update(
+            {post_id: plan.failures[post_id] for post_id in posts if post_id in plan.failures}
         )
         reason = part.get("reason", "")
         if taken:

@@ -20,7 +20,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 class Metric(str, Enum):
-    """Every counter the provider emits (the README lists them with what they count)."""
+    """Every counter the provider emits (docs/production.md lists them with what they count)."""
 
     API_CALLS = "api.calls"  # every HTTP request sent to Ayrshare
     API_RATE_LIMITED = "api.rate_limited"  # answers 429

@@ -408,10 +408,12 @@ def failed_networks(summary: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def failure_codes(record: dict[str, Any]) -> list[int | str]:
-    """The error codes a post's networks failed with, each once, in the order its record gives them."""
-    codes = [error["code"] for error in failed_networks({"networks": network_results(record)})]
-    return list(dict.fromkeys(code for code in codes if isinstance(code, (int, str)) and code != ""))
+def failures_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each network a post failed on, with the error code it gave (``{"platform", "code"}``; no message)."""
+    return [
+        {"platform": error["platform"], "code": error["code"]}
+        for error in failed_networks({"networks": network_results(record)})
+    ]
 
 
 def network_name(platform: Any) -> str:

@@ -19,7 +19,7 @@ from ayrshare_provider.posts import (
     Plan,
     WaitState,
     failed_networks,
-    failure_codes,
+    failures_of,
     is_repost,
     network_name,
     person_request,
@@ -80,7 +80,7 @@ def plan_recovery(
         if post_id in decided:
             continue  # history pages can overlap; one post, one decision
         decided.add(post_id)
-        plan.failure_codes[post_id] = failure_codes(record)
+        plan.failures[post_id] = failures_of(record)
         path, entry, reason = _path_of(record, post_id, now, max_wait_hint, ask_person, repost_spent)
         if dry_run and path in _DRY_RUN_VERBS:
             path, entry = (

@@ -28,8 +28,8 @@ class RecoveryPlan:
         the retry tasks as arguments, never kept in the plan's XCom.
     :param profiles: a run over many profiles: per connection, its ``conn_id``, ``label``,
         ``state`` (planned, skipped, failed), ``reason`` and ``posts``; None for one profile.
-    :param failure_codes: per post planned, the error codes its networks failed with as found
-        (each code once), for the counts of recurring failures in the recoveries page.
+    :param failures: per post planned, each network it failed on with the error code it gave, as
+        found (``{"platform", "code"}``): the report's networks and the recoveries page's codes.
     """
 
     to_retry: list[str] = field(default_factory=list)
@@ -43,7 +43,7 @@ class RecoveryPlan:
     records_as_of: float | None = None
     retry_with: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: list[dict[str, Any]] | None = None
-    failure_codes: dict[str, list[int | str]] = field(default_factory=dict)
+    failures: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     #: The lists of posts; ``to_retry`` and ``spent`` hold ids, the others entries with an ``id``.
     POST_LISTS: ClassVar[tuple[str, ...]] = (
@@ -97,5 +97,5 @@ class RecoveryPlan:
             raise AyrshareError(f"{source} is not a recovery plan: {', '.join(malformed)} not lists")
         plan = cls(**{name: item for name, item in value.items() if name in known})
         plan.retry_with = dict(plan.retry_with or {})
-        plan.failure_codes = dict(plan.failure_codes or {})
+        plan.failures = dict(plan.failures or {})
         return plan

@@ -174,6 +174,7 @@ def recover(
     if ASKS_PEOPLE:
         from ayrshare_provider.operators.review import ReviewPostsOperator
 
+        # [START howto_operator_review_posts]
         ask = ReviewPostsOperator(
             task_id="ask_person",
             posts=plan[NEEDS_PERSON_XCOM_KEY],
@@ -182,6 +183,7 @@ def recover(
             retries=1,
             retry_delay=timedelta(seconds=30),
         )
+        # [END howto_operator_review_posts]
 
         @task
         def route_chosen(chosen: Any, ti: Any = None) -> list[dict[str, Any]]:
@@ -210,11 +212,13 @@ def recover(
 
     to_repost = choose_reposts()
     retries >> to_repost
+    # [START howto_operator_repost]
     steps.append(
         RepostOperator.partial(
             task_id="repost_post", map_index_template=_LABEL, **waits, **_safe_to_repeat()
         ).expand_kwargs(to_repost)
     )
+    # [END howto_operator_repost]
 
     callbacks: dict[str, Any] = (
         {"on_success_callback": notifiers, "on_failure_callback": notifiers} if notifiers else {}
@@ -340,4 +344,8 @@ def _networks_by_post(summaries: list[Any], plan: RecoveryPlan) -> dict[str, lis
         platforms = {str(n.get("platform") if isinstance(n, dict) else n) for n in found} - {"None", ""}
         if entry.get("id") and platforms:
             seen.setdefault(entry["id"], set()).update(platforms)
+    # A post no task read (retry later, skipped): the networks it had failed on, as planned.
+    for post_id, failures in plan.failures.items():
+        if post_id not in seen and failures:
+            seen[post_id] = {str(failure["platform"]) for failure in failures}
     return {post_id: sorted(platforms) for post_id, platforms in seen.items()}

@@ -27,7 +27,7 @@ def run_stats(report: dict[str, Any], plan: RecoveryPlan, networks: dict[str, li
     A run's counts: per outcome, per network, per profile, per failure code, and who needs a person.
 
     :param report: what :func:`~ayrshare_provider.recovery.build_report` returned.
-    :param plan: the run's plan (its ``failure_codes`` and, over many profiles, each one's posts).
+    :param plan: the run's plan (its ``failures`` and, over many profiles, each one's posts).
     :param networks: each post's networks, by post id; a post not in it counts under ``other``.
     """
     profiles = [
@@ -45,7 +45,7 @@ def run_stats(report: dict[str, Any], plan: RecoveryPlan, networks: dict[str, li
         "outcomes": {outcome: report["counts"].get(outcome, 0) for outcome in OUTCOMES},
         "networks": outcomes_per_network(report, networks),
         "profiles": profiles,
-        "codes": _codes(plan, list(plan.failure_codes)),
+        "codes": _codes(plan, list(plan.failures)),
         "needs_person": needs_a_person(report),
     }
 
@@ -83,6 +83,11 @@ def _posts_of(plan: RecoveryPlan, conn_id: str) -> list[str]:
 
 
 def _codes(plan: RecoveryPlan, post_ids: list[str]) -> dict[str, int]:
-    """How many posts failed with each code, most frequent first."""
-    counted = Counter(str(code) for post_id in post_ids for code in plan.failure_codes.get(post_id, []))
+    """How many posts failed with each code (a post counts once per code), most frequent first."""
+    counted = Counter(
+        str(code)
+        for post_id in post_ids
+        for code in {failure["code"] for failure in plan.failures.get(post_id, [])}
+        if code is not None
+    )
     return dict(counted.most_common())

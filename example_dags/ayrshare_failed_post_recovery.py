@@ -24,7 +24,7 @@ Profile (default `["ayrshare_default"]`). Each profile is planned by its own `fi
 task (labelled with its title), retried with its own key, rate budget and shared waits, all
 profiles side by side; a suspended profile is skipped with its reason, one whose keys Ayrshare
 refuses fails its own task (and the run, at the report) while the others recover. The report
-groups outcomes by profile. See README, "Many profiles (agencies)".
+groups outcomes by profile. See the docs, "Many profiles (agencies)".
 
 Params (what to recover, and how far to go): `ayrshare_conn_ids`, `last_days` (0 = all),
 `platforms` (empty = all), `dry_run`, `max_wait_hint` (seconds, default 93600 = 26 h),
@@ -32,7 +32,7 @@ Params (what to recover, and how far to go): `ayrshare_conn_ids`, `last_days` (0
 false). Each profile's failed posts are listed once, up to 1,000 (Ayrshare's most). How the steps
 work (`poll_interval`, 15 s between two reads of a retried post; `trust_plan`, `end_from_trigger`,
 `batch_wait`) are arguments of `recover()` in this file, not params. To cap how many retry tasks
-call Ayrshare at once, give them a pool (README, "Recovering many posts").
+call Ayrshare at once, give them a pool (the docs, "Recovering many posts").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ person can unblock (Airflow 3.1+), reposts spent ones when `repost_spent`, and r
 
 With a webhook secret in the connection and Ayrshare's scheduled-action webhook registered, the
 webhook receiver reports failures on the same asset within seconds and the watcher lists only
-every 10 minutes, as a safety net (README: Webhooks); each failed post starts one run either way.
+every 10 minutes, as a safety net (docs: Webhooks); each failed post starts one run either way.
 
 Connection: `ayrshare_default`. A post that failed before the watcher first looked is not
 reported: `ayrshare_failed_post_recovery` is for those. Requires Airflow 3.0+ (on 2.11 this file
@@ -47,13 +47,15 @@ else:
     from ayrshare_provider.assets import failed_posts_asset_name
     from ayrshare_provider.triggers.failed_posts import FailedPostsTrigger
 
-    # Also where Airflow's webhook receiver reports the failures Ayrshare pushes (README: Webhooks).
+    # Also where Airflow's webhook receiver reports the failures Ayrshare pushes (docs: Webhooks).
+    # [START howto_trigger_failed_posts]
     failed_posts = Asset(
         failed_posts_asset_name("ayrshare_default"),  # "ayrshare_failed_posts"
         watchers=[
             AssetWatcher(name="ayrshare_failed_posts_watcher", trigger=FailedPostsTrigger("ayrshare_default"))
         ],
     )
+    # [END howto_trigger_failed_posts]
 
     with DAG(
         dag_id="ayrshare_recover_on_failure",

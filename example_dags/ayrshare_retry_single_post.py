@@ -22,6 +22,7 @@ with DAG(
     doc_md=__doc__,
     params={"post_id": Param(type="string", description="The Ayrshare post id to retry.")},
 ):
+    # [START howto_operator_retry_post]
     retry = RetryPostOperator(
         task_id="retry_post",
         post_id="{{ params.post_id }}",
@@ -29,6 +30,8 @@ with DAG(
         retries=2,
         **retry_policy_args(),
     )
+    # [END howto_operator_retry_post]
+    # [START howto_sensor_post_status]
     published = PostStatusSensor(
         task_id="wait_until_published",
         post_id="{{ params.post_id }}",
@@ -36,4 +39,5 @@ with DAG(
         poke_interval=15,
         timeout=1800,
     )
+    # [END howto_sensor_post_status]
     retry >> published

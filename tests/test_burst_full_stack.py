@@ -3,7 +3,7 @@
 Ayrshare's own clocks, unscaled: 300 requests per 5 minutes per profile, history answers cached
 60 s, a retried post final 1 to 5 minutes after its PUT. A run of this size once stalled: a write
 waited past SQLite's busy timeout while the burst's task runs wrote, and the triggerer, the
-scheduler and the DAG processor each ended on "database is locked" (README, "What SQLite carries").
+scheduler and the DAG processor each ended on "database is locked" (docs/production.md, "What SQLite carries").
 """
 
 from __future__ import annotations

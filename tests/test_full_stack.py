@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -284,46 +285,51 @@ def test_the_recoveries_page_shows_the_runs_and_who_waits_for_a_person_without_c
         assert time.monotonic() < deadline, f"the third run never asked a person: {ask['state']}"
         time.sleep(0.5)
 
-    url = f"{stack.url}/ayrshare-recoveries/"
-    assert requests.get(url, timeout=10).status_code == 401  # a stranger
-    forged = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=10)
-    assert forged.status_code == 401 and "Log in to Airflow" in forged.text
-    assert stack.session.get(url, timeout=10).status_code == 200  # the admin's token
+    try:
+        url = f"{stack.url}/ayrshare-recoveries/"
+        assert requests.get(url, timeout=10).status_code == 401  # a stranger
+        forged = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=10)
+        assert forged.status_code == 401 and "Log in to Airflow" in forged.text
+        assert stack.session.get(url, timeout=10).status_code == 200  # the admin's token
 
-    before = emulator_for_stack.state.counters()["requests"]
-    context = browser.new_context(viewport={"width": 1500, "height": 1500})
-    hosts: set[str] = set()
-    context.on("request", lambda request: hosts.add(request.url.split("/")[2]))
-    page = context.new_page()
-    log_in(page, stack, "/plugin/ayrshare-recoveries")
-    frame = page.frame_locator("iframe")
-    frame.locator("body[data-loaded=true]").wait_for()
-    status = frame.get_by_test_id("status").inner_text()
-    assert "waiting for a person" in status and not status.startswith("Could not"), status
+        before = emulator_for_stack.state.counters()["requests"]
+        context = browser.new_context(viewport={"width": 1500, "height": 1500})
+        hosts: set[str] = set()
+        context.on("request", lambda request: hosts.add(request.url.split("/")[2]))
+        page = context.new_page()
+        log_in(page, stack, "/plugin/ayrshare-recoveries")
+        frame = page.frame_locator("iframe")
+        frame.locator("body[data-loaded=true]").wait_for()
+        status = frame.get_by_test_id("status").inner_text()
+        assert "1 waiting for a person" in status and "could not" not in status, status
 
-    runs = frame.get_by_test_id("runs").inner_text()
-    for run in (recovery_run, unanswered_run):
-        assert run["run_id"] in runs
-    assert "8 recovered" in runs or "recovered after a wait" in runs  # the first run's, as its report counts
-    assert "1 left by a person" in runs
-    networks = frame.get_by_test_id("networks").inner_text()
-    assert "X" in networks and "Facebook" in networks
-    assert frame.get_by_test_id("codes").locator("tr").count() > 1  # a code and how often it recurs
-    waiting_now = frame.get_by_test_id("waiting")
-    assert waiting["dag_run_id"] in waiting_now.inner_text()
-    answer = waiting_now.get_by_role("link", name="Answer in Required Actions")
-    assert answer.get_attribute("href").endswith(
-        f"/runs/{waiting['dag_run_id']}/tasks/ask_person/required_actions"
-    )
-    assert "change the text" in frame.get_by_test_id("needs-person").inner_text()
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(images / "recoveries.png"), full_page=True)
-    context.close()
+        runs = frame.get_by_test_id("runs").inner_text()
+        for run in (recovery_run, unanswered_run):
+            assert run["run_id"] in runs
+        # The first run's counts, as its report has them.
+        assert "8 recovered" in runs or "recovered after a wait" in runs
+        assert "1 left by a person" in runs
+        networks = frame.get_by_test_id("networks").inner_text()
+        assert "X" in networks and "Facebook" in networks
+        assert frame.get_by_test_id("codes").locator("tr").count() > 1  # a code and how often it recurs
+        waiting_now = frame.get_by_test_id("waiting")
+        assert waiting["dag_run_id"] in waiting_now.inner_text()
+        answer = waiting_now.get_by_role("link", name="Answer in Required Actions")
+        assert answer.get_attribute("href").endswith(
+            f"/runs/{quote(waiting['dag_run_id'], safe='')}/tasks/ask_person/required_actions"
+        )
+        assert "change the text" in frame.get_by_test_id("needs-person").inner_text()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(images / "recoveries.png"), full_page=True)
+        answer.click()  # the UI's frame may not navigate the UI: the page's links still open in it
+        page.wait_for_url("**/tasks/ask_person/required_actions")
+        context.close()
 
-    assert hosts == {stack.url.split("/")[2]}  # the browser asked the API server only
-    assert emulator_for_stack.state.counters()["requests"] == before  # and nothing asked Ayrshare
-    # The third run's person step ends: later tests run the DAG again (one run at a time).
-    stack.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{waiting['dag_run_id']}", json={"state": "success"})
+        assert hosts == {stack.url.split("/")[2]}  # the browser asked the API server only
+        assert emulator_for_stack.state.counters()["requests"] == before  # and nothing asked Ayrshare
+    finally:
+        # The third run's person step ends: later tests run the DAG again (one run at a time).
+        stack.api("PATCH", f"/dags/{DAG_ID}/dagRuns/{waiting['dag_run_id']}", json={"state": "success"})
 
 
 WATCHER_DAG_ID = "ayrshare_recover_on_failure"
@@ -414,7 +420,7 @@ def test_a_post_that_fails_is_recovered_without_anyone_triggering_a_run(
 
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 CHROMIUM = "/usr/bin/chromium"
-# The README's screenshots are refreshed on request only: AYRSHARE_REFRESH_SCREENSHOTS=1 make test.
+# The docs' screenshots are refreshed on request only: AYRSHARE_REFRESH_SCREENSHOTS=1 make test.
 REFRESH_SCREENSHOTS = os.environ.get("AYRSHARE_REFRESH_SCREENSHOTS") == "1"
 
 

@@ -22,7 +22,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
-from ayrshare_provider.plugins.recoveries_plugin import URL_PREFIX
 from ayrshare_provider.posts import NETWORK_NAMES
 from ayrshare_provider.recovery import OUTCOMES
 from ayrshare_provider.run_stats import RUN_STATS_XCOM_KEY, STATS_VERSION
@@ -34,15 +33,20 @@ _REFUSED = (
 )
 
 
-def create_app() -> FastAPI:
-    """The page's FastAPI app (mounted by Airflow under ``/ayrshare-recoveries``)."""
+def create_app(url_prefix: str) -> FastAPI:
+    """
+    The page's FastAPI app.
+
+    :param url_prefix: where Airflow mounts it (``/ayrshare-recoveries``): the page finds Airflow's
+        UI and REST API at its own path less this.
+    """
     app = FastAPI(title="Ayrshare recoveries", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)
     async def recoveries(request: Request) -> HTMLResponse:
         if await _reader(request) is None:
             return HTMLResponse(_REFUSED, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return HTMLResponse(_page(_airflow_root(request)), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(_page(_airflow_root(request, url_prefix)), headers={"Cache-Control": "no-store"})
 
     return app
 
@@ -64,10 +68,10 @@ async def _reader(request: Request) -> Any | None:
         return None
 
 
-def _airflow_root(request: Request) -> str:
+def _airflow_root(request: Request, url_prefix: str) -> str:
     """Where Airflow's UI and REST API are, as the page's own path says (it holds behind a base URL)."""
     mounted_at = str(request.scope.get("root_path", ""))
-    return mounted_at[: -len(URL_PREFIX)] if mounted_at.endswith(URL_PREFIX) else ""
+    return mounted_at[: -len(url_prefix)] if mounted_at.endswith(url_prefix) else ""
 
 
 def _page(airflow_root: str) -> str:

@@ -23,7 +23,7 @@ PAGE_NAME = "Ayrshare recoveries"
 def _page() -> Any:
     from ayrshare_provider.plugins.recoveries_page import create_app
 
-    return create_app()
+    return create_app(URL_PREFIX)
 
 
 def _wanted() -> bool:
