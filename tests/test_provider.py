@@ -101,49 +101,38 @@ def test_airflow_connections_test_reaches_ayrshare_and_says_who_we_are(ayrshare_
     )
 
 
+def plugin_with_setting(option: str, setting: str | None, plugin: str, shown: str) -> str:
+    """What ``shown`` (an expression of the plugin class ``P``) prints in a fresh Python whose ``[ayrshare] <option>`` is ``setting``."""
+    variable = f"AIRFLOW__AYRSHARE__{option.upper()}"
+    env = {key: value for key, value in os.environ.items() if key != variable}
+    if setting is not None:
+        env[variable] = setting
+    module, name = plugin.rsplit(".", 1)
+    printed = subprocess.run(
+        [sys.executable, "-c", f"from {module} import {name} as P; print({shown})"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return printed.stdout.strip().splitlines()[-1]  # after any log lines
+
+
 @pytest.mark.parametrize(("setting", "apps"), [(None, 0), ("False", 0), ("True", 1)])
 def test_the_webhook_receiver_is_mounted_only_when_the_airflow_setting_asks_for_it(setting, apps):
     """``[ayrshare] webhook_receiver``, declared in the provider's config (default false)."""
     declared = airflow_cli("config", "get-value", "ayrshare", "webhook_receiver")
     assert declared.stdout.strip().splitlines()[-1] == "False", declared.stderr  # after any log lines
-    env = {key: value for key, value in os.environ.items() if key != "AIRFLOW__AYRSHARE__WEBHOOK_RECEIVER"}
-    if setting is not None:
-        env["AIRFLOW__AYRSHARE__WEBHOOK_RECEIVER"] = setting
-    mounted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from ayrshare_provider.plugins.webhook_plugin import AyrshareWebhookPlugin as P; "
-            "print(len(P.fastapi_apps))",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
-    assert mounted.stdout.strip().splitlines()[-1] == str(apps)
+    plugin = "ayrshare_provider.plugins.webhook_plugin.AyrshareWebhookPlugin"
+    assert plugin_with_setting("webhook_receiver", setting, plugin, "len(P.fastapi_apps)") == str(apps)
 
 
 @pytest.mark.parametrize("setting", [None, "False", "True"])
 def test_the_recoveries_page_is_added_only_when_asked_for_on_airflow_3_1_and_later(setting):
     """``[ayrshare] recoveries_page`` (default false): the page's app and its Browse entry, or nothing."""
-    env = {key: value for key, value in os.environ.items() if key != "AIRFLOW__AYRSHARE__RECOVERIES_PAGE"}
-    if setting is not None:
-        env["AIRFLOW__AYRSHARE__RECOVERIES_PAGE"] = setting
-    mounted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from ayrshare_provider.plugins.recoveries_plugin import AyrshareRecoveriesPlugin as P; "
-            "print([app['url_prefix'] for app in P.fastapi_apps], [view['href'] for view in P.external_views])",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=True,
-    )
+    plugin = "ayrshare_provider.plugins.recoveries_plugin.AyrshareRecoveriesPlugin"
+    shown = "[app['url_prefix'] for app in P.fastapi_apps], [view['href'] for view in P.external_views]"
     offered = setting == "True" and airflow_version() >= (3, 1)
     expected = "['/ayrshare-recoveries'] ['ayrshare-recoveries/']" if offered else "[] []"
-    assert mounted.stdout.strip().splitlines()[-1] == expected
+    assert plugin_with_setting("recoveries_page", setting, plugin, shown) == expected
