@@ -174,7 +174,6 @@ def recover(
     if ASKS_PEOPLE:
         from ayrshare_provider.operators.review import ReviewPostsOperator
 
-        # [START howto_operator_review_posts]
         ask = ReviewPostsOperator(
             task_id="ask_person",
             posts=plan[NEEDS_PERSON_XCOM_KEY],
@@ -183,7 +182,6 @@ def recover(
             retries=1,
             retry_delay=timedelta(seconds=30),
         )
-        # [END howto_operator_review_posts]
 
         @task
         def route_chosen(chosen: Any, ti: Any = None) -> list[dict[str, Any]]:
@@ -212,13 +210,11 @@ def recover(
 
     to_repost = choose_reposts()
     retries >> to_repost
-    # [START howto_operator_repost]
     steps.append(
         RepostOperator.partial(
             task_id="repost_post", map_index_template=_LABEL, **waits, **_safe_to_repeat()
         ).expand_kwargs(to_repost)
     )
-    # [END howto_operator_repost]
 
     callbacks: dict[str, Any] = (
         {"on_success_callback": notifiers, "on_failure_callback": notifiers} if notifiers else {}

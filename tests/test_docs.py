@@ -81,7 +81,7 @@ def test_the_api_reference_covers_every_module_and_the_guides_include_real_code(
             code = (DOCS / source).read_text()
             assert start in code and end in code and code.index(start) < code.index(end), (doc.name, source)
             includes += 1
-    assert includes >= 5  # one example per operator, the sensor and the watcher's trigger
+    assert includes >= 3  # the retry, the sensor and the watcher's trigger, from the example DAGs
 
 
 @pytest.mark.any_airflow

@@ -83,13 +83,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 FAILED_POSTS_SHOWN = 20
 
 
-def failed_posts_listing(state: State, url: str, api_key: str) -> list[str]:
+def failed_posts_listing(
+    state: State, url: str, api_key: str, titles: dict[str, str] | None = None
+) -> list[str]:
     """
     The failed posts the emulator serves, one line each (id, networks, why), for a first DAG's post id.
 
     :param state: the emulator's state.
     :param url: where it serves.
     :param api_key: its key, for the command that lists them all.
+    :param titles: each User Profile's title by its Profile Key, for the posts of profiles.
     """
     failed = [
         post
@@ -105,7 +108,7 @@ def failed_posts_listing(state: State, url: str, api_key: str) -> list[str]:
             or "no error given"
         )
         networks = ",".join(post.record.get("platforms") or [])
-        owner = f"  (profile {post.profile[:8]}...)" if post.profile else ""
+        owner = f"  ({(titles or {}).get(post.profile, 'a User Profile')})" if post.profile else ""
         lines.append(f"  {post.record['id']}  {networks:<22} {why}{owner}")
     if len(failed) > FAILED_POSTS_SHOWN:
         lines.append(
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Ayrshare emulator serving {emulator.url} (scenario {args.scenario}, {len(emulator.state.posts)} posts)",
         flush=True,
     )
-    for line in failed_posts_listing(emulator.state, emulator.url, args.api_key):
+    titles = {profile.key: profile.title for profile in made}
+    for line in failed_posts_listing(emulator.state, emulator.url, args.api_key, titles):
         print(line, flush=True)
     for number, profile in enumerate(made, start=1):
         # Like Ayrshare at a profile's creation, the one moment its key is shown: an emulator key, not a secret.
