@@ -2,7 +2,7 @@
 
 The report task pushes it as XCom (:data:`RUN_STATS_XCOM_KEY`), so that the page reads every run's
 counts through Airflow's REST API alone, with the reader's own permissions, and never Ayrshare.
-Counts and post ids only: never a key or a post's text.
+Counts, post ids and what a person must fix: never a key or a post's text.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ RUN_STATS_XCOM_KEY = "ayrshare_run_stats"
 STATS_VERSION = 1
 # The outcomes whose posts wait on a person's fix.
 _FOR_A_PERSON = ("left_by_person", "failed_again")
+#: The posts a person must fix, listed per run at most (the report's XCom lists all): an XCom the
+#: page reads once per run stays small.
+MOST_LISTED = 100
 
 
 def run_stats(report: dict[str, Any], plan: RecoveryPlan, networks: dict[str, list[str]]) -> dict[str, Any]:
@@ -40,13 +43,15 @@ def run_stats(report: dict[str, Any], plan: RecoveryPlan, networks: dict[str, li
         }
         for profile in report.get("profiles", [])
     ]
+    for_a_person = needs_a_person(report)
     return {
         "version": STATS_VERSION,
         "outcomes": {outcome: report["counts"].get(outcome, 0) for outcome in OUTCOMES},
         "networks": outcomes_per_network(report, networks),
         "profiles": profiles,
         "codes": _codes(plan, list(plan.failures)),
-        "needs_person": needs_a_person(report),
+        "needs_person": for_a_person[:MOST_LISTED],
+        "needs_person_total": len(for_a_person),
     }
 
 

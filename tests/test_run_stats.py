@@ -61,3 +61,11 @@ def test_over_many_profiles_each_profile_counts_its_own_codes():
         ("Acme", {"110": 1}),
     ]
     assert stats["codes"] == {"136": 1, "110": 1}
+
+
+def test_the_posts_for_a_person_are_listed_up_to_a_hundred_and_counted_all():
+    plan = plan_recovery([])
+    left = [{"id": f"p{index}", "by": "Ana", "fix": "X: change the text"} for index in range(150)]
+    report = {**build_report(plan, []), "left_by_person": left}
+    stats = run_stats(report, plan, {})
+    assert len(stats["needs_person"]) == 100 and stats["needs_person_total"] == 150
