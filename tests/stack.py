@@ -172,6 +172,12 @@ class Standalone(AirflowStack):
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
         return self
 
+    def triggerer_running(self) -> bool:
+        """Whether a triggerer of this stack is alive (``airflow standalone`` does not start a dead one again)."""
+        assert self.process is not None
+        sessions = {self.process.pid, *(extra.pid for extra in self.triggerers)}
+        return any("triggerer" in _cmdline(pid) for pid in session_pids(sessions))
+
     def restart_triggerer(self) -> list[int]:
         """SIGKILL the running triggerer and its children, then start a new one; the killed pids."""
         assert self.process is not None
