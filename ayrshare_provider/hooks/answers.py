@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ayrshare_provider.exceptions import (
@@ -28,6 +28,8 @@ from ayrshare_provider.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+_E = TypeVar("_E", bound=AyrshareError)
+
 
 def refused_write(error: AyrshareError) -> AyrshareError:
     """
@@ -38,14 +40,29 @@ def refused_write(error: AyrshareError) -> AyrshareError:
     status = error.http_status
     if type(error) is not AyrshareError or status is None or status >= 500:
         return error
-    return AyrshareWriteRefusedError(
+    return _retyped(error, AyrshareWriteRefusedError)
+
+
+def refused_key(error: AyrshareAuthError, conn_id: str) -> AyrshareAuthError:
+    """A refused API key, Profile Key or X credential, naming the Airflow connection to fix: the one fix."""
+    return _retyped(
+        error,
+        AyrshareAuthError,
+        hint=f"fix the API Key, Profile Key or X credentials of the Airflow connection {conn_id!r} "
+        "under Admin > Connections",
+    )
+
+
+def _retyped(error: AyrshareError, kind: type[_E], hint: str | None = None) -> _E:
+    """``error`` as ``kind``: the same message, call, post, status, code and network errors; ``hint`` if given."""
+    return kind(
         error.message,
         call=error.call,
         post_id=error.post_id,
-        http_status=status,
+        http_status=error.http_status,
         code=error.code,
         errors=error.errors,
-        hint=error.hint,
+        hint=hint or error.hint,
     )
 
 

@@ -24,7 +24,7 @@ from ayrshare_provider.exceptions import (
     AyrshareWriteUncertainError,
     is_transient,
 )
-from ayrshare_provider.hooks.answers import connection_error, parse_response, refused_write
+from ayrshare_provider.hooks.answers import connection_error, parse_response, refused_key, refused_write
 from ayrshare_provider.hooks.connection import ConnectionTarget, resolve_target
 from ayrshare_provider.metrics import Metric
 from ayrshare_provider.posts import ERROR, KNOWN_STATUSES, status_of, validate_post_id
@@ -172,17 +172,8 @@ def _answer(
             retry_after=_retry_after(headers),
             created_post_ok=created_post_ok,
         )
-    except AyrshareAuthError as refused:  # the one fix is in a connection: say which
-        raise AyrshareAuthError(
-            refused.message,
-            call=refused.call,
-            post_id=refused.post_id,
-            http_status=refused.http_status,
-            code=refused.code,
-            errors=refused.errors,
-            hint=f"fix the API Key, Profile Key or X credentials of the Airflow connection {conn_id!r} "
-            "under Admin > Connections",
-        ) from None
+    except AyrshareAuthError as refused:
+        raise refused_key(refused, conn_id) from None
 
 
 def _told_once(error: AyrshareError) -> AyrshareError:
