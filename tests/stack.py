@@ -110,6 +110,25 @@ class AirflowStack:
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
+    def post_once(self, path: str, json: dict[str, Any], landed: str) -> Any:
+        """
+        POST ``json`` to ``path``, asked again on a 5xx, a timeout or a refused connection only when
+        a GET of ``landed`` shows that the earlier try did not land (so never created twice).
+        """
+        for _ in range(9):
+            try:
+                return self.api("POST", path, json=json)
+            except (requests.Timeout, requests.ConnectionError, requests.HTTPError) as err:
+                if isinstance(err, requests.HTTPError) and err.response.status_code < 500:
+                    raise
+                time.sleep(1)
+                try:
+                    return self.api_patiently("GET", landed)
+                except requests.HTTPError as missing:
+                    if missing.response.status_code != 404:
+                        raise
+        return self.api("POST", path, json=json)
+
     def healthy(self) -> bool:
         try:
             health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
