@@ -634,7 +634,7 @@ def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_c
         emulator.faults.clear()
         if run_id is not None and state not in ("success", "failed"):  # later tests run the DAG again
             stack.api_patiently("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
-        stack.api("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": watcher["is_paused"]})
+        stack.api_patiently("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": watcher["is_paused"]})
     assert state == "success"
     report = stack.api(
         "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
