@@ -6,6 +6,7 @@ A full-stack run that fails or does not end in CI can then be read from CI's out
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -74,3 +75,30 @@ def stuck_run_story(stack: Standalone, dag_id: str, run_id: str) -> str:
         + "\nerrors in the stack's log:\n"
         + "\n".join(errors[-40:])
     )
+
+
+def wait_for_run_end(
+    stack: Standalone, dag_id: str, run_id: str, timeout: float = 300, supervise_triggerer: bool = False
+) -> str:
+    """
+    The run's final state; a run that does not end in time is told, then failed (the next test starts clean).
+
+    :param supervise_triggerer: start the triggerer again if it ended, as a deployment's process
+        supervisor does. On SQLite, Airflow's triggerer ends when a write of its own loop waits past
+        the busy timeout, which a burst of task runs and deliveries can make it do (docs:
+        production, "What SQLite carries"), and ``airflow standalone`` does not start it again.
+    """
+    started = time.monotonic()
+    path = f"/dags/{dag_id}/dagRuns/{run_id}"
+    while (state := stack.api_patiently("GET", path)["state"]) not in ("success", "failed"):
+        if supervise_triggerer and not stack.triggerer_running():
+            print(f"the triggerer had ended ({time.monotonic() - started:.0f} s into the run): started again")
+            stack.restart_triggerer()
+        if time.monotonic() - started > timeout:
+            try:
+                story = stuck_run_story(stack, dag_id, run_id)
+            finally:
+                stack.api_patiently("PATCH", path, json={"state": "failed"})
+            raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s\n{story}")
+        time.sleep(1)
+    return state

@@ -15,7 +15,7 @@ import requests
 from ayrshare_emulator.server import Emulator
 from ayrshare_provider import connection_form
 from tests.helpers import API_KEY, X_KEY, X_SECRET, connection_json
-from tests.run_story import failed_tasks, stuck_run_story, task_instances
+from tests.run_story import failed_tasks, stuck_run_story, task_instances, wait_for_run_end
 from tests.stack import ADMIN, Standalone
 
 pytestmark = pytest.mark.stack
@@ -605,7 +605,6 @@ def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_c
         {"endpoint": "GET /api/post/{id}", "kind": "late_answer", "seconds": 1.5, "probability": 0.1}
     )
     emulator.state.reset_counters()
-    run_id, state = None, None
     try:
         run_id = stack.api(
             "POST",
@@ -622,18 +621,10 @@ def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_c
                 },
             },
         )["dag_run_id"]
-        deadline = time.monotonic() + 420
-        while (state := stack.api_patiently("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
-            "success",
-            "failed",
-        ):
-            assert time.monotonic() < deadline, "the per-post recovery run did not end"
-            time.sleep(1)
+        state = wait_for_run_end(stack, DAG_ID, run_id, timeout=420)
         counters = emulator.state.counters()
     finally:
         emulator.faults.clear()
-        if run_id is not None and state not in ("success", "failed"):  # later tests run the DAG again
-            stack.api_patiently("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", json={"state": "failed"})
         stack.api_patiently("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": watcher["is_paused"]})
     assert state == "success"
     report = stack.api(

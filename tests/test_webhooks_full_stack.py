@@ -19,7 +19,7 @@ from ayrshare_emulator.server import Emulator
 from ayrshare_emulator.signing import signed_headers
 from tests.airflow_compat import airflow_version
 from tests.helpers import API_KEY, connection_json, seed_posts
-from tests.run_story import stuck_run_story
+from tests.run_story import wait_for_run_end
 from tests.stack import Standalone
 
 pytestmark = [
@@ -70,35 +70,6 @@ def counted(emulator: Emulator, endpoint: str) -> int:
 
 def runs(stack: Standalone, dag_id: str) -> list[dict[str, Any]]:
     return stack.api_patiently("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]
-
-
-def wait_for_run_end(
-    stack: Standalone, dag_id: str, run_id: str, timeout: float = 300, supervise_triggerer: bool = False
-) -> str:
-    """
-    The run's final state; a run that does not end in time is told, then failed (the next test starts clean).
-
-    :param supervise_triggerer: start the triggerer again if it ended, as a deployment's process
-        supervisor does. On SQLite, Airflow's triggerer ends when a write of its own loop waits past
-        the busy timeout, which a burst of task runs and deliveries can make it do (docs:
-        production, "What SQLite carries"), and ``airflow standalone`` does not start it again.
-    """
-    deadline = time.monotonic() + timeout
-    path = f"/dags/{dag_id}/dagRuns/{run_id}"
-    while (state := stack.api_patiently("GET", path)["state"]) not in ("success", "failed"):
-        if supervise_triggerer and not stack.triggerer_running():
-            print(
-                f"the triggerer had ended ({time.monotonic() - deadline + timeout:.0f} s into the run): started again"
-            )
-            stack.restart_triggerer()
-        if time.monotonic() > deadline:
-            try:
-                story = stuck_run_story(stack, dag_id, run_id)
-            finally:
-                stack.api_patiently("PATCH", path, json={"state": "failed"})
-            raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s\n{story}")
-        time.sleep(1)
-    return state
 
 
 def report(stack: Standalone, dag_id: str, run_id: str) -> dict[str, Any]:
