@@ -30,7 +30,7 @@ PROCESSING = 1.0  # seconds a failing scheduled post is processed before it fail
 
 
 def runs(stack: Any) -> list[dict[str, Any]]:
-    return stack.api_patiently("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns", params={"limit": 100})["dag_runs"]
+    return stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns", params={"limit": 100})["dag_runs"]
 
 
 def fail_one(url: str, index: int) -> float:
@@ -61,7 +61,7 @@ def recover_each(stack: Any, url: str) -> list[dict[str, float]]:
             time.sleep(0.2)
         started = time.monotonic() - failed_at
         run_id = new[0]["dag_run_id"]
-        while stack.api_patiently("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}")["state"] not in (
+        while stack.api("GET", f"/dags/{WATCHER_DAG_ID}/dagRuns/{run_id}")["state"] not in (
             "success",
             "failed",
         ):

@@ -77,7 +77,7 @@ def burst(tasks_at_once: int) -> dict[str, Any]:
                 "dag_run_id"
             ]
             all_deferred = None
-            while (state := stack.api_patiently("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
+            while (state := stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
                 "success",
                 "failed",
             ):

@@ -41,7 +41,7 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     run_id = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})[
         "dag_run_id"
     ]
-    while stack.api_patiently("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in (
+    while stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] not in (
         "success",
         "failed",
     ):
@@ -49,7 +49,7 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     seconds = time.monotonic() - started
     retries: list[dict[str, Any]] = []
     while True:  # the API gives at most 100 task instances a page
-        page = stack.api_patiently(
+        page = stack.api(
             "GET",
             f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
             params={"limit": 100, "offset": len(retries), "task_id": "retry_post"},
@@ -60,7 +60,7 @@ def run_recovery(stack: Any, trust: bool) -> dict[str, Any]:
     runs = 0
     for ti in retries:
         for try_number in range(1, ti["try_number"] + 1):
-            log = stack.api_patiently(
+            log = stack.api(
                 "GET",
                 f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/retry_post/logs/{try_number}",
                 params={"map_index": ti["map_index"], "full_content": True},

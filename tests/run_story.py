@@ -20,7 +20,7 @@ def task_instances(stack: AirflowStack, dag_id: str, run_id: str) -> list[dict[s
     """Every task instance of the run, mapped ones included (the API gives 100 a page)."""
     path, found = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", []
     while True:
-        page = stack.api_patiently("GET", path, params={"limit": 100, "offset": len(found)})
+        page = stack.api("GET", path, params={"limit": 100, "offset": len(found)})
         found += page["task_instances"]
         if not page["task_instances"] or len(found) >= page["total_entries"]:
             return found
@@ -90,7 +90,7 @@ def wait_for_run_end(
     """
     started = time.monotonic()
     path = f"/dags/{dag_id}/dagRuns/{run_id}"
-    while (state := stack.api_patiently("GET", path)["state"]) not in ("success", "failed"):
+    while (state := stack.api("GET", path)["state"]) not in ("success", "failed"):
         if supervise_triggerer and not stack.triggerer_running():
             print(f"the triggerer had ended ({time.monotonic() - started:.0f} s into the run): started again")
             stack.restart_triggerer()
@@ -98,7 +98,7 @@ def wait_for_run_end(
             try:
                 story = stuck_run_story(stack, dag_id, run_id)
             finally:
-                stack.api_patiently("PATCH", path, json={"state": "failed"})
+                stack.api("PATCH", path, json={"state": "failed"})
             raise AssertionError(f"{dag_id} run {run_id} did not end in {timeout} s\n{story}")
         time.sleep(1)
     return state

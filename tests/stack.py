@@ -81,32 +81,28 @@ class AirflowStack:
         self.session = requests.Session()
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
-        answer.raise_for_status()
-        return answer.json() if answer.content else None
-
-    def api_patiently(self, method: str, path: str, **kwargs: Any) -> Any:
         """
-        :meth:`api`, asked again (1 s apart, 10 tries) on a 5xx, a timeout or a refused connection, as a person clicks again:
-        on SQLite the API server can meet "database is locked" while the scheduler writes. Never a
-        POST, which may have landed. A PATCH answered 409 after a 5xx had landed: the state is read.
+        One REST call. A read or a PATCH (both idempotent here) is asked again, 1 s apart and 10
+        tries, on a 5xx, a timeout or a refused connection, as a person clicks again: on SQLite the
+        API server can meet "database is locked" while the scheduler writes (CI met it on a GET of
+        asset events). A PATCH answered 409 after a 5xx had landed: the state is read. A POST is
+        sent once (it may have landed): :meth:`post_once` checks before sending it again.
         """
         answer = None
-        for attempt in range(10):
+        for attempt in range(1 if method == "POST" else 10):
             try:
                 answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
             except (requests.Timeout, requests.ConnectionError):
-                if method == "POST":
+                if method == "POST" or attempt == 9:
                     raise
                 time.sleep(1)
                 continue
             if answer.status_code == 409 and method == "PATCH" and attempt:
                 return self.api("GET", path)
-            if answer.status_code < 500 or method == "POST":
+            if answer.status_code < 500:
                 break
             time.sleep(1)
-        if answer is None:
-            return self.api(method, path, **kwargs)
+        assert answer is not None
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
@@ -123,7 +119,7 @@ class AirflowStack:
                     raise
                 time.sleep(1)
                 try:
-                    return self.api_patiently("GET", landed)
+                    return self.api("GET", landed)
                 except requests.HTTPError as missing:
                     if missing.response.status_code != 404:
                         raise

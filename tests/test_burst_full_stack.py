@@ -49,7 +49,7 @@ def burst(ayrshare_with_its_clocks) -> dict:
             "dag_run_id"
         ]
         deadline = started + 3 * (POSTS / LIMIT * WINDOW + SLOWEST_SETTLE)
-        while (state := stack.api_patiently("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
+        while (state := stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]) not in (
             "success",
             "failed",
         ):

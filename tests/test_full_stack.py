@@ -72,7 +72,7 @@ def watch_run(stack: Standalone, run_id: str, on_poll: Any = None, timeout: floa
         seen |= {ti["state"] for ti in instances if ti["task_id"] == "retry_post" and ti["state"]}
         if on_poll is not None:
             on_poll({ti["task_id"]: ti for ti in instances if ti["map_index"] == -1})
-        state = stack.api_patiently("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
+        state = stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
         if state in ("success", "failed"):
             return {"run_id": run_id, "state": state, "retry_states_seen": seen, "instances": instances}
         time.sleep(0.5)
@@ -108,10 +108,10 @@ def recovery_run(stack, emulator_for_stack) -> dict:
         seen = asked.setdefault("seen", {})
         if time.monotonic() - seen.setdefault(ask["try_number"], time.monotonic()) < 5:
             return
-        request = stack.api_patiently("GET", hitl_path(run_id))
+        request = stack.api("GET", hitl_path(run_id))
         relink = texts_to_ids(emulator_for_stack)["Needs a relink"]
         [option] = [option for option in request["options"] if relink in option]
-        answer = stack.api_patiently("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
+        answer = stack.api("PATCH", hitl_path(run_id), json={"chosen_options": [option]})
         asked.setdefault("tries_answered", []).append(ask["try_number"])
         if "answer" not in asked:  # what the first try asked and was answered
             asked.update(states={task_id: ti["state"] for task_id, ti in unmapped.items()}, request=request)
@@ -276,10 +276,9 @@ def test_the_recoveries_page_shows_the_runs_and_who_waits_for_a_person_without_c
     images = IMAGES if REFRESH_SCREENSHOTS else tmp_path
     conf = {"last_days": 0, "platforms": ["twitter"], "person_timeout": 3600, "poll_interval": 1}
     waiting = stack.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
-    asking = stack.api_patiently
     deadline = time.monotonic() + 120
     while not (
-        (ask := asking("GET", f"/dags/{DAG_ID}/dagRuns/{waiting['dag_run_id']}/taskInstances/ask_person"))
+        (ask := stack.api("GET", f"/dags/{DAG_ID}/dagRuns/{waiting['dag_run_id']}/taskInstances/ask_person"))
         and ask["state"] in ("awaiting_input", "deferred")
     ):
         assert time.monotonic() < deadline, f"the third run never asked a person: {ask['state']}"
@@ -625,7 +624,7 @@ def test_per_post_waits_on_a_real_stack_stay_under_the_rate_limit_when_answers_c
         counters = emulator.state.counters()
     finally:
         emulator.faults.clear()
-        stack.api_patiently("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": watcher["is_paused"]})
+        stack.api("PATCH", f"/dags/{WATCHER_DAG_ID}", json={"is_paused": watcher["is_paused"]})
     assert state == "success"
     report = stack.api(
         "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"

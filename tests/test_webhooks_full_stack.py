@@ -69,12 +69,12 @@ def counted(emulator: Emulator, endpoint: str) -> int:
 
 
 def runs(stack: Standalone, dag_id: str) -> list[dict[str, Any]]:
-    return stack.api_patiently("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]
+    return stack.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]
 
 
 def report(stack: Standalone, dag_id: str, run_id: str) -> dict[str, Any]:
     path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/report/xcomEntries/return_value"
-    return stack.api_patiently("GET", path)["value"]
+    return stack.api("GET", path)["value"]
 
 
 def test_a_failure_pushed_by_webhook_starts_one_run_within_seconds_without_a_listing(stack, emulator_pushing):
