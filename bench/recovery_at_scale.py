@@ -150,11 +150,12 @@ def recover(batch_wait: bool, trust_plan: bool, hosts: int = 0, posts: int = POS
         waits = [fork.Process(target=triggerer, args=(inboxes[host], outbox, host)) for host in host_dirs]
         for process in waits:
             process.start()
-        started, outcomes, finished, deferred = time.time(), {}, [], 0
+        started, outcomes, finished, deferred, tasks_ended = time.time(), {}, [], 0, []
         with fork.Pool(SLOTS, maxtasksperchild=1) as slots:
             to_retry = slots.apply(find_failed_posts, (trust_plan, host_dirs[0]))
             jobs = [(task, batch_wait, host_dirs[i % len(host_dirs)]) for i, task in enumerate(to_retry)]
             for post_id, kind, payload, when, host in slots.imap_unordered(run_task, jobs):
+                tasks_ended.append(when)  # just after the task's PUT
                 if kind == "deferred":
                     inboxes[host].put((post_id, payload))  # the waits of a host's tasks go to its triggerer
                     deferred += 1
@@ -174,6 +175,7 @@ def recover(batch_wait: bool, trust_plan: bool, hosts: int = 0, posts: int = POS
         "posts": len(to_retry),
         "outcomes": outcomes,
         "seconds": (max(finished) - started) * SCALE,
+        "last_task_seconds": (max(tasks_ended, default=started) - started) * SCALE,
         "counters": counters,
     }
 

@@ -149,6 +149,9 @@ class State:
         # (profile, idempotency key) -> (post id, HTTP status of the first answer, when): what a repeat answers.
         self._idempotent: dict[tuple[str, str], tuple[str, int, float]] = {}
         self._windows: dict[str, tuple[float, int]] = {}
+        # Every window's requests (let through or not), by profile title, from the last counter reset:
+        # how well a client filled each window, which totals cannot tell.
+        self.windows_by: dict[str, list[int]] = {}
         self._history_answers: dict[Any, tuple[float, dict[str, Any]]] = {}
         # Webhooks: (profile, action) -> {"url", "secret"}; final statuses waiting to be pushed.
         self.webhooks: dict[tuple[str, str], dict[str, Any]] = {}
@@ -393,6 +396,10 @@ class State:
             start, count = self._windows.get(profile, (now, 0))
             if now - start >= window:
                 start, count = now, 0
+            in_windows = self.windows_by.setdefault(self.profile_name(profile), [])
+            if count == 0 or not in_windows:  # a new window, or the first request since a counter reset
+                in_windows.append(0)
+            in_windows[-1] += 1
             count += 1
             self._windows[profile] = (start, count)
             allowed = count <= limit
@@ -417,6 +424,7 @@ class State:
                 "rate_limited": self.rate_limited,
                 "rate_limited_by_profile": dict(self.rate_limited_by),
                 "requests_by_profile": dict(self.requests_by),
+                "windows_by_profile": {name: list(counts) for name, counts in self.windows_by.items()},
                 "connections_opened": len(self.clients),
                 "posts_created": dict(self.posts_created),
                 "idempotent_replays": dict(self.idempotent_replays),
@@ -433,6 +441,7 @@ class State:
             self.rate_limited = 0
             self.rate_limited_by.clear()
             self.requests_by.clear()
+            self.windows_by.clear()
             self.clients.clear()
             self.posts_created.clear()
             self.idempotent_replays.clear()

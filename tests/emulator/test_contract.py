@@ -422,6 +422,9 @@ def test_fixed_window_rate_limit_per_profile_with_headers():
         )  # its own window
         time.sleep(0.55)
         assert api(emulator, "GET", "/api/user").status_code == 200  # a new window
+        # Each window's requests, the refused one included, for a benchmark to see how full each was.
+        windows = emulator.state.counters()["windows_by_profile"]
+        assert windows == {"primary": [4, 1], emulator.state.profile_name("OTHER"): [1]}
 
 
 # -- faults and counters ----------------------------------------------------------------------
