@@ -54,7 +54,13 @@ SQLITE_TASKS_AT_ONCE = 4
 
 
 def recovery_dag_args() -> dict[str, Any]:
-    """The DAG arguments both recovery DAGs take: on SQLite, :data:`SQLITE_TASKS_AT_ONCE` task runs at once."""
+    """
+    The DAG arguments both recovery DAGs take: on SQLite, :data:`SQLITE_TASKS_AT_ONCE` task runs at once.
+
+    Airflow 3 parses DAG files in a process that hides the metadata database's URL (it reads
+    ``airflow-db-not-allowed:///``), so there this sees SQLite only in ``dag.test()``; on
+    ``airflow standalone`` the deployment sets ``[core] max_active_tasks_per_dag`` (docs: production).
+    """
     from airflow.providers.common.compat.sdk import conf
 
     return dag_args_for(conf.get("database", "sql_alchemy_conn", fallback=""))

@@ -66,8 +66,10 @@ def stuck_run_story(stack: Standalone, dag_id: str, run_id: str) -> str:
     tasks = failed_tasks(stack, dag_id, {"run_id": run_id, "instances": unsettled[:20]}, states=None)
     errors = [
         line
-        for line in stack.log.read_text(errors="replace").splitlines()
-        if "ERROR" in line or "Traceback" in line or "executor reports" in line.lower()
+        for log in sorted(stack.home.glob("*.log"))  # standalone's, and of the parts started beside it
+        for line in log.read_text(errors="replace").splitlines()
+        # An exception's own line ("...Error: database is locked"), not the "Traceback" that precedes it.
+        if "ERROR" in line or "Error:" in line or "executor reports" in line.lower()
     ]
     return (
         f"task states: {dict(counts)}\n"
@@ -77,23 +79,20 @@ def stuck_run_story(stack: Standalone, dag_id: str, run_id: str) -> str:
     )
 
 
-def wait_for_run_end(
-    stack: Standalone, dag_id: str, run_id: str, timeout: float = 300, supervise_triggerer: bool = False
-) -> str:
+def wait_for_run_end(stack: Standalone, dag_id: str, run_id: str, timeout: float = 300) -> str:
     """
     The run's final state; a run that does not end in time is told, then failed (the next test starts clean).
 
-    :param supervise_triggerer: start the triggerer again if it ended, as a deployment's process
-        supervisor does. On SQLite, Airflow's triggerer ends when a write of its own loop waits past
-        the busy timeout, which a burst of task runs and deliveries can make it do (docs:
-        production, "What SQLite carries"), and ``airflow standalone`` does not start it again.
+    Meanwhile the parts of Airflow that ended are started again (:meth:`Standalone.start_ended_parts`),
+    as a deployment's process supervisor does: CI met the scheduler's end on "database is locked".
     """
     started = time.monotonic()
     path = f"/dags/{dag_id}/dagRuns/{run_id}"
     while (state := stack.api("GET", path)["state"]) not in ("success", "failed"):
-        if supervise_triggerer and not stack.triggerer_running():
-            print(f"the triggerer had ended ({time.monotonic() - started:.0f} s into the run): started again")
-            stack.restart_triggerer()
+        if ended := stack.start_ended_parts():
+            print(
+                f"{', '.join(ended)} had ended ({time.monotonic() - started:.0f} s into the run): started again"
+            )
         if time.monotonic() - started > timeout:
             try:
                 story = stuck_run_story(stack, dag_id, run_id)

@@ -149,12 +149,13 @@ class Standalone(AirflowStack):
     """``airflow standalone``: API server, scheduler, DAG processor and triggerer, LocalExecutor, SQLite."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
+        # 4 task runs of a DAG at once, as docs/production.md tells standalone users: Airflow 3 hides
+        # the metadata database's URL from DAG files, so the recovery DAGs cannot cap themselves there.
+        super().__init__({"AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4", **env})
         self.log = self.home / "standalone.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.triggerers: list[
-            subprocess.Popen[bytes]
-        ] = []  # started by restart_triggerer(), beside standalone's
+        # Parts started beside standalone's (restart_triggerer(), start_ended_parts()).
+        self.started_beside: list[subprocess.Popen[bytes]] = []
         self.admin_password = ""
 
     def start(self, timeout: float = 240) -> Standalone:
@@ -187,16 +188,40 @@ class Standalone(AirflowStack):
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
         return self
 
-    def triggerer_running(self) -> bool:
-        """Whether a triggerer of this stack is alive (``airflow standalone`` does not start a dead one again)."""
+    def _sessions(self) -> set[int]:
         assert self.process is not None
-        sessions = {self.process.pid, *(extra.pid for extra in self.triggerers)}
-        return any("triggerer" in _cmdline(pid) for pid in session_pids(sessions))
+        return {self.process.pid, *(extra.pid for extra in self.started_beside)}
+
+    def running(self, part: str) -> bool:
+        """Whether a process of this part (``scheduler``, ``triggerer``, ``dag-processor``) of the stack is alive."""
+        return any(part in _cmdline(pid).split() for pid in session_pids(self._sessions()))
+
+    def start_ended_parts(self) -> list[str]:
+        """
+        Start again the parts that ended, as a deployment's process supervisor does: on SQLite,
+        Airflow's scheduler, triggerer and DAG processor end when a write of their own loop waits
+        past the busy timeout (docs: production, "What SQLite carries"), and ``airflow standalone``
+        does not start them again. The parts started.
+        """
+        ended = [part for part in ("scheduler", "triggerer", "dag-processor") if not self.running(part)]
+        for part in ended:
+            self._start_beside(part)
+        return ended
+
+    def _start_beside(self, part: str) -> None:
+        log = (self.home / f"{part}-{len(self.started_beside) + 1}.log").open("wb")
+        command = [sys.executable, "-m", "airflow", part] + (
+            ["--skip-serve-logs"] if part == "triggerer" else []
+        )
+        self.started_beside.append(
+            subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
 
     def restart_triggerer(self) -> list[int]:
         """SIGKILL the running triggerer and its children, then start a new one; the killed pids."""
-        assert self.process is not None
-        sessions = {self.process.pid, *(extra.pid for extra in self.triggerers)}
+        sessions = self._sessions()
         tree = {
             int(pid): int(ppid)
             for pid, ppid in (
@@ -206,28 +231,19 @@ class Standalone(AirflowStack):
                 ).stdout.splitlines()
             )
         }
-        roots = [pid for pid in session_pids(sessions) if "triggerer" in _cmdline(pid)]
+        roots = [pid for pid in session_pids(sessions) if "triggerer" in _cmdline(pid).split()]
         killed = [pid for pid in tree if any(_descends(pid, root, tree) for root in roots)]
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        log = (self.home / f"triggerer-{len(self.triggerers) + 1}.log").open("wb")
-        self.triggerers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
+        self._start_beside("triggerer")
         return killed
 
     def stop(self) -> None:
         """SIGTERM to the process group, then SIGKILL to whatever of its session is still alive."""
-        for extra in self.triggerers:
+        for extra in self.started_beside:
             extra.terminate()
-        kill_sessions({extra.pid for extra in self.triggerers})
+        kill_sessions({extra.pid for extra in self.started_beside})
         if self.process is None:
             return
         try:
@@ -246,7 +262,7 @@ class Standalone(AirflowStack):
         """Live pids of the standalone's session (none after :meth:`stop`); zombies are already dead."""
         if self.process is None:
             return []
-        return session_pids({self.process.pid, *(extra.pid for extra in self.triggerers)})
+        return session_pids(self._sessions())
 
 
 def _cmdline(pid: int) -> str:
