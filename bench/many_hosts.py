@@ -110,7 +110,7 @@ def main() -> str:
             f"- {name}: "
             + "; ".join(
                 f"{' '.join(str(n) for n in run['counters']['windows_by_profile'].get('primary', []))} "
-                f"(last PUT at {run['last_task_seconds'] / 60:.1f} min, done at {run['seconds'] / 60:.1f})"
+                f"(last PUT at {run['last_task_seconds'] / 60:.1f} min, done at {run['seconds'] / 60:.1f} min)"
                 for run in done
             )
             for name, done in runs.items()

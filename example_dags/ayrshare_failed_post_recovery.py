@@ -85,7 +85,7 @@ with DAG(
     schedule=None,
     catchup=False,
     max_active_runs=1,  # a run can wait a day (a hint, a person): the next must not retry the same posts
-    **recovery_dag_args(),  # on SQLite, few task runs at once
+    **recovery_dag_args(),  # on SQLite (where the DAG file can see it), few task runs at once
     tags=["ayrshare", "example"],
     doc_md=__doc__,
     params={

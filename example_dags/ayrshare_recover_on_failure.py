@@ -64,7 +64,7 @@ else:
         tags=["ayrshare", "example"],
         doc_md=__doc__,
         params=recovery_params(),
-        **recovery_dag_args(),  # on SQLite, few task runs at once
+        **recovery_dag_args(),  # on SQLite (where the DAG file can see it), few task runs at once
     ):
 
         @task

@@ -90,9 +90,7 @@ def wait_for_run_end(stack: Standalone, dag_id: str, run_id: str, timeout: float
     path = f"/dags/{dag_id}/dagRuns/{run_id}"
     while (state := stack.api("GET", path)["state"]) not in ("success", "failed"):
         if ended := stack.start_ended_parts():
-            print(
-                f"{', '.join(ended)} had ended ({time.monotonic() - started:.0f} s into the run): started again"
-            )
+            print(f"{', '.join(ended)} ended {time.monotonic() - started:.0f} s into the run: started again")
         if time.monotonic() - started > timeout:
             try:
                 story = stuck_run_story(stack, dag_id, run_id)

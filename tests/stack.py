@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -88,21 +89,21 @@ class AirflowStack:
         asset events). A PATCH answered 409 after a 5xx had landed: the state is read. A POST is
         sent once (it may have landed): :meth:`post_once` checks before sending it again.
         """
-        answer = None
-        for attempt in range(1 if method == "POST" else 10):
+        tries = 1 if method == "POST" else 10
+        for attempt in range(tries):
+            last = attempt == tries - 1
             try:
                 answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
             except (requests.Timeout, requests.ConnectionError):
-                if method == "POST" or attempt == 9:
+                if last:
                     raise
                 time.sleep(1)
                 continue
             if answer.status_code == 409 and method == "PATCH" and attempt:
                 return self.api("GET", path)
-            if answer.status_code < 500:
+            if answer.status_code < 500 or last:
                 break
             time.sleep(1)
-        assert answer is not None
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
@@ -156,6 +157,7 @@ class Standalone(AirflowStack):
         self.process: subprocess.Popen[bytes] | None = None
         # Parts started beside standalone's (restart_triggerer(), start_ended_parts()).
         self.started_beside: list[subprocess.Popen[bytes]] = []
+        self.restarts: Counter[str] = Counter()  # by part, by start_ended_parts()
         self.admin_password = ""
 
     def start(self, timeout: float = 240) -> Standalone:
@@ -192,36 +194,38 @@ class Standalone(AirflowStack):
         assert self.process is not None
         return {self.process.pid, *(extra.pid for extra in self.started_beside)}
 
-    def running(self, part: str) -> bool:
-        """Whether a process of this part (``scheduler``, ``triggerer``, ``dag-processor``) of the stack is alive."""
-        return any(part in _cmdline(pid).split() for pid in session_pids(self._sessions()))
+    def _pids_of(self, part: str) -> list[int]:
+        """Live pids of this part of the stack (``scheduler``, ``triggerer``, ``dag-processor``)."""
+        return [pid for pid in session_pids(self._sessions()) if part in _cmdline(pid).split()]
 
     def start_ended_parts(self) -> list[str]:
         """
         Start again the parts that ended, as a deployment's process supervisor does: on SQLite,
         Airflow's scheduler, triggerer and DAG processor end when a write of their own loop waits
         past the busy timeout (docs: production, "What SQLite carries"), and ``airflow standalone``
-        does not start them again. The parts started.
+        does not start them again. The parts started; a part that ended 3 times is a failure.
         """
-        ended = [part for part in ("scheduler", "triggerer", "dag-processor") if not self.running(part)]
+        ended = [part for part in ("scheduler", "triggerer", "dag-processor") if not self._pids_of(part)]
         for part in ended:
+            self.restarts[part] += 1
+            if self.restarts[part] > 3:
+                raise RuntimeError(f"the {part} ended 3 times; see the logs in {self.home}")
             self._start_beside(part)
         return ended
 
     def _start_beside(self, part: str) -> None:
-        log = (self.home / f"{part}-{len(self.started_beside) + 1}.log").open("wb")
         command = [sys.executable, "-m", "airflow", part] + (
             ["--skip-serve-logs"] if part == "triggerer" else []
         )
-        self.started_beside.append(
-            subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        with (self.home / f"{part}-{len(self.started_beside) + 1}.log").open("wb") as log:
+            self.started_beside.append(
+                subprocess.Popen(
+                    command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
             )
-        )
 
     def restart_triggerer(self) -> list[int]:
         """SIGKILL the running triggerer and its children, then start a new one; the killed pids."""
-        sessions = self._sessions()
         tree = {
             int(pid): int(ppid)
             for pid, ppid in (
@@ -231,7 +235,7 @@ class Standalone(AirflowStack):
                 ).stdout.splitlines()
             )
         }
-        roots = [pid for pid in session_pids(sessions) if "triggerer" in _cmdline(pid).split()]
+        roots = self._pids_of("triggerer")
         killed = [pid for pid in tree if any(_descends(pid, root, tree) for root in roots)]
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):

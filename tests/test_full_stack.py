@@ -68,6 +68,7 @@ def watch_run(stack: Standalone, run_id: str, on_poll: Any = None, timeout: floa
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        stack.start_ended_parts()  # as a deployment's supervisor does (run_story.wait_for_run_end)
         instances = task_instances(stack, DAG_ID, run_id)
         seen |= {ti["state"] for ti in instances if ti["task_id"] == "retry_post" and ti["state"]}
         if on_poll is not None:
