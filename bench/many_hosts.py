@@ -35,6 +35,11 @@ VARIANTS = [
 ]
 
 
+def windows_of(run: dict) -> list[int]:
+    """The requests of each of the profile's rate windows in this run, as the emulator counted them."""
+    return run["counters"]["windows_by_profile"].get("primary", [])
+
+
 def main() -> str:
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-"))
     import airflow.sdk  # noqa: F401 - loaded once here, so that every forked task starts with it
@@ -53,9 +58,8 @@ def main() -> str:
                 print(f"  round {round_number}: {name} ...", flush=True)
                 result = recover(batch_wait=True, trust_plan=True, hosts=hosts)
                 runs[name].append(result)
-                windows = result["counters"]["windows_by_profile"].get("primary", [])
                 print(
-                    f"  round {round_number}: {name}: {result['seconds'] / 60:.1f} min, windows {windows}, "
+                    f"  round {round_number}: {name}: {result['seconds'] / 60:.1f} min, windows {windows_of(result)}, "
                     f"last PUT at {result['last_task_seconds'] / 60:.1f} min",
                     flush=True,
                 )
@@ -109,7 +113,7 @@ def main() -> str:
         + "\n".join(
             f"- {name}: "
             + "; ".join(
-                f"{' '.join(str(n) for n in run['counters']['windows_by_profile'].get('primary', []))} "
+                f"{' '.join(str(n) for n in windows_of(run))} "
                 f"(last PUT at {run['last_task_seconds'] / 60:.1f} min, done at {run['seconds'] / 60:.1f} min)"
                 for run in done
             )

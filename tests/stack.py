@@ -203,13 +203,13 @@ class Standalone(AirflowStack):
         Start again the parts that ended, as a deployment's process supervisor does: on SQLite,
         Airflow's scheduler, triggerer and DAG processor end when a write of their own loop waits
         past the busy timeout (docs: production, "What SQLite carries"), and ``airflow standalone``
-        does not start them again. The parts started; a part that ended 3 times is a failure.
+        does not start them again. The parts started; a part that ends after 3 restarts is a failure.
         """
         ended = [part for part in ("scheduler", "triggerer", "dag-processor") if not self._pids_of(part)]
         for part in ended:
             self.restarts[part] += 1
             if self.restarts[part] > 3:
-                raise RuntimeError(f"the {part} ended 3 times; see the logs in {self.home}")
+                raise RuntimeError(f"the {part} ended again after 3 restarts; see the logs in {self.home}")
             self._start_beside(part)
         return ended
 
