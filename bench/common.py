@@ -127,6 +127,39 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def cpu_elsewhere() -> Iterator[dict[str, float]]:
+    """
+    The CPU seconds the block used (``ours``: this process and the children it reaped) and the ones
+    the machine spent elsewhere meanwhile (``elsewhere``: another job, an orphan of an earlier test;
+    a server this process started and still runs, such as Redis, counts there too): what tells a
+    run on a busy machine.
+    """
+    import resource
+
+    def ours() -> float:
+        return sum(
+            usage.ru_utime + usage.ru_stime
+            for usage in (
+                resource.getrusage(resource.RUSAGE_SELF),
+                resource.getrusage(resource.RUSAGE_CHILDREN),
+            )
+        )
+
+    def machine_busy() -> float:
+        with open("/proc/stat") as stat:  # the first line: the CPU time of every core, by kind, in ticks
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    measured: dict[str, float] = {}
+    busy, own = machine_busy(), ours()
+    try:
+        yield measured
+    finally:
+        measured["ours"] = ours() - own
+        measured["elsewhere"] = max(0.0, machine_busy() - busy - measured["ours"])
+
+
 def machine() -> str:
     packages = ", ".join(
         f"{name} {version(name)}"

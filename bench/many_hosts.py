@@ -22,7 +22,7 @@ import math
 import os
 import tempfile
 
-from bench.common import spread, summarize, table
+from bench.common import cpu_elsewhere, spread, summarize, table
 from bench.recovery_at_scale import LIMIT, POSTS, SCALE, SLOTS, SLOWEST_SETTLE, WINDOW, recover
 
 REPEATS = int(os.environ.get("BENCH_HOSTS_REPEATS", "3"))
@@ -38,6 +38,16 @@ VARIANTS = [
 def windows_of(run: dict) -> list[int]:
     """The requests of each of the profile's rate windows in this run, as the emulator counted them."""
     return run["counters"]["windows_by_profile"].get("primary", [])
+
+
+def run_line(run: dict) -> str:
+    """One run: its requests per window, calls by kind, when its last task and its last wait ended, and CPU."""
+    calls = ", ".join(f"{count} {kind}" for kind, count in sorted(run["counters"]["requests"].items()))
+    return (
+        f"{' '.join(str(n) for n in windows_of(run))} ({calls}); last PUT at "
+        f"{run['last_task_seconds'] / 60:.1f} min, done at {run['seconds'] / 60:.1f} min; "
+        f"CPU {run['cpu']['ours']:.0f} s ours, {run['cpu']['elsewhere']:.0f} s elsewhere"
+    )
 
 
 def main() -> str:
@@ -56,13 +66,11 @@ def main() -> str:
             for name, hosts, shared in VARIANTS:
                 os.environ["AIRFLOW__AYRSHARE__RATE_BUDGET_URL"] = redis_url if shared else "local"
                 print(f"  round {round_number}: {name} ...", flush=True)
-                result = recover(batch_wait=True, trust_plan=True, hosts=hosts)
+                with cpu_elsewhere() as cpu:
+                    result = recover(batch_wait=True, trust_plan=True, hosts=hosts)
+                result["cpu"] = cpu
                 runs[name].append(result)
-                print(
-                    f"  round {round_number}: {name}: {result['seconds'] / 60:.1f} min, windows {windows_of(result)}, "
-                    f"last PUT at {result['last_task_seconds'] / 60:.1f} min",
-                    flush=True,
-                )
+                print(f"  round {round_number}: {name}: {run_line(result)}", flush=True)
     one_host = summarize([run["seconds"] for run in runs["1 host"]])["median"]
     rows, against_floor = [], []
     for name, done in runs.items():
@@ -108,16 +116,11 @@ def main() -> str:
         )
         + "\n\nMedian time against the floor with the last window and settle: "
         + "; ".join(against_floor)
-        + ".\n\nRequests in each of the profile's rate windows, run by run (the budget lets 294 through a "
-        "window), the time the last task ended (just after its PUT) and the time the run was done:\n\n"
+        + ".\n\nRun by run: the requests in each of the profile's rate windows (the budget lets 294 through "
+        "a window) and by kind, the time the last task ended (just after its PUT) and the time the run was "
+        "done, and the CPU seconds the run used and the machine spent elsewhere meanwhile (real seconds):\n\n"
         + "\n".join(
-            f"- {name}: "
-            + "; ".join(
-                f"{' '.join(str(n) for n in windows_of(run))} "
-                f"(last PUT at {run['last_task_seconds'] / 60:.1f} min, done at {run['seconds'] / 60:.1f} min)"
-                for run in done
-            )
-            for name, done in runs.items()
+            f"- {name}: " + "; ".join(f"[{run_line(run)}]" for run in done) for name, done in runs.items()
         )
         + "\n\nTargets: 0 answers 429 in every row; two and four hosts within 1.15x the one-call floor "
         "(with the last window and settle).\n"
