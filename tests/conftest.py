@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -41,6 +42,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     home = config.stash.get(_HOME, None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_execution_api_per_process() -> None:
+    """
+    Build dag.test()'s in-process Execution API once, as Airflow 3.3 does (``lru_cache`` on
+    ``in_process_api_server``): 3.0 to 3.2 build it again for every task run, a new FastAPI app and
+    event-loop thread each time (a third of their dag tests' time).
+    """
+    try:
+        from airflow.sdk.execution_time import supervisor
+    except ImportError:  # Airflow 2: dag.test() runs tasks without the Task SDK
+        return
+    if not hasattr(supervisor.in_process_api_server, "cache_info"):
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
 
 
 @pytest.fixture(scope="session")
