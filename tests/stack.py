@@ -78,8 +78,6 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",  # an unpaused watcher's trigger is registered sooner
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",  # a new triggerer takes over sooner (30 s)
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
-            # A person's step that nobody answers times out on this check (15 s by default).
-            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
         }
         self.session = requests.Session()
 

@@ -43,6 +43,8 @@ def stack(emulator_for_stack):
             history_max_age="2",
         ),
         "AIRFLOW__AYRSHARE__RECOVERIES_PAGE": "True",  # opt-in
+        # A person's step that nobody answers times out on this check (15 s by default).
+        "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
     }
     airflow = Standalone(env)
     try:

@@ -24,7 +24,7 @@ import json
 from tests.airflow_compat import stored_xcoms
 from tests.helpers import load_dag
 dag = load_dag("ayrshare_failed_post_recovery")
-# No wait for a network's hint (max_wait_hint 0): the half-minute wait of the demo adds no metric.
+# No wait for a network's hint (max_wait_hint 0): the demo's post with a half-minute hint is left to retry later.
 run = dag.test(run_conf={"poll_interval": 0.2, "max_wait_hint": 0, "ask_person": False, "repost_spent": True})
 print("REPORT " + json.dumps(stored_xcoms(dag.dag_id, run.run_id)[("report", "return_value", -1)]["counts"]))
 """
