@@ -128,7 +128,7 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 @contextmanager
-def cpu_elsewhere() -> Iterator[dict[str, float]]:
+def cpu_spent() -> Iterator[dict[str, float]]:
     """
     The CPU seconds the block used (``ours``: this process and the children it reaped) and the ones
     the machine spent elsewhere meanwhile (``elsewhere``: another job, an orphan of an earlier test;

@@ -22,7 +22,7 @@ import math
 import os
 import tempfile
 
-from bench.common import cpu_elsewhere, spread, summarize, table
+from bench.common import cpu_spent, spread, summarize, table
 from bench.recovery_at_scale import LIMIT, POSTS, SCALE, SLOTS, SLOWEST_SETTLE, WINDOW, recover
 
 REPEATS = int(os.environ.get("BENCH_HOSTS_REPEATS", "3"))
@@ -66,7 +66,7 @@ def main() -> str:
             for name, hosts, shared in VARIANTS:
                 os.environ["AIRFLOW__AYRSHARE__RATE_BUDGET_URL"] = redis_url if shared else "local"
                 print(f"  round {round_number}: {name} ...", flush=True)
-                with cpu_elsewhere() as cpu:
+                with cpu_spent() as cpu:
                     result = recover(batch_wait=True, trust_plan=True, hosts=hosts)
                 result["cpu"] = cpu
                 runs[name].append(result)
